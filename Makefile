@@ -1,0 +1,54 @@
+# Segmenta's commands. `make run` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export SEGMENTA_HOME ?= $(CURDIR)/data
+# dg and dbt subprocesses find the project's tools first
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune -o -type f -print)
+
+.PHONY: help install run test test-fast ui generate summary check lint clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the pinned dependencies
+
+dbt_project/target/manifest.json: $(VENV)/.installed $(DBT_SOURCES)
+	cd dbt_project && ../$(VENV)/bin/dbt parse --quiet --profiles-dir .
+
+run: install dbt_project/target/manifest.json  ## generate sample data if absent, materialize everything, print a summary
+	$(PY) -m dagster_project.cli run
+
+test: install dbt_project/target/manifest.json  ## run the test suite (unit, integration, end-to-end)
+	$(PY) -m pytest
+
+test-fast: install dbt_project/target/manifest.json  ## the tests without the end-to-end run
+	$(PY) -m pytest -m "not e2e"
+
+ui: install dbt_project/target/manifest.json  ## Dagster UI on http://127.0.0.1:3000
+	$(PY) -c "from dagster_project.settings import HOME; HOME.ensure()"
+	DAGSTER_HOME=$(SEGMENTA_HOME)/dagster $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
+
+generate: install  ## write the sample store (ARGS="--customers 5000 --days 365 --force")
+	$(PY) -m dagster_project.sample_data $(ARGS)
+
+summary: install  ## print segment sizes and where everything lives
+	$(PY) -m dagster_project.cli summary
+
+check: install dbt_project/target/manifest.json  ## validate the Dagster definitions (dg check defs)
+	$(VENV)/bin/dg check defs
+
+lint: install  ## ruff on the Python code
+	$(VENV)/bin/ruff check dagster_project ml tests
+
+clean:  ## remove the runtime home (SEGMENTA_HOME) and dbt's build output
+	rm -rf "$(SEGMENTA_HOME)" dbt_project/target dbt_project/logs

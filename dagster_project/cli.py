@@ -1,0 +1,225 @@
+"""`segmenta`: generate sample data, bring every asset up to date, and print a summary.
+
+`segmenta run` is what `make run` calls. It materializes, in one Dagster run recorded in
+SEGMENTA_HOME/dagster (so it shows in the UI's run history), the landing days that are new or
+changed since the last run and everything downstream of them. When nothing changed (no landing
+file and no pipeline code) it says so and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dagster_project import landing
+from dagster_project.settings import DBT_PROJECT_DIR, HOME, PROJECT_ROOT, Home
+from dagster_project.warehouse import Warehouse
+
+STATE_FILE = "segmenta_run_state.json"
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+CODE_GLOBS = ("dagster_project/**/*.py", "ml/**/*.py", "dbt_project/models/**/*",
+              "dbt_project/seeds/**/*", "dbt_project/macros/**/*", "dbt_project/*.yml")
+
+
+def landing_fingerprints(home: Home) -> dict[str, dict[str, str]]:
+    """feed -> day -> a hash of that day's file names, sizes and modification times."""
+    prints: dict[str, dict[str, str]] = {}
+    for feed_name, feed in landing.FEEDS.items():
+        prints[feed_name] = {}
+        for day in landing.landing_days(home.landing, feed_name):
+            digest = hashlib.sha256()
+            for path in landing.day_files(home.landing, feed, day):
+                stat = path.stat()
+                digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            prints[feed_name][day.isoformat()] = digest.hexdigest()
+    return prints
+
+
+def code_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for pattern in CODE_GLOBS:
+        for path in sorted(PROJECT_ROOT.glob(pattern)):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_dbt_manifest() -> None:
+    """Run `dbt parse` when the manifest is missing or older than a dbt source file."""
+    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    sources = [p for p in DBT_PROJECT_DIR.rglob("*")
+               if p.is_file() and "target" not in p.parts and "logs" not in p.parts]
+    if manifest.exists() and all(p.stat().st_mtime <= manifest.stat().st_mtime for p in sources):
+        return
+    dbt = Path(sys.executable).parent / "dbt"
+    subprocess.run([str(dbt if dbt.exists() else "dbt"), "parse", "--quiet",
+                    "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+                   check=True)
+
+
+def plan(home: Home, force: bool) -> tuple[list[str], bool, dict]:
+    """(changed partition days, whether unpartitioned assets must run, the new state)."""
+    state_path = home.dagster_home / STATE_FILE
+    old = json.loads(state_path.read_text()) if state_path.exists() and not force else {}
+    new = {"landing": landing_fingerprints(home), "code": code_fingerprint()}
+    old_landing = old.get("landing", {})
+    changed_days = sorted({
+        day
+        for feed in ("orders", "events")
+        for day, fingerprint in new["landing"][feed].items()
+        if old_landing.get(feed, {}).get(day) != fingerprint
+    } | {  # days that disappeared from the landing zone must be emptied too
+        day
+        for feed in ("orders", "events")
+        for day in old_landing.get(feed, {})
+        if day not in new["landing"][feed]
+    })
+    rest_changed = (
+        not home.warehouse.exists()
+        or old.get("code") != new["code"]
+        or any(old_landing.get(f) != new["landing"][f] for f in ("customers", "products"))
+        or bool(changed_days)
+    )
+    return changed_days, rest_changed, new
+
+
+def run(force: bool = False) -> int:
+    home = HOME.ensure()
+    if not any(home.landing.glob("*/dt=*/*")):
+        from dagster_project import sample_data
+
+        print(f"No landing files in {home.landing}: generating the sample store.")
+        sample_data.generate(home.landing, home.generator)
+
+    changed_days, rest_changed, new_state = plan(home, force)
+    if not changed_days and not rest_changed:
+        print("Everything is up to date: no landing file or pipeline code changed since the "
+              "last run (use --force to rebuild anyway).\n")
+        print(summary(home))
+        return 0
+
+    ensure_dbt_manifest()
+    import dagster as dg
+
+    from dagster_project.definitions import defs
+    from dagster_project.partitions import daily_partitions
+
+    known = set(daily_partitions.get_partition_keys())
+    outside = [day for day in changed_days if day not in known]
+    if outside:
+        print(f"error: landing days {outside[0]}..{outside[-1]} ({len(outside)} days) are outside "
+              f"the daily partitions ({daily_partitions.start.date()} to yesterday). Set "
+              "SEGMENTA_START_DATE to the first day of data, or remove future-dated folders.",
+              file=sys.stderr)
+        return 2
+
+    job = defs.resolve_job_def("refresh_all")
+    graph = defs.resolve_asset_graph()
+    partitioned = {key for key in graph.get_all_asset_keys()
+                   if graph.get(key).partitions_def is not None}
+    if changed_days:
+        selection = graph.get_all_asset_keys()
+        tags = {"dagster/asset_partition_range_start": changed_days[0],
+                "dagster/asset_partition_range_end": changed_days[-1]}
+        what = f"landing days {changed_days[0]}..{changed_days[-1]} and everything downstream"
+    else:
+        selection = {key for key in graph.get_all_asset_keys() if key not in partitioned}
+        tags = {}
+        what = "every unpartitioned asset (snapshots, marts, models, exports)"
+    print(f"Materializing {what}: {len(selection)} assets, one run in {home.dagster_home}.")
+    started = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, asset_selection=list(selection),
+                                        tags={**tags, "segmenta/trigger": "make run"},
+                                        run_config=QUIET_LOGS,
+                                        raise_on_error=False)
+    if not result.success:
+        failed = [event.step_key for event in result.all_events if event.is_step_failure]
+        print(f"error: run {result.run_id} failed in {', '.join(failed) or 'a step'}; the "
+              "warehouse keeps its last good state. See the run's logs in the UI (make ui).",
+              file=sys.stderr)
+        return 1
+    (home.dagster_home / STATE_FILE).write_text(json.dumps(new_state) + "\n")
+    print(f"Done in {time.monotonic() - started:.0f} s (run {result.run_id}).\n")
+    print(summary(home))
+    return 0
+
+
+def summary(home: Home) -> str:
+    """Segment sizes, table sizes and where things are."""
+    if not home.warehouse.exists():
+        return f"No warehouse at {home.warehouse} yet: run `make run`."
+    tables = ("raw.orders", "raw.events", "raw.customers", "raw.products", "quarantine.orders",
+              "quarantine.events", "marts.customer_rfm", "ml.customer_clusters")
+    with Warehouse(home.warehouse).connect() as con:
+        existing = {f"{schema}.{name}" for schema, name in con.execute(
+            "select table_schema, table_name from information_schema.tables").fetchall()}
+        counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]
+                  for t in tables if t in existing}
+        segments = con.execute("""
+            select rfm_segment, count(*) as customers, round(sum(monetary)) as revenue,
+                   max(as_of_date)
+            from marts.customer_rfm group by 1 order by 2 desc
+        """).fetchall() if "marts.customer_rfm" in existing else []
+        clusters = con.execute("""
+            select cluster_name, count(*), any_value(model_version)
+            from ml.customer_clusters group by 1 order by 2 desc
+        """).fetchall() if "ml.customer_clusters" in existing else []
+    width = max((len(row[0]) for row in segments + clusters), default=10)
+    lines = []
+    if segments:
+        lines.append(f"RFM segments as of {segments[0][3]}:")
+        lines += [f"  {name:<{width}}  {n:>7,} customers  {revenue:>12,.0f} net revenue"
+                  for name, n, revenue, _ in segments]
+    if clusters:
+        lines.append(f"ML clusters (customer_segmenter v{clusters[0][2]}):")
+        lines += [f"  {name:<{width}}  {n:>7,} customers" for name, n, _ in clusters]
+    lines += [
+        "Rows: " + ", ".join(f"{t} {counts[t]:,}" if t in counts else f"{t} missing"
+                             for t in tables),
+        f"Warehouse:  {home.warehouse}",
+        f"Analysts:   duckdb -readonly {home.published}",
+        f"Exports:    {home.exports / 'rfm_segments'}",
+        f"MLflow:     {home.mlflow_db}",
+        "Dagster UI: make ui, then open http://127.0.0.1:3000",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="segmenta",
+        description="Segmenta: customer segments and recommendations from a store's orders and "
+                    f"events. Runtime home: {HOME.root} (set SEGMENTA_HOME to change it).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_cmd = commands.add_parser(
+        "run", help="bring every asset up to date and print a summary (what `make run` does)",
+        description="Generate the sample store if the landing zone is empty, then materialize the "
+                    "changed landing days and everything downstream in one Dagster run.")
+    run_cmd.add_argument("--force", action="store_true",
+                         help="rebuild everything even if nothing changed")
+    commands.add_parser("summary", help="print segment sizes and where everything lives")
+    commands.add_parser("generate", add_help=False,
+                        help="write the synthetic sample store (see `segmenta generate --help`)")
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "generate":
+        from dagster_project import sample_data
+
+        return sample_data.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "run":
+        return run(force=args.force)
+    print(summary(HOME))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

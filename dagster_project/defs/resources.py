@@ -1,0 +1,31 @@
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from dagster_project.defs.transform.project import dbt_project
+from dagster_project.resources import HomeResource, MlflowResource, WarehouseResource
+from dagster_project.settings import HOME
+
+
+def _dbt_executable() -> str:
+    """dbt from this interpreter's environment, so that it runs without the venv on PATH."""
+    beside_python = Path(sys.executable).parent / "dbt"
+    return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "home": HomeResource(root=str(HOME.root)),
+            "warehouse": WarehouseResource(path=str(HOME.warehouse)),
+            "mlflow": MlflowResource(
+                tracking_uri=f"sqlite:///{HOME.mlflow_db}",
+                artifact_root=str(HOME.mlflow_artifacts),
+            ),
+            "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=_dbt_executable()),
+        }
+    )

@@ -1,0 +1,55 @@
+"""Dagster resources: the runtime home, the warehouse and MLflow, configured from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from dagster_project.settings import Home
+from dagster_project.warehouse import Warehouse
+
+
+class HomeResource(dg.ConfigurableResource):
+    """The runtime folder (SEGMENTA_HOME): landing zone, exports, published copy."""
+
+    root: str = Field(description="Absolute path of SEGMENTA_HOME.")
+
+    @property
+    def home(self) -> Home:
+        return Home(Path(self.root))
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse. Use `warehouse.connect()`; the file is closed even when a step fails."""
+
+    path: str = Field(description="Absolute path of the warehouse DuckDB file.")
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.path)
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """Where MLflow tracks runs and registers models (an absolute sqlite:/// URI)."""
+
+    tracking_uri: str = Field(description="MLflow tracking and registry URI, sqlite:///<abs path>.")
+    artifact_root: str = Field(description="Absolute folder for run artifacts.")
+
+    def configure(self) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        """The id of an experiment, created with an explicit artifact location on first use."""
+        import mlflow
+
+        self.configure()
+        found = mlflow.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = Path(self.artifact_root, name).as_uri()
+        return mlflow.create_experiment(name, artifact_location=location)

@@ -1,0 +1,88 @@
+"""Where everything lives: the repository root and the runtime home (`SEGMENTA_HOME`).
+
+`SEGMENTA_HOME` is resolved to an absolute path once, at import, and written back to the
+environment so that subprocesses (dbt, Dagster's step workers) see the same folder whatever their
+working directory is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DAGSTER_YAML_TEMPLATE = Path(__file__).resolve().parent / "dagster.yaml.template"
+
+FEEDS = ("orders", "events", "customers", "products")
+
+
+@dataclass(frozen=True)
+class Home:
+    """The runtime folder and the fixed paths inside it (see DESIGN.md, "Runtime home")."""
+
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def published(self) -> Path:
+        return self.root / "published" / "marts.duckdb"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow" / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlflow" / "artifacts"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def generator(self) -> Path:
+        """Side files of the sample-data generator (never ingested)."""
+        return self.root / "generator"
+
+    def feed_dir(self, feed: str) -> Path:
+        return self.landing / feed
+
+    def ensure(self) -> Home:
+        """Create the folder layout and DAGSTER_HOME's dagster.yaml (from the repo's template)."""
+        for path in (self.landing, self.published.parent, self.mlflow_artifacts, self.exports,
+                     self.dagster_home, self.generator):
+            path.mkdir(parents=True, exist_ok=True)
+        for feed in FEEDS:
+            self.feed_dir(feed).mkdir(exist_ok=True)
+        dagster_yaml = self.dagster_home / "dagster.yaml"
+        if not dagster_yaml.exists() or (
+            dagster_yaml.read_text() != DAGSTER_YAML_TEMPLATE.read_text()
+        ):
+            shutil.copyfile(DAGSTER_YAML_TEMPLATE, dagster_yaml)
+        return self
+
+
+def resolve_home() -> Home:
+    """Read SEGMENTA_HOME (default `data/` at the repo root) as an absolute path and export it."""
+    raw = os.environ.get("SEGMENTA_HOME") or str(PROJECT_ROOT / "data")
+    root = Path(raw).expanduser().resolve()
+    os.environ["SEGMENTA_HOME"] = str(root)
+    os.environ["DAGSTER_HOME"] = str(root / "dagster")
+    return Home(root)
+
+
+HOME = resolve_home()

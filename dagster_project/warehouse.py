@@ -1,0 +1,108 @@
+"""The one small interface Python steps use to read and write the warehouse.
+
+Assets and the command line go through `Warehouse`; nothing else opens DuckDB files. Keeping all
+access here is what lets the Python steps follow the dbt models to another engine later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+SCHEMAS = ("raw", "quarantine", "staging", "intermediate", "marts", "ml", "activation")
+
+
+class Warehouse:
+    """A DuckDB file. Every connection is closed on exit, also when the body raises."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        with self.connect() as con:
+            con.execute("begin transaction")
+            try:
+                yield con
+            except BaseException:
+                con.execute("rollback")
+                raise
+            con.execute("commit")
+
+    def query_df(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self.connect() as con:
+            return con.execute(sql, params or []).df()
+
+    def table_exists(self, qualified_name: str) -> bool:
+        schema, table = qualified_name.split(".")
+        if not self.path.exists():
+            return False
+        with self.connect() as con:
+            found = con.execute(
+                "select count(*) from information_schema.tables "
+                "where table_schema = ? and table_name = ?",
+                [schema, table],
+            ).fetchone()
+        return bool(found and found[0])
+
+    def replace_table(self, qualified_name: str, df: pd.DataFrame) -> int:
+        """Replace a whole table with a DataFrame in one transaction; returns the row count."""
+        schema, _ = qualified_name.split(".")
+        with self.transaction() as con:
+            con.execute(f"create schema if not exists {schema}")
+            con.register("_frame", df)
+            con.execute(f"create or replace table {qualified_name} as select * from _frame")
+            con.unregister("_frame")
+        return len(df)
+
+
+def publish_schema(warehouse: Warehouse, schema: str, target: Path,
+                   exclude: tuple[str, ...] = ()) -> dict[str, int]:
+    """Copy every table of `schema` into a separate DuckDB file, replacing it atomically.
+
+    Analysts open the copy read-only while the pipeline keeps writing the warehouse; readers that
+    have the old file open keep reading it until they reconnect.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging_file = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    staging_file.unlink(missing_ok=True)
+    counts: dict[str, int] = {}
+    with warehouse.connect() as con:
+        con.execute(f"attach '{staging_file}' as pub")
+        try:
+            con.execute(f"create schema if not exists pub.{schema}")
+            tables = [
+                row[0]
+                for row in con.execute(
+                    "select table_name from information_schema.tables "
+                    "where table_catalog = current_database() and table_schema = ? "
+                    "order by table_name",
+                    [schema],
+                ).fetchall()
+            ]
+            for table in (t for t in tables if t not in exclude):
+                con.execute(
+                    f"create table pub.{schema}.{table} as select * from {schema}.{table}"
+                )
+                counts[table] = con.execute(f"select count(*) from pub.{schema}.{table}").fetchone()[0]
+        finally:
+            con.execute("detach pub")
+    os.replace(staging_file, target)
+    return counts

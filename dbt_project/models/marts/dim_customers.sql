@@ -1,0 +1,75 @@
+with
+
+customers as (
+    select * from {{ ref('stg_shop__customers') }}
+),
+
+orders as (
+    select * from {{ ref('fct_orders') }}
+),
+
+order_metrics as (
+    select
+        customer_id,
+        min(ordered_at) filter (where is_completed) as first_order_at,
+        max(ordered_at) filter (where is_completed) as last_order_at,
+        count(*) filter (where is_completed) as n_orders,
+        count(*) as n_orders_placed,
+        sum(net_revenue) as net_revenue,
+        sum(gross_revenue) filter (where is_completed) as gross_revenue,
+        sum(returned_revenue) filter (where is_completed) as returned_revenue
+    from orders
+    where customer_id is not null
+    group by customer_id
+),
+
+final as (
+    select
+        ----------  ids
+        customers.customer_id,
+
+        ----------  demographics
+        customers.gender,
+        case
+            when customers.birth_date is null then 'unknown'
+            when date_diff('year', customers.birth_date, current_date) < 25 then '18-24'
+            when date_diff('year', customers.birth_date, current_date) < 35 then '25-34'
+            when date_diff('year', customers.birth_date, current_date) < 45 then '35-44'
+            when date_diff('year', customers.birth_date, current_date) < 55 then '45-54'
+            when date_diff('year', customers.birth_date, current_date) < 65 then '55-64'
+            else '65+'
+        end as age_band,
+
+        ----------  geography
+        customers.city,
+        customers.region,
+        customers.country,
+
+        ----------  consents and flags
+        customers.has_email_consent,
+        customers.has_ads_consent,
+        customers.is_deleted,
+
+        ----------  cohort
+        customers.signup_at,
+        cast(date_trunc('month', customers.signup_at) as date) as signup_cohort,
+
+        ----------  lifetime order metrics
+        order_metrics.first_order_at,
+        order_metrics.last_order_at,
+        coalesce(order_metrics.n_orders, 0) as n_orders,
+        coalesce(order_metrics.net_revenue, 0) as net_revenue,
+        case
+            when order_metrics.n_orders > 0
+                then round(order_metrics.net_revenue / order_metrics.n_orders, 2)
+        end as avg_order_value,
+        case
+            when order_metrics.gross_revenue > 0
+                then round(order_metrics.returned_revenue / order_metrics.gross_revenue, 4)
+        end as return_rate
+
+    from customers
+    left join order_metrics on customers.customer_id = order_metrics.customer_id
+)
+
+select * from final

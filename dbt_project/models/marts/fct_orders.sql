@@ -1,0 +1,58 @@
+with
+
+order_lines as (
+    select * from {{ ref('stg_shop__order_lines') }}
+),
+
+summed as (
+    select
+        order_id,
+        any_value(customer_id) as customer_id,
+        min(ordered_at) as ordered_at,
+        -- one refunded or cancelled line marks the whole order
+        case
+            when bool_or(order_status = 'refunded') then 'refunded'
+            when bool_or(order_status = 'cancelled') then 'cancelled'
+            else 'completed'
+        end as order_status,
+        any_value(channel) as channel,
+        any_value(currency) as currency,
+        any_value(shipping_country) as shipping_country,
+        count(*) as n_lines,
+        sum(greatest(quantity, 0)) as n_units,
+        sum(greatest(-quantity, 0)) as n_units_returned,
+        sum(case when quantity > 0 then quantity * unit_price else 0 end) as gross_revenue,
+        sum(case when quantity < 0 then -quantity * unit_price else 0 end) as returned_revenue,
+        sum(discount_amount) as discount_amount
+    from order_lines
+    group by order_id
+),
+
+final as (
+    select
+        order_id,
+        nullif(customer_id, '') as customer_id,
+        ordered_at,
+        cast(ordered_at as date) as order_date,
+        order_status,
+        order_status = 'completed' as is_completed,
+        customer_id is null or customer_id = '' as is_guest_checkout,
+        channel,
+        currency,
+        shipping_country,
+        n_lines,
+        n_units,
+        n_units_returned,
+        round(gross_revenue, 2) as gross_revenue,
+        round(discount_amount, 2) as discount_amount,
+        round(returned_revenue, 2) as returned_revenue,
+        -- what the store keeps: nothing for cancelled and refunded orders
+        case
+            when order_status = 'completed'
+                then round(gross_revenue - discount_amount - returned_revenue, 2)
+            else 0
+        end as net_revenue
+    from summed
+)
+
+select * from final

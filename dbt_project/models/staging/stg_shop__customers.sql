@@ -1,0 +1,52 @@
+with
+
+source as (
+    select * from {{ source('shop', 'customers') }}
+),
+
+latest as (
+    -- profile snapshots: the newest updated_at wins
+    select *
+    from source
+    qualify row_number() over (
+        partition by customer_id
+        order by updated_at desc, _partition_date desc, _source_line desc
+    ) = 1
+),
+
+renamed as (
+    select
+        ----------  ids
+        customer_id,
+
+        ----------  contact (PII)
+        lower(trim(email)) as email,
+        phone,
+        first_name,
+        last_name,
+
+        ----------  demographics and geography
+        birth_date,
+        nullif(lower(gender), '') as gender,
+        city,
+        region,
+        postal_code,
+        upper(country) as country,
+
+        ----------  consents and flags
+        email_consent as has_email_consent,
+        ads_consent as has_ads_consent,
+        coalesce(is_deleted, false) as is_deleted,
+
+        ----------  timestamps
+        signup_at,
+        updated_at
+
+    from latest
+),
+
+final as (
+    select * from renamed
+)
+
+select * from final

@@ -1,0 +1,42 @@
+with
+
+source as (
+    select * from {{ source('shop', 'products') }}
+),
+
+latest as (
+    -- catalogue snapshots: the newest updated_at wins
+    select *
+    from source
+    qualify row_number() over (
+        partition by product_id
+        order by updated_at desc, _partition_date desc, _source_line desc
+    ) = 1
+),
+
+renamed as (
+    select
+        ----------  ids
+        product_id,
+        sku,
+
+        ----------  properties
+        name as product_name,
+        category,
+        subcategory,
+        brand,
+        price,
+        upper(currency) as currency,
+        coalesce(is_active, true) as is_active,
+
+        ----------  timestamps
+        updated_at
+
+    from latest
+),
+
+final as (
+    select * from renamed
+)
+
+select * from final

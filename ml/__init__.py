@@ -1,0 +1,1 @@
+"""Pure-Python machine learning for Segmenta: features, training, evaluation, registry. No Dagster."""

@@ -1,0 +1,28 @@
+"""Quality gates: thresholds as data, checked the same way for every model."""
+
+from __future__ import annotations
+
+# metric -> (comparison, threshold). A model version becomes champion only if all hold.
+SEGMENTER_GATE: dict[str, tuple[str, float]] = {
+    "silhouette": (">=", 0.25),
+    "min_cluster_share": (">=", 0.02),
+}
+
+
+def check_gate(metrics: dict[str, float], gate: dict[str, tuple[str, float]]) -> list[str]:
+    """The gate's failures as readable sentences; an empty list means the model passes."""
+    failures = []
+    for metric, (op, threshold) in gate.items():
+        value = metrics.get(metric)
+        if value is None:
+            failures.append(f"{metric} was not measured")
+        elif op == ">=" and not value >= threshold:
+            failures.append(f"{metric} = {value:.4f} is below {threshold}")
+        elif op == "<=" and not value <= threshold:
+            failures.append(f"{metric} = {value:.4f} is above {threshold}")
+    return failures
+
+
+def gate_params(gate: dict[str, tuple[str, float]]) -> dict[str, str]:
+    """The gate flattened for logging with a run, e.g. {'gate.silhouette': '>= 0.25'}."""
+    return {f"gate.{metric}": f"{op} {threshold}" for metric, (op, threshold) in gate.items()}
