@@ -157,7 +157,7 @@ def summary(home: Home) -> str:
         return f"No warehouse at {home.warehouse} yet: run `make run`."
     tables = ("raw.orders", "raw.events", "raw.customers", "raw.products", "quarantine.orders",
               "quarantine.events", "marts.customer_rfm", "ml.customer_clusters")
-    with Warehouse(home.warehouse).connect() as con:
+    with Warehouse(home.warehouse).connect(read_only=True) as con:
         existing = {f"{schema}.{name}" for schema, name in con.execute(
             "select table_schema, table_name from information_schema.tables").fetchall()}
         counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]

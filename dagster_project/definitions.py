@@ -1,7 +1,7 @@
 """The Segmenta code location: everything under defs/, loaded by folder."""
 
+from pathlib import Path
+
 import dagster as dg
 
-from dagster_project.settings import PROJECT_ROOT
-
-defs = dg.load_from_defs_folder(project_root=PROJECT_ROOT)
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -206,12 +206,13 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
     else:
         _stage_jsonl(con, path, relative)
         fields = {}
-        for c in feed.columns:
+        for c in feed.columns:  # a malformed line yields nulls here and is quarantined below
             path_expr = f"'$.{c.source or c.name}'"
-            fields[c.name] = (f"json_extract(_line, {path_expr})" if c.sql_type == "JSON"
-                              else f"nullif(json_extract_string(_line, {path_expr}), '')")
+            extract = (f"json_extract(_line, {path_expr})" if c.sql_type == "JSON"
+                       else f"nullif(json_extract_string(_line, {path_expr}), '')")
+            fields[c.name] = f"case when _is_json then {extract} end"
         record = "_line"
-        parse_error = "case when not coalesce(json_valid(_line), false) then 'malformed_json' end"
+        parse_error = "case when not _is_json then 'malformed_json' end"
 
     typed = {c.name: _cast(fields[c.name], c.sql_type) for c in feed.columns}
     checks = [parse_error]
@@ -222,8 +223,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
             checks.append(f"case when {fields[c.name]} is not null and {typed[c.name]} is null "
                           f"then '{BAD_VALUE_REASON[c.sql_type]}' end")
     if feed.name == "events":
-        checks.append("case when json_extract_string(_line, '$.userId') is null and "
-                      "json_extract_string(_line, '$.anonymousId') is null "
+        checks.append(f"case when {fields['user_id']} is null and {fields['anonymous_id']} is null "
                       "then 'missing_required_field' end")
     reason = "coalesce(" + ", ".join(checks) + ")"
 
@@ -269,7 +269,7 @@ def _cast(expr: str, sql_type: str) -> str:
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, relative: str) -> None:
     try:
-        con.execute(f"""
+        con.execute("""
             create temp table _landing_text as
             select *, row_number() over () + 1 as _line_number
             from read_csv(?, all_varchar = true, header = true, auto_detect = true)
@@ -297,7 +297,8 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, relative: str) -> N
     try:
         con.execute("""
             create temp table _landing_text as
-            select _line, row_number() over () as _line_number
+            select _line, coalesce(json_valid(_line), false) as _is_json,
+                   row_number() over () as _line_number
             from read_csv(?, columns = {'_line': 'VARCHAR'}, header = false, delim = '\x1f',
                           quote = '', escape = '', auto_detect = false)
         """, [str(path)])

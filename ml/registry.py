@@ -13,15 +13,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
+import matplotlib.pyplot as plt
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 
-from ml.evaluation import check_gate, gate_params  # noqa: E402
-from ml.segmentation import SegmenterFit  # noqa: E402
+from ml.evaluation import check_gate, gate_params
+from ml.segmentation import SegmenterFit
 
 CHAMPION = "champion"
 SEGMENTER = "customer_segmenter"

@@ -1,0 +1,73 @@
+"""The code location loads, and its assets, groups, pools and schedule are as DESIGN.md says."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from dagster_project.definitions import defs
+
+
+@pytest.fixture(scope="module")
+def graph():
+    dg.Definitions.validate_loadable(defs)
+    return defs.resolve_asset_graph()
+
+
+def _key(path: str) -> dg.AssetKey:
+    return dg.AssetKey(path.split("/"))
+
+
+def test_assets_and_groups(graph):
+    groups = {key.to_user_string(): graph.get(key).group_name
+              for key in graph.get_all_asset_keys()}
+    expected = {
+        "raw/orders": "ingest", "raw/events": "ingest", "raw/customers": "ingest",
+        "raw/products": "ingest", "staging/stg_shop__order_lines": "staging",
+        "marts/customer_rfm": "marts", "marts/fct_orders": "marts",
+        "marts/dim_customers": "marts", "ml/customer_clusters": "ml",
+        "activation/rfm_segment_files": "activation", "published/marts": "publish",
+    }
+    assert {k: groups.get(k) for k in expected} == expected
+
+
+def test_one_lineage_from_landing_to_export(graph):
+    upstream = graph.get(_key("activation/rfm_segment_files")).parent_keys
+    seen, frontier = set(), set(upstream)
+    while frontier:
+        key = frontier.pop()
+        seen.add(key)
+        frontier |= set(graph.get(key).parent_keys) - seen
+    for path in ("ml/customer_clusters", "marts/customer_rfm", "staging/stg_shop__order_lines",
+                 "raw/orders", "raw/customers"):
+        assert _key(path) in seen, f"{path} is not upstream of the export"
+
+
+def test_orders_and_events_are_daily_partitioned_single_run_backfills(graph):
+    for path in ("raw/orders", "raw/events"):
+        node = graph.get(_key(path))
+        assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_every_warehouse_step_is_in_the_duckdb_pool():
+    for assets_def in defs.assets or []:
+        if isinstance(assets_def, dg.AssetsDefinition):
+            pools = {node.pool for node in assets_def.node_def.node_defs} \
+                if isinstance(assets_def.node_def, dg.GraphDefinition) \
+                else {assets_def.node_def.pool}
+            assert pools == {"duckdb"}, assets_def.keys
+
+
+def test_dbt_tests_are_asset_checks(graph):
+    checks = {key.name for key in graph.asset_check_keys
+              if key.asset_key == _key("marts/customer_rfm")}
+    assert "unique_customer_rfm_customer_id" in checks
+
+
+def test_daily_schedule_runs_by_default_and_covers_everything():
+    schedule = defs.resolve_schedule_def("daily_refresh")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    job = defs.resolve_job_def("refresh_all")
+    assert _key("activation/rfm_segment_files") in job.asset_layer.executable_asset_keys
+    assert _key("raw/orders") in job.asset_layer.executable_asset_keys

@@ -1,0 +1,102 @@
+"""`segmenta run` on a fresh SEGMENTA_HOME: landing files to exported audiences, then a no-op rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _segmenta(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SEGMENTA_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    done = subprocess.run([sys.executable, "-m", "dagster_project.cli", *args], env=env, check=False,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("segmenta_home")
+    _segmenta(home, "generate", "--customers", "800", "--days", "60", "--seed", "3")
+    first = _segmenta(home, "run")
+    assert "RFM segments as of" in first.stdout and "Dagster UI" in first.stdout
+    return home
+
+
+def _query(home: Path, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(sql).df()
+
+
+def test_partition_row_counts_equal_the_generators(home):
+    manifest = json.loads((home / "generator" / "manifest.json").read_text())
+    for feed in ("orders", "events"):
+        loaded = _query(home, f"select strftime(_partition_date, '%Y-%m-%d') as day, "
+                              f"count(*) as n from raw.{feed} group by 1")
+        assert dict(zip(loaded["day"], loaded["n"], strict=True)) == manifest["rows"][feed]
+    for feed in ("customers", "products"):
+        n = _query(home, f"select count(*) as n from raw.{feed}")["n"][0]
+        assert n == sum(manifest["rows"][feed].values())
+
+
+def test_every_buyer_has_exactly_one_rfm_segment(home):
+    buyers = _query(home, """
+        select distinct customer_id from marts.fct_orders
+        where is_completed and customer_id is not null
+    """)["customer_id"]
+    rfm = _query(home, "select customer_id, rfm_segment, r_score, f_score, m_score "
+                       "from marts.customer_rfm")
+    assert set(rfm["customer_id"]) == set(buyers)
+    assert rfm["customer_id"].is_unique and rfm["rfm_segment"].notna().all()
+    assert rfm[["r_score", "f_score", "m_score"]].isin([1, 2, 3, 4, 5]).all().all()
+    assert rfm["rfm_segment"].nunique() >= 5
+
+
+def test_champion_segmenter_scored_every_rfm_customer(home):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("customer_segmenter", "champion")
+    clusters = _query(home, "select * from ml.customer_clusters")
+    assert set(clusters["model_version"]) == {str(champion.version)}
+    assert set(clusters["model_name"]) == {"customer_segmenter"}
+    assert len(clusters) == _query(home, "select count(*) as n from marts.customer_rfm")["n"][0]
+
+
+def test_exports_hold_only_email_consented_customers(home):
+    folder = home / "exports" / "rfm_segments"
+    exported = pd.concat(pd.read_csv(p) for p in folder.glob("*.csv"))
+    consent = _query(home, "select customer_id, has_email_consent from marts.dim_customers")
+    consented = set(consent.loc[consent["has_email_consent"], "customer_id"])
+    assert len(exported) > 0 and set(exported["customer_id"]) <= consented
+    assert exported["customer_id"].is_unique
+    report = json.loads((folder / "sync_report.json").read_text())
+    assert report["exported"] == len(exported)
+    assert sum(a["rows"] for a in report["audiences"].values()) == len(exported)
+    assert report["skipped_no_email_consent"] > 0
+
+
+def test_published_copy_has_marts_but_no_contact_details(home):
+    with duckdb.connect(str(home / "published" / "marts.duckdb"), read_only=True) as con:
+        tables = {row[0] for row in con.execute(
+            "select table_name from information_schema.tables").fetchall()}
+    assert {"customer_rfm", "dim_customers", "fct_orders"} <= tables
+    assert "customer_contacts" not in tables
+
+
+def test_second_run_changes_nothing(home):
+    warehouse = home / "warehouse.duckdb"
+    before = warehouse.stat().st_mtime_ns
+    again = _segmenta(home, "run")
+    assert "Everything is up to date" in again.stdout
+    assert warehouse.stat().st_mtime_ns == before

@@ -1,0 +1,36 @@
+"""RFM scoring is dbt SQL; its dbt unit tests (given/expect rows) run here on an empty warehouse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from dagster_project import landing
+from dagster_project.settings import DBT_PROJECT_DIR
+
+
+def _dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
+    dbt = Path(sys.executable).parent / "dbt"
+    return subprocess.run(
+        [str(dbt), *args, "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(home / "dbt_target"),
+         "--log-path", str(home / "dbt_logs")],
+        env={**os.environ, "SEGMENTA_HOME": str(home)}, capture_output=True, text=True, check=False,
+    )
+
+
+def test_rfm_unit_tests_pass(tmp_path):
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        for feed in landing.FEEDS.values():
+            landing.ensure_tables(con, feed)
+    built = _dbt(tmp_path, "build", "--empty", "--select", "+customer_rfm",
+                 "--exclude", "test_type:unit", "test_type:data")
+    assert built.returncode == 0, built.stdout[-3000:]
+    tested = _dbt(tmp_path, "test", "--select", "customer_rfm,test_type:unit")
+    assert tested.returncode == 0, tested.stdout[-3000:]
+    assert "PASS=1" in tested.stdout
+    assert "test_rfm_equal_values_get_equal_scores" in tested.stdout
