@@ -20,8 +20,12 @@ import duckdb
 from dagster_project.warehouse import Warehouse
 
 PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
-CSV_SUFFIXES = (".csv",)
-JSONL_SUFFIXES = (".jsonl", ".json")
+# Accepted file kinds for every feed; `.gz` compression is detected from the name.
+SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".jsonl": "jsonl", ".jsonl.gz": "jsonl",
+            ".json": "jsonl", ".json.gz": "jsonl", ".parquet": "parquet"}
+# ISO 4217 codes a store is likely to sell in; extend when a store sells in another currency.
+CURRENCIES = ("AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "INR",
+              "JPY", "KRW", "MXN", "NOK", "NZD", "PLN", "RON", "SEK", "SGD", "TRY", "USD", "ZAR")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,12 @@ class Column:
     sql_type: str  # VARCHAR, INTEGER, DOUBLE, BOOLEAN, DATE, TIMESTAMP (UTC), JSON
     required: bool = False
     source: str | None = None  # the field's name in the landing file, when it differs
+    allowed: tuple[str, ...] | None = None  # an enum: other values are quarantined
+    allowed_reason: str = "invalid_value"
+
+    @property
+    def field(self) -> str:
+        return self.source or self.name
 
 
 @dataclass(frozen=True)
@@ -38,10 +48,14 @@ class Feed:
     file_format: str  # "csv" or "jsonl"
     columns: tuple[Column, ...]
     partitioned: bool
+    key: tuple[str, ...]  # a delivery of an already-loaded key is a duplicate_key
+    # (reason, SQL predicate over the typed columns) checked in order after the casts
+    rules: tuple[tuple[str, str], ...] = ()
+    timestamp: str | None = None  # checked against the landing day for future_timestamp
 
     @property
     def source_names(self) -> list[str]:
-        return [c.source or c.name for c in self.columns]
+        return [c.field for c in self.columns]
 
 
 FEEDS: dict[str, Feed] = {
@@ -53,14 +67,19 @@ FEEDS: dict[str, Feed] = {
         Column("product_id", "VARCHAR", required=True),
         Column("quantity", "INTEGER", required=True),
         Column("unit_price", "DOUBLE", required=True),
-        Column("currency", "VARCHAR", required=True),
-        Column("status", "VARCHAR", required=True),
-        Column("channel", "VARCHAR"),
+        Column("currency", "VARCHAR", required=True, allowed=CURRENCIES,
+               allowed_reason="unknown_currency"),
+        Column("status", "VARCHAR", required=True,
+               allowed=("completed", "cancelled", "refunded")),
+        Column("channel", "VARCHAR", allowed=("web", "app", "store", "marketplace")),
         Column("shipping_country", "VARCHAR"),
         Column("discount_amount", "DOUBLE"),
-    ), partitioned=True),
+    ), partitioned=True, key=("order_id", "line_number"), timestamp="ordered_at",
+        rules=(("negative_price", "unit_price < 0"),
+               ("negative_discount", "discount_amount < 0"))),
     "events": Feed("events", "jsonl", (
-        Column("type", "VARCHAR", required=True),
+        Column("type", "VARCHAR", required=True, allowed=("track", "page", "identify"),
+               allowed_reason="unknown_event_type"),
         Column("event", "VARCHAR"),
         Column("message_id", "VARCHAR", required=True, source="messageId"),
         Column("timestamp", "TIMESTAMP", required=True),
@@ -68,7 +87,9 @@ FEEDS: dict[str, Feed] = {
         Column("anonymous_id", "VARCHAR", source="anonymousId"),
         Column("properties", "JSON"),
         Column("context", "JSON"),
-    ), partitioned=True),
+    ), partitioned=True, key=("message_id",), timestamp="timestamp",
+        rules=(("missing_required_field", "user_id is null and anonymous_id is null"),
+               ("missing_required_field", "type = 'track' and event is null"))),
     "customers": Feed("customers", "csv", (
         Column("customer_id", "VARCHAR", required=True),
         Column("email", "VARCHAR"),
@@ -86,7 +107,7 @@ FEEDS: dict[str, Feed] = {
         Column("ads_consent", "BOOLEAN", required=True),
         Column("updated_at", "TIMESTAMP", required=True),
         Column("is_deleted", "BOOLEAN"),
-    ), partitioned=False),
+    ), partitioned=False, key=("customer_id", "updated_at"), timestamp="updated_at"),
     "products": Feed("products", "csv", (
         Column("product_id", "VARCHAR", required=True),
         Column("sku", "VARCHAR"),
@@ -98,13 +119,22 @@ FEEDS: dict[str, Feed] = {
         Column("currency", "VARCHAR"),
         Column("is_active", "BOOLEAN"),
         Column("updated_at", "TIMESTAMP", required=True),
-    ), partitioned=False),
+    ), partitioned=False, key=("product_id", "updated_at"), timestamp="updated_at",
+        rules=(("negative_price", "price < 0"),)),
 }
 
 LOAD_COLUMNS_DDL = ("_source_file VARCHAR, _source_line BIGINT, _partition_date DATE, "
                     "_loaded_at TIMESTAMP")
 BAD_VALUE_REASON = {"INTEGER": "bad_number", "DOUBLE": "bad_number", "BOOLEAN": "bad_boolean",
                     "DATE": "bad_date", "TIMESTAMP": "bad_timestamp", "JSON": "malformed_json"}
+# Every reason code a quarantined row can carry (docs/data-contract.md explains each).
+REASONS = ("malformed_json", "missing_required_field", "bad_number", "bad_boolean", "bad_date",
+           "bad_timestamp", "future_timestamp", "invalid_value", "unknown_event_type",
+           "unknown_currency", "negative_price", "negative_discount", "duplicate_key")
+# A timestamp more than this many days after its landing day is in the future.
+FUTURE_SLACK_DAYS = 1
+# What an erasure request (is_deleted) removes from every stored snapshot of that customer.
+PII_COLUMNS = ("email", "phone", "first_name", "last_name", "birth_date", "city", "postal_code")
 
 
 class LandingFileError(Exception):
@@ -121,6 +151,9 @@ class LoadReport:
     loaded: Counter = field(default_factory=Counter)
     quarantined: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
+    reasons_by_day: dict[str, Counter] = field(default_factory=dict)
+    extra_columns: Counter = field(default_factory=Counter)
+    erased_customers: int = 0
 
     @property
     def totals(self) -> dict[str, int]:
@@ -130,6 +163,15 @@ class LoadReport:
     @property
     def reconciles(self) -> bool:
         return all(self.read[d] == self.loaded[d] + self.quarantined[d] for d in self.read)
+
+
+def file_kind(path: Path) -> str | None:
+    """csv, jsonl or parquet from the file name (`.gz` allowed); None for other files."""
+    name = path.name.lower()
+    for suffix, kind in SUFFIXES.items():
+        if name.endswith(suffix):
+            return kind
+    return None
 
 
 def landing_days(landing: Path, feed: str) -> list[dt.date]:
@@ -146,11 +188,12 @@ def landing_days(landing: Path, feed: str) -> list[dt.date]:
 
 
 def day_files(landing: Path, feed: Feed, day: dt.date) -> list[Path]:
+    """A day's landing files in name order (hidden and unknown files are left alone)."""
     folder = landing / feed.name / f"dt={day.isoformat()}"
     if not folder.exists():
         return []
-    suffixes = CSV_SUFFIXES if feed.file_format == "csv" else JSONL_SUFFIXES
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in suffixes)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and file_kind(p))
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
@@ -158,6 +201,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     con.execute("create schema if not exists quarantine")
     columns = ", ".join(f'"{c.name}" {c.sql_type}' for c in feed.columns)
     con.execute(f"create table if not exists raw.{feed.name} ({columns}, {LOAD_COLUMNS_DDL})")
+    con.execute(f"alter table raw.{feed.name} add column if not exists _extra JSON")
     con.execute(
         f"create table if not exists quarantine.{feed.name} "
         f"(raw_record VARCHAR, reason VARCHAR, {LOAD_COLUMNS_DDL})"
@@ -174,6 +218,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
         for day in days:
             for table in (f"raw.{feed.name}", f"quarantine.{feed.name}"):
                 con.execute(f"delete from {table} where _partition_date = ?", [day])
+        for day in days:
             for path in day_files(landing, feed, day):
                 _load_file(con, feed, landing, path, day, report)
     return report
@@ -190,54 +235,106 @@ def load_all_days(warehouse: Warehouse, landing: Path, feed_name: str) -> LoadRe
         for day in landing_days(landing, feed_name):
             for path in day_files(landing, feed, day):
                 _load_file(con, feed, landing, path, day, report)
+        if feed_name == "customers":
+            report.erased_customers = _apply_erasure(con)
     return report
+
+
+def _apply_erasure(con: duckdb.DuckDBPyConnection) -> int:
+    """Blank the PII of every customer with an erasure request, in raw and quarantine.
+
+    The request itself stays (the snapshot rows keep customer_id and is_deleted) so that later
+    steps know to exclude the customer and to remove them from every destination.
+    """
+    con.execute("""
+        create or replace temp table _erased as
+        select distinct customer_id from raw.customers where is_deleted
+    """)
+    erased = con.execute("select count(*) from _erased").fetchone()[0]
+    if erased:
+        blanks = ", ".join(f"{column} = null" for column in PII_COLUMNS)
+        con.execute(f"update raw.customers set {blanks} "
+                    "where customer_id in (select customer_id from _erased)")
+        con.execute("""
+            update quarantine.customers
+            set raw_record = '{"erased": true}'
+            where exists (select 1 from _erased
+                          where strpos(quarantine.customers.raw_record, _erased.customer_id) > 0)
+        """)
+    con.execute("drop table _erased")
+    return erased
 
 
 def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: Path,
                day: dt.date, report: LoadReport) -> None:
     relative = path.relative_to(landing).as_posix()
+    kind = file_kind(path)
     con.execute("drop table if exists _landing_text")
-    if feed.file_format == "csv":
-        _stage_csv(con, feed, path, relative)
-        fields = {c.name: f'nullif(trim("{c.source or c.name}"), \'\')' for c in feed.columns}
+    known = ", ".join(f"'{name}'" for name in feed.source_names)
+    if kind == "csv":
+        extra_names = _stage_csv(con, feed, path, relative)
+        fields = {c.name: f'nullif(trim("{c.field}"), \'\')' for c in feed.columns}
         record = "to_json(struct_pack(" + ", ".join(
-            f'"{n}" := "{n}"' for n in feed.source_names) + "))"
+            f'"{n}" := "{n}"' for n in feed.source_names + extra_names) + "))"
+        extra = ("to_json(struct_pack(" + ", ".join(f'"{n}" := "{n}"' for n in extra_names)
+                 + "))") if extra_names else "null"
         parse_error = "null"
     else:
-        _stage_jsonl(con, path, relative)
+        _stage_json(con, path, relative, kind)
         fields = {}
         for c in feed.columns:  # a malformed line yields nulls here and is quarantined below
-            path_expr = f"'$.{c.source or c.name}'"
+            path_expr = f"'$.\"{c.field}\"'"
             extract = (f"json_extract(_line, {path_expr})" if c.sql_type == "JSON"
-                       else f"nullif(json_extract_string(_line, {path_expr}), '')")
+                       else f"nullif(trim(json_extract_string(_line, {path_expr})), '')")
             fields[c.name] = f"case when _is_json then {extract} end"
         record = "_line"
+        unknown_keys = f"list_filter(json_keys(_line), k -> k not in ({known}))"
+        extra = (f"case when _is_json and len({unknown_keys}) > 0 then to_json(map_from_entries("
+                 f"list_transform({unknown_keys}, k -> struct_pack(k := k, "
+                 f"v := json_extract(_line, '$.\"' || k || '\"'))))) end")
         parse_error = "case when not _is_json then 'malformed_json' end"
+        extra_names = [row[0] for row in con.execute(
+            f"select distinct k from (select unnest(case when _is_json then json_keys(_line) "
+            f"end) as k from _landing_text) where k not in ({known}) order by k").fetchall()]
+    report.extra_columns.update({name: 1 for name in extra_names})
 
     typed = {c.name: _cast(fields[c.name], c.sql_type) for c in feed.columns}
     checks = [parse_error]
     for c in feed.columns:
         if c.required:
             checks.append(f"case when {fields[c.name]} is null then 'missing_required_field' end")
+    for c in feed.columns:
         if c.sql_type not in ("VARCHAR", "JSON"):
             checks.append(f"case when {fields[c.name]} is not null and {typed[c.name]} is null "
                           f"then '{BAD_VALUE_REASON[c.sql_type]}' end")
-    if feed.name == "events":
-        checks.append(f"case when {fields['user_id']} is null and {fields['anonymous_id']} is null "
-                      "then 'missing_required_field' end")
+    for c in feed.columns:
+        if c.allowed:
+            values = ", ".join(f"'{v.upper()}'" for v in c.allowed)  # case does not matter
+            checks.append(f"case when upper({fields[c.name]}) not in ({values}) "
+                          f"then '{c.allowed_reason}' end")
+    typed_sql = {name: f"({expr})" for name, expr in typed.items()}
+    for reason, predicate in feed.rules:
+        checks.append(f"case when {_substitute(predicate, typed_sql)} then '{reason}' end")
+    if feed.timestamp:
+        checks.append(f"case when {typed[feed.timestamp]} > "
+                      f"cast('{day + dt.timedelta(days=1 + FUTURE_SLACK_DAYS)}' as timestamp) "
+                      "then 'future_timestamp' end")
     reason = "coalesce(" + ", ".join(checks) + ")"
 
     con.execute(f"""
         create or replace temp table _landing_rows as
-        select {reason} as _reason, {record} as _record, _line_number,
+        select {reason} as _reason, {record} as _record, {extra} as _extra, _line_number,
                {", ".join(f'{typed[c.name]} as "{c.name}"' for c in feed.columns)}
         from _landing_text
     """)
+    _mark_duplicates(con, feed)
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     names = ", ".join(f'"{c.name}"' for c in feed.columns)
     con.execute(f"""
-        insert into raw.{feed.name}
-        select {names}, ? as _source_file, _line_number, ? as _partition_date, ? as _loaded_at
+        insert into raw.{feed.name} ({names}, _source_file, _source_line, _partition_date,
+                                     _loaded_at, _extra)
+        select {names}, ? as _source_file, _line_number, ? as _partition_date, ? as _loaded_at,
+               _extra
         from _landing_rows where _reason is null order by _line_number
     """, [relative, day, loaded_at])
     con.execute(f"""
@@ -255,8 +352,35 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
     report.loaded[key] += loaded
     report.quarantined[key] += read - loaded
     report.reasons.update(counts)
+    report.reasons_by_day.setdefault(key, Counter()).update(counts)
     con.execute("drop table _landing_rows")
     con.execute("drop table _landing_text")
+
+
+def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
+    """A key seen earlier in this file, or already loaded from any file, is a duplicate_key."""
+    key = ", ".join(f'"{k}"' for k in feed.key)
+    con.execute(f"""
+        update _landing_rows set _reason = 'duplicate_key'
+        where _reason is null and _line_number in (
+            select _line_number from (
+                select _line_number,
+                       row_number() over (partition by {key} order by _line_number) as nth
+                from _landing_rows where _reason is null
+            ) where nth > 1
+        )
+    """)
+    matches = " and ".join(f'loaded."{k}" = _landing_rows."{k}"' for k in feed.key)
+    con.execute(f"""
+        update _landing_rows set _reason = 'duplicate_key'
+        where _reason is null
+          and exists (select 1 from raw.{feed.name} as loaded where {matches})
+    """)
+
+
+def _substitute(predicate: str, typed: dict[str, str]) -> str:
+    """Replace column names in a rule with their typed expressions."""
+    return re.sub(r"\b([a-z_]+)\b", lambda m: typed.get(m.group(1), m.group(1)), predicate)
 
 
 def _cast(expr: str, sql_type: str) -> str:
@@ -267,45 +391,60 @@ def _cast(expr: str, sql_type: str) -> str:
     return f"try_cast({expr} as {sql_type})"
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, relative: str) -> None:
+def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path,
+               relative: str) -> list[str]:
+    """Read a CSV file as text into `_landing_text`; returns the names of extra columns."""
     try:
-        con.execute("""
+        con.execute(f"""
             create temp table _landing_text as
             select *, row_number() over () + 1 as _line_number
-            from read_csv(?, all_varchar = true, header = true, auto_detect = true)
+            from read_csv(?, all_varchar = true, header = true, auto_detect = true,
+                          hive_partitioning = false)
         """, [str(path)])
     except duckdb.Error as exc:
         raise LandingFileError(
             f"{relative}: cannot be read as CSV with a header row ({_first_line(exc)}). "
             "Re-export it as UTF-8 CSV with a header row, or move it out of the landing folder."
         ) from exc
-    present = {row[0] for row in con.execute("describe _landing_text").fetchall()}
-    missing = [c.source or c.name for c in feed.columns
-               if c.required and (c.source or c.name) not in present]
+    present = [row[0] for row in con.execute("describe _landing_text").fetchall()
+               if row[0] != "_line_number"]
+    missing = [c.field for c in feed.columns if c.required and c.field not in present]
     if missing:
         raise LandingFileError(
             f"{relative}: missing required column(s) {', '.join(missing)}. The {feed.name} feed "
-            f"needs {', '.join(c.name for c in feed.columns if c.required)} "
+            f"needs {', '.join(c.field for c in feed.columns if c.required)} "
             "(see docs/data-contract.md); fix the export and drop the file in again."
         )
     for c in feed.columns:  # optional columns may be absent: add them as empty
-        if (c.source or c.name) not in present:
-            con.execute(f'alter table _landing_text add column "{c.source or c.name}" VARCHAR')
+        if c.field not in present:
+            con.execute(f'alter table _landing_text add column "{c.field}" VARCHAR')
+    return [name for name in present if name not in feed.source_names]
 
 
-def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, relative: str) -> None:
+def _stage_json(con: duckdb.DuckDBPyConnection, path: Path, relative: str, kind: str) -> None:
+    """Read JSON lines (or Parquet rows, as JSON objects) into `_landing_text(_line, ...)`."""
+    if kind == "parquet":
+        source = "select to_json(t) as _line from read_parquet(?, hive_partitioning = false) as t"
+        what = "Parquet"
+    else:
+        source = ("select _line from read_csv(?, columns = {'_line': 'VARCHAR'}, header = false, "
+                  "delim = '\x1f', quote = '', escape = '', auto_detect = false, "
+                  "hive_partitioning = false)")
+        what = "JSON lines"
     try:
-        con.execute("""
+        con.execute(f"""
             create temp table _landing_text as
-            select _line, coalesce(json_valid(_line), false) as _is_json,
+            select _line,
+                   case when json_valid(_line) then json_type(_line) = 'OBJECT' else false end
+                       as _is_json,
                    row_number() over () as _line_number
-            from read_csv(?, columns = {'_line': 'VARCHAR'}, header = false, delim = '\x1f',
-                          quote = '', escape = '', auto_detect = false)
+            from ({source})
         """, [str(path)])
     except duckdb.Error as exc:
         raise LandingFileError(
-            f"{relative}: cannot be read as JSON lines ({_first_line(exc)}). Re-export it as "
-            "UTF-8 text with one JSON object per line, or move it out of the landing folder."
+            f"{relative}: cannot be read as {what} ({_first_line(exc)}). Re-export it as "
+            "UTF-8 text with one JSON object per line (or valid Parquet), or move it out of the "
+            "landing folder."
         ) from exc
     con.execute("delete from _landing_text where trim(_line) = ''")
 

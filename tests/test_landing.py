@@ -101,3 +101,117 @@ def test_snapshot_feed_reloads_every_day(tmp_path, warehouse):
         report = landing.load_all_days(warehouse, tmp_path, "customers")
     assert report.totals["rows_loaded"] == 2
     assert warehouse.query_df("select count(*) as n from raw.customers")["n"][0] == 2
+
+
+GOOD_LINE = "O{n},1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,ES,0"
+
+
+def test_one_of_every_defect_is_quarantined_with_its_reason(tmp_path, warehouse):
+    orders = {
+        "missing_required_field": "O10,1,C1,2026-05-01T10:00:00Z,,1,9.50,EUR,completed,web,ES,0",
+        "bad_timestamp": "O11,1,C1,31/12/2026,P1,1,9.50,EUR,completed,web,ES,0",
+        "future_timestamp": "O12,1,C1,2030-01-01T00:00:00Z,P1,1,9.50,EUR,completed,web,ES,0",
+        "bad_number": "O13,1,C1,2026-05-01T10:00:00Z,P1,two,9.50,EUR,completed,web,ES,0",
+        "negative_price": "O14,1,C1,2026-05-01T10:00:00Z,P1,1,-9.50,EUR,completed,web,ES,0",
+        "negative_discount": "O15,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,ES,-1",
+        "unknown_currency": "O16,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,XXX,completed,web,ES,0",
+        "invalid_value": "O17,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,shipped,web,ES,0",
+        "duplicate_key": GOOD_LINE.format(n=1),
+    }
+    good = [GOOD_LINE.format(n=1), GOOD_LINE.format(n=2), GOOD_LINE.format(n=3)]
+    _write(tmp_path, "orders", "orders.csv", "\n".join([HEADER, *good, *orders.values()]) + "\n")
+    event = {"type": "track", "event": "Product Viewed", "messageId": "m1",
+             "timestamp": "2026-05-01T09:00:00Z", "userId": "C1", "anonymousId": "a1",
+             "properties": {}, "context": {}}
+    events = {
+        "malformed_json": '{"type": "track", "messageId": ',
+        "unknown_event_type": json.dumps({**event, "type": "screen", "messageId": "m2"}),
+        "missing_required_field": json.dumps({**event, "userId": None, "anonymousId": None,
+                                              "messageId": "m3"}),
+        "bad_timestamp": json.dumps({**event, "timestamp": "soon", "messageId": "m4"}),
+        "duplicate_key": json.dumps(event),
+    }
+    _write(tmp_path, "events", "events.jsonl", "\n".join([json.dumps(event), *events.values()]))
+
+    order_report = landing.load_days(warehouse, tmp_path, "orders", [DAY])
+    event_report = landing.load_days(warehouse, tmp_path, "events", [DAY])
+
+    assert order_report.totals["rows_loaded"] == 3 and event_report.totals["rows_loaded"] == 1
+    assert dict(order_report.reasons) == {reason: 1 for reason in orders}
+    assert dict(event_report.reasons) == {reason: 1 for reason in events}
+    assert order_report.reconciles and event_report.reconciles
+    assert set(order_report.reasons) | set(event_report.reasons) <= set(landing.REASONS)
+    quarantined = warehouse.query_df("select reason, raw_record from quarantine.orders")
+    by_reason = dict(zip(quarantined["reason"], quarantined["raw_record"], strict=True))
+    assert json.loads(by_reason["unknown_currency"])["currency"] == "XXX"
+
+
+def test_duplicates_across_days_and_late_files_load_once(tmp_path, warehouse):
+    day2 = DAY + dt.timedelta(days=1)
+    _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=1)}\n")
+    _write(tmp_path, "orders", "a.csv",
+           f"{HEADER}\n{GOOD_LINE.format(n=1)}\n{GOOD_LINE.format(n=2)}\n", day2)
+    first = landing.load_days(warehouse, tmp_path, "orders", [DAY, day2])
+    assert first.totals == {"rows_read": 3, "rows_loaded": 2, "rows_quarantined": 1, "files": 2}
+
+    # a late file for the first day, then the same day loaded again: exact counts, no doubles
+    _write(tmp_path, "orders", "b_late.csv",
+           f"{HEADER}\n{GOOD_LINE.format(n=3)}\n{GOOD_LINE.format(n=2)}\n")
+    again = landing.load_days(warehouse, tmp_path, "orders", [DAY])
+    again = landing.load_days(warehouse, tmp_path, "orders", [DAY])
+    assert again.totals == {"rows_read": 3, "rows_loaded": 2, "rows_quarantined": 1, "files": 2}
+    loaded = warehouse.query_df("select order_id from raw.orders order by 1")["order_id"]
+    assert loaded.tolist() == ["O1", "O2", "O3"]
+    bad = warehouse.query_df("select reason, count(*) as n from quarantine.orders group by 1")
+    assert dict(zip(bad["reason"], bad["n"], strict=True)) == {"duplicate_key": 2}
+
+
+def test_gzip_parquet_and_jsonl_for_one_feed_with_extra_columns_kept(tmp_path, warehouse):
+    import gzip
+
+    import duckdb as ddb
+
+    text = f"{HEADER},gift_wrap\n{GOOD_LINE.format(n=1)},yes\n"
+    gz = tmp_path / "orders" / f"dt={DAY}" / "part1.csv.gz"
+    gz.parent.mkdir(parents=True)
+    gz.write_bytes(gzip.compress(text.encode()))
+    with ddb.connect() as con:
+        con.execute(f"copy (select 'O2' as order_id, 1 as line_number, 'C2' as customer_id, "
+                    f"'2026-05-01T11:00:00Z' as ordered_at, 'P2' as product_id, 2 as quantity, "
+                    f"3.5 as unit_price, 'EUR' as currency, 'completed' as status) "
+                    f"to '{gz.parent / 'part2.parquet'}' (format parquet)")
+    row = {"order_id": "O3", "line_number": 1, "ordered_at": "2026-05-01T12:00:00Z",
+           "product_id": "P3", "quantity": 1, "unit_price": 1.0, "currency": "EUR",
+           "status": "completed", "coupon": "SPRING"}
+    _write(tmp_path, "orders", "part3.jsonl", json.dumps(row) + "\n")
+    report = landing.load_days(warehouse, tmp_path, "orders", [DAY])
+    assert report.totals == {"rows_read": 3, "rows_loaded": 3, "rows_quarantined": 0, "files": 3}
+    assert set(report.extra_columns) == {"gift_wrap", "coupon"}
+    extras = warehouse.query_df("select order_id, _extra from raw.orders order by 1")
+    assert json.loads(extras["_extra"][0]) == {"gift_wrap": "yes"}
+    assert json.loads(extras["_extra"][2]) == {"coupon": "SPRING"}
+    assert extras["_extra"].isna().tolist() == [False, True, False]
+
+
+def test_erasure_request_leaves_no_pii_but_keeps_the_request(tmp_path, warehouse):
+    header = ("customer_id,email,phone,first_name,last_name,birth_date,gender,city,region,"
+              "postal_code,country,signup_at,email_consent,ads_consent,updated_at,is_deleted")
+    base = "C1,ana@example.com,+351 1,Ana,Silva,1990-01-01,female,Lisbon,,1000,PT,2026-01-01T00:00:00Z,"
+    _write(tmp_path, "customers", "c.csv", f"{header}\n{base}true,true,2026-05-01T00:00:00Z,false\n"
+           "C2,bo@example.com,,Bo,Li,1980-01-01,male,Porto,,4000,PT,2026-01-01T00:00:00Z,"
+           "true,true,2026-05-01T00:00:00Z,false\n"
+           "C1,ana@example.com,,Ana,,,,,,,,,true,true,not-a-date,false\n")
+    _write(tmp_path, "customers", "c.csv", f"{header}\n"
+           "C1,,,,,,,,,,PT,,false,false,2026-05-02T00:00:00Z,true\n", DAY + dt.timedelta(days=1))
+    report = landing.load_all_days(warehouse, tmp_path, "customers")
+    assert report.erased_customers == 1
+    stored = warehouse.query_df("select * from raw.customers where customer_id = 'C1'")
+    assert len(stored) == 2 and stored["is_deleted"].any()
+    for column in landing.PII_COLUMNS:
+        assert stored[column].isna().all(), column
+    with warehouse.connect() as con:
+        dump = " ".join(str(v) for row in con.execute(
+            "select * from raw.customers union all by name select * from quarantine.customers"
+        ).fetchall() for v in row)
+    assert "ana@example.com" not in dump and "Silva" not in dump
+    assert "bo@example.com" in dump
