@@ -395,7 +395,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path,
                relative: str) -> list[str]:
     """Read a CSV file as text into `_landing_text`; returns the names of extra columns."""
     try:
-        con.execute(f"""
+        con.execute("""
             create temp table _landing_text as
             select *, row_number() over () + 1 as _line_number
             from read_csv(?, all_varchar = true, header = true, auto_detect = true,

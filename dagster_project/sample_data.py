@@ -17,7 +17,7 @@ import argparse
 import csv
 import datetime as dt
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,12 @@ DEFAULT_CUSTOMERS = 2_000
 DEFAULT_DAYS = 120
 DEFAULT_END_DATE = dt.date(2026, 10, 31)
 DEFAULT_SEED = 42
+# Share of order lines and events written with a defect, so that every run exercises the
+# quarantine. Each defect kind maps to the reason code ingestion must give it.
+DEFAULT_DEFECT_RATE = 0.002
+ORDER_DEFECTS = ("missing_required_field", "bad_timestamp", "negative_price", "unknown_currency",
+                 "invalid_value", "duplicate_key")
+EVENT_DEFECTS = ("malformed_json", "unknown_event_type", "bad_timestamp", "duplicate_key")
 
 ORDER_COLUMNS = [
     "order_id", "line_number", "customer_id", "ordered_at", "product_id", "quantity",
@@ -452,6 +458,55 @@ class World:
                                "properties": {"campaign_id": campaign}})
 
 
+def inject_defects(orders: list[dict], events: list[dict], rate: float,
+                   rng: np.random.Generator) -> tuple[list[dict], list[str], Counter]:
+    """Corrupt about `rate` of the rows the way real exports go wrong.
+
+    Returns the order rows, the event lines (JSON text, so that some can be malformed) and the
+    number of defects written per reason code.
+    """
+    defects: Counter = Counter()
+    out_orders: list[dict] = []
+    for row in orders:
+        out_orders.append(row)
+        if rng.random() >= rate:
+            continue
+        kind = ORDER_DEFECTS[int(rng.integers(len(ORDER_DEFECTS)))]
+        defects[kind] += 1
+        if kind == "duplicate_key":  # the same line delivered twice
+            out_orders.append(dict(row))
+            continue
+        bad = dict(row)
+        if kind == "missing_required_field":
+            bad["product_id"] = ""
+        elif kind == "bad_timestamp":
+            bad["ordered_at"] = "31/12/2026 25:61"
+        elif kind == "negative_price":
+            bad["unit_price"] = f"-{row['unit_price']}"
+        elif kind == "unknown_currency":
+            bad["currency"] = "XYZ"
+        else:
+            bad["status"] = "shipped"
+        out_orders[-1] = bad
+    lines: list[str] = []
+    for event in events:
+        line = json.dumps(event, separators=(",", ":"))
+        if rng.random() >= rate:
+            lines.append(line)
+            continue
+        kind = EVENT_DEFECTS[int(rng.integers(len(EVENT_DEFECTS)))]
+        defects[kind] += 1
+        if kind == "malformed_json":
+            lines.append(line[: len(line) // 2])
+        elif kind == "unknown_event_type":
+            lines.append(json.dumps({**event, "type": "screen"}, separators=(",", ":")))
+        elif kind == "bad_timestamp":
+            lines.append(json.dumps({**event, "timestamp": "yesterday"}, separators=(",", ":")))
+        else:
+            lines += [line, line]
+    return out_orders, lines, defects
+
+
 def _iso(moment: dt.datetime, offset_hours: int) -> str:
     """Local wall-clock time with its UTC offset, as shop exports write it."""
     tz = dt.timezone(dt.timedelta(hours=offset_hours))
@@ -466,11 +521,11 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
+def _write_lines(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, separators=(",", ":")) + "\n")
+        for line in lines:
+            handle.write(line + "\n")
 
 
 def _product_rows(products: list[Product], updated_at: str) -> list[dict]:
@@ -483,19 +538,24 @@ def _product_rows(products: list[Product], updated_at: str) -> list[dict]:
 
 def generate(landing: Path, side_dir: Path, customers: int = DEFAULT_CUSTOMERS,
              days: int = DEFAULT_DAYS, end_date: dt.date = DEFAULT_END_DATE,
-             seed: int = DEFAULT_SEED, progress: bool = True) -> dict:
+             seed: int = DEFAULT_SEED, progress: bool = True,
+             defect_rate: float = DEFAULT_DEFECT_RATE) -> dict:
     """Write the landing zone for `days` days ending on `end_date`; returns the manifest."""
     start = end_date - dt.timedelta(days=days - 1)
     world = World(customers, start, days, seed)
     counts: dict[str, dict[str, int]] = {feed: {} for feed in
                                           ("orders", "events", "customers", "products")}
+    defects: Counter = Counter()
+    defect_rng = np.random.default_rng([seed, 1])  # defects never change the clean world
     for day_index in tqdm(range(days), desc="generating days", unit="day", disable=not progress):
         day = start + dt.timedelta(days=day_index)
         partition = f"dt={day.isoformat()}"
         events, orders, snapshots = world.simulate_day(day)
-        _write_jsonl(landing / "events" / partition / "events.jsonl", events)
+        orders, event_lines, day_defects = inject_defects(orders, events, defect_rate, defect_rng)
+        defects.update(day_defects)
+        _write_lines(landing / "events" / partition / "events.jsonl", event_lines)
         _write_csv(landing / "orders" / partition / "orders.csv", ORDER_COLUMNS, orders)
-        counts["events"][day.isoformat()] = len(events)
+        counts["events"][day.isoformat()] = len(event_lines)
         counts["orders"][day.isoformat()] = len(orders)
         if snapshots:
             _write_csv(landing / "customers" / partition / "customers.csv", CUSTOMER_COLUMNS,
@@ -507,6 +567,7 @@ def generate(landing: Path, side_dir: Path, customers: int = DEFAULT_CUSTOMERS,
             counts["products"][day.isoformat()] = len(rows)
     manifest = {"seed": seed, "customers": customers, "days": days,
                 "start_date": start.isoformat(), "end_date": end_date.isoformat(),
+                "defect_rate": defect_rate, "defects": dict(sorted(defects.items())),
                 "rows": counts}
     side_dir.mkdir(parents=True, exist_ok=True)
     (side_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -533,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="last simulated day, YYYY-MM-DD (default %(default)s)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="random seed (default %(default)s)")
+    parser.add_argument("--defect-rate", type=float, default=DEFAULT_DEFECT_RATE,
+                        help="share of order lines and events written with a defect for the "
+                             "quarantine to catch (default %(default)s; 0 for a clean store)")
     parser.add_argument("--home", type=Path, default=HOME.root,
                         help="SEGMENTA_HOME to write into (default: $SEGMENTA_HOME or data/)")
     parser.add_argument("--force", action="store_true",
@@ -545,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     if landing.exists() and any(landing.glob("*/dt=*/*")) and not args.force:
         parser.error(f"{landing} already holds landing files; pass --force to write over them")
     manifest = generate(landing, args.home / "generator", args.customers, args.days,
-                        args.end_date, args.seed)
+                        args.end_date, args.seed, defect_rate=args.defect_rate)
     totals = {feed: sum(days.values()) for feed, days in manifest["rows"].items()}
     print(f"wrote {manifest['start_date']}..{manifest['end_date']} to {landing}: "
           + ", ".join(f"{n:,} {feed}" for feed, n in totals.items()))

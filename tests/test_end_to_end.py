@@ -40,10 +40,18 @@ def _query(home: Path, sql: str) -> pd.DataFrame:
 
 def test_partition_row_counts_equal_the_generators(home):
     manifest = json.loads((home / "generator" / "manifest.json").read_text())
-    for feed in ("orders", "events"):
-        loaded = _query(home, f"select strftime(_partition_date, '%Y-%m-%d') as day, "
-                              f"count(*) as n from raw.{feed} group by 1")
-        assert dict(zip(loaded["day"], loaded["n"], strict=True)) == manifest["rows"][feed]
+    for feed in ("orders", "events"):  # every written row was loaded or quarantined
+        read = _query(home, f"""
+            select strftime(_partition_date, '%Y-%m-%d') as day, count(*) as n from (
+                select _partition_date from raw.{feed}
+                union all select _partition_date from quarantine.{feed}
+            ) group by 1
+        """)
+        assert dict(zip(read["day"], read["n"], strict=True)) == manifest["rows"][feed]
+    quarantined = _query(home, "select reason, count(*) as n from (select reason from "
+                               "quarantine.orders union all select reason from "
+                               "quarantine.events) group by 1")
+    assert dict(zip(quarantined["reason"], quarantined["n"], strict=True)) == manifest["defects"]
     for feed in ("customers", "products"):
         n = _query(home, f"select count(*) as n from raw.{feed}")["n"][0]
         assert n == sum(manifest["rows"][feed].values())

@@ -17,9 +17,9 @@ from dagster_project import sample_data
 END = dt.date(2026, 3, 31)
 
 
-def _generate(root: Path, seed: int = 7) -> dict:
+def _generate(root: Path, seed: int = 7, defect_rate: float = 0.0) -> dict:
     return sample_data.generate(root / "landing", root / "generator", customers=150, days=20,
-                                end_date=END, seed=seed, progress=False)
+                                end_date=END, seed=seed, progress=False, defect_rate=defect_rate)
 
 
 def _digest(folder: Path) -> str:
@@ -118,3 +118,16 @@ def test_command_line_help_and_refusal_to_overwrite(world):
                               "--home", str(root), "--days", "2"],
                              capture_output=True, text=True, check=False)
     assert refused.returncode == 2 and "--force" in refused.stderr
+
+
+def test_injected_defects_land_in_quarantine_with_their_reasons(tmp_path):
+    from dagster_project import landing
+    from dagster_project.warehouse import Warehouse
+
+    manifest = _generate(tmp_path, defect_rate=0.03)
+    assert sum(manifest["defects"].values()) > 20
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    days = landing.landing_days(tmp_path / "landing", "orders")
+    reasons = landing.load_days(warehouse, tmp_path / "landing", "orders", days).reasons
+    reasons += landing.load_days(warehouse, tmp_path / "landing", "events", days).reasons
+    assert dict(reasons) == manifest["defects"]

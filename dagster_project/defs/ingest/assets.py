@@ -14,6 +14,39 @@ DESCRIPTIONS = {
 }
 
 
+MAX_QUARANTINE_SHARE = 0.05
+
+
+def _check_specs(feed: str) -> list[dg.AssetCheckSpec]:
+    key = dg.AssetKey(["raw", feed])
+    return [
+        dg.AssetCheckSpec("rows_reconcile", asset=key, blocking=True,
+                          description="Every row read was loaded or quarantined, per day."),
+        dg.AssetCheckSpec("quarantine_share", asset=key, blocking=True,
+                          description=f"At most {MAX_QUARANTINE_SHARE:.0%} of a day's rows were "
+                                      "quarantined; more means the export is broken."),
+    ]
+
+
+def _check_results(report: landing.LoadReport) -> list[dg.AssetCheckResult]:
+    """Reconciliation and quarantine share of the days just loaded, as blocking checks."""
+    unreconciled = [day for day in report.read
+                    if report.read[day] != report.loaded[day] + report.quarantined[day]]
+    shares = {day: report.quarantined[day] / report.read[day]
+              for day in report.read if report.read[day]}
+    too_bad = {day: share for day, share in shares.items() if share > MAX_QUARANTINE_SHARE}
+    return [
+        dg.AssetCheckResult(check_name="rows_reconcile", passed=not unreconciled, metadata={
+            **report.totals, "days_not_reconciling": dg.MetadataValue.json(unreconciled)}),
+        dg.AssetCheckResult(check_name="quarantine_share", passed=not too_bad, metadata={
+            "max_share": dg.MetadataValue.float(max(shares.values(), default=0.0)),
+            "days_above_threshold": dg.MetadataValue.json(
+                {day: round(share, 4) for day, share in sorted(too_bad.items())}),
+            "reasons": dg.MetadataValue.json(dict(report.reasons)),
+        }),
+    ]
+
+
 def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
     rows = "\n".join(
         f"| {day} | {report.read[day]} | {report.loaded[day]} | {report.quarantined[day]} |"
@@ -23,6 +56,7 @@ def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
         **{key: dg.MetadataValue.int(value) for key, value in report.totals.items()},
         "reconciles": dg.MetadataValue.bool(report.reconciles),
         "quarantine_reasons": dg.MetadataValue.json(dict(report.reasons)),
+        "extra_columns": dg.MetadataValue.json(sorted(report.extra_columns)),
         "per_day": dg.MetadataValue.md(
             "| day | read | loaded | quarantined |\n|---|---|---|---|\n" + rows),
     }
@@ -37,13 +71,15 @@ def _partitioned_feed_asset(feed: str) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="duckdb",
+        check_specs=_check_specs(feed),
     )
     def _asset(context: dg.AssetExecutionContext, home: HomeResource,
                warehouse: WarehouseResource) -> dg.MaterializeResult:
         days = [dt.date.fromisoformat(key) for key in context.partition_keys]
         report = landing.load_days(warehouse.warehouse, home.home.landing, feed, days)
         context.log.info(f"{feed}: {report.totals} over {len(days)} day(s)")
-        return dg.MaterializeResult(metadata=_metadata(report))
+        return dg.MaterializeResult(metadata=_metadata(report),
+                                    check_results=_check_results(report))
 
     return _asset
 
@@ -55,12 +91,14 @@ def _snapshot_feed_asset(feed: str) -> dg.AssetsDefinition:
         group_name="ingest",
         kinds={"duckdb", "python"},
         pool="duckdb",
+        check_specs=_check_specs(feed),
     )
     def _asset(context: dg.AssetExecutionContext, home: HomeResource,
                warehouse: WarehouseResource) -> dg.MaterializeResult:
         report = landing.load_all_days(warehouse.warehouse, home.home.landing, feed)
-        context.log.info(f"{feed}: {report.totals}")
-        return dg.MaterializeResult(metadata=_metadata(report))
+        context.log.info(f"{feed}: {report.totals}, {report.erased_customers} erased")
+        return dg.MaterializeResult(metadata=_metadata(report),
+                                    check_results=_check_results(report))
 
     return _asset
 

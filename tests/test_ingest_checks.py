@@ -1,0 +1,50 @@
+"""Blocking ingestion checks: a day with too many bad rows stops everything downstream."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dagster_project.defs.ingest.assets import raw_orders
+from dagster_project.resources import HomeResource, WarehouseResource
+
+HEADER = ("order_id,line_number,customer_id,ordered_at,product_id,quantity,unit_price,currency,"
+          "status,channel,shipping_country,discount_amount")
+
+
+@dg.asset(deps=[dg.AssetKey(["raw", "orders"])])
+def downstream_segments() -> None:
+    """Stands in for the marts and exports that must not refresh on bad data."""
+
+
+def _run(tmp_path, bad_rows: int) -> dg.ExecuteInProcessResult:
+    day = tmp_path / "landing" / "orders" / "dt=2026-05-01"
+    day.mkdir(parents=True, exist_ok=True)
+    good = [f"O{i},1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,ES,0" for i in range(40)]
+    bad = [f"B{i},1,C1,2026-05-01T10:00:00Z,P1,1,-1,EUR,completed,web,ES,0"
+           for i in range(bad_rows)]
+    (day / "orders.csv").write_text("\n".join([HEADER, *good, *bad]) + "\n")
+    return dg.materialize(
+        [raw_orders, downstream_segments], partition_key="2026-05-01", raise_on_error=False,
+        resources={"home": HomeResource(root=str(tmp_path)),
+                   "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))},
+    )
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+
+
+def test_clean_day_passes_and_downstream_refreshes(tmp_path):
+    result = _run(tmp_path, bad_rows=1)  # 1 of 41 rows is 2.4 %
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"rows_reconcile": True, "quarantine_share": True}
+    assert "downstream_segments" in _materialized(result)
+
+
+def test_failing_blocking_check_stops_downstream(tmp_path):
+    result = _run(tmp_path, bad_rows=5)  # 5 of 45 rows is 11 %
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"rows_reconcile": True, "quarantine_share": False}
+    assert "raw/orders" in _materialized(result)
+    assert "downstream_segments" not in _materialized(result)
+    assert not result.success
