@@ -26,20 +26,6 @@ CODE_GLOBS = ("dagster_project/**/*.py", "ml/**/*.py", "dbt_project/models/**/*"
               "dbt_project/seeds/**/*", "dbt_project/macros/**/*", "dbt_project/*.yml")
 
 
-def landing_fingerprints(home: Home) -> dict[str, dict[str, str]]:
-    """feed -> day -> a hash of that day's file names, sizes and modification times."""
-    prints: dict[str, dict[str, str]] = {}
-    for feed_name, feed in landing.FEEDS.items():
-        prints[feed_name] = {}
-        for day in landing.landing_days(home.landing, feed_name):
-            digest = hashlib.sha256()
-            for path in landing.day_files(home.landing, feed, day):
-                stat = path.stat()
-                digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-            prints[feed_name][day.isoformat()] = digest.hexdigest()
-    return prints
-
-
 def code_fingerprint() -> str:
     digest = hashlib.sha256()
     for pattern in CODE_GLOBS:
@@ -67,7 +53,7 @@ def plan(home: Home, force: bool) -> tuple[list[str], bool, dict]:
     """(changed partition days, whether unpartitioned assets must run, the new state)."""
     state_path = home.dagster_home / STATE_FILE
     old = json.loads(state_path.read_text()) if state_path.exists() and not force else {}
-    new = {"landing": landing_fingerprints(home), "code": code_fingerprint()}
+    new = {"landing": landing.landing_fingerprints(home.landing), "code": code_fingerprint()}
     old_landing = old.get("landing", {})
     changed_days = sorted({
         day

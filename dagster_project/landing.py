@@ -10,6 +10,7 @@ fix; the transaction around the load is rolled back, so the warehouse stays as i
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -194,6 +195,35 @@ def day_files(landing: Path, feed: Feed, day: dt.date) -> list[Path]:
         return []
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and file_kind(p))
+
+
+def day_fingerprint(landing: Path, feed: Feed, day: dt.date) -> str:
+    """A hash of a day's file names, sizes and modification times: changes when files arrive."""
+    digest = hashlib.sha256()
+    for path in day_files(landing, feed, day):
+        stat = path.stat()
+        digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def landing_fingerprints(landing: Path) -> dict[str, dict[str, str]]:
+    """feed -> day -> day_fingerprint, for every day folder in the landing zone."""
+    return {name: {day.isoformat(): day_fingerprint(landing, feed, day)
+                   for day in landing_days(landing, name)}
+            for name, feed in FEEDS.items()}
+
+
+def changed_day_ranges(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str]]:
+    """Contiguous (first, last) runs of days that are new, changed or gone since `old`."""
+    changed = sorted({d for d, fp in new.items() if old.get(d) != fp} | (set(old) - set(new)))
+    ranges: list[tuple[str, str]] = []
+    for day in changed:
+        if ranges and (dt.date.fromisoformat(day)
+                       - dt.date.fromisoformat(ranges[-1][1])).days == 1:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
