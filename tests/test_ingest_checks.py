@@ -16,13 +16,15 @@ def downstream_segments() -> None:
     """Stands in for the marts and exports that must not refresh on bad data."""
 
 
-def _run(tmp_path, bad_rows: int) -> dg.ExecuteInProcessResult:
+def _run(tmp_path, bad_rows: int, cancelled: int = 0) -> dg.ExecuteInProcessResult:
     day = tmp_path / "landing" / "orders" / "dt=2026-05-01"
     day.mkdir(parents=True, exist_ok=True)
     good = [f"O{i},1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,ES,0" for i in range(40)]
     bad = [f"B{i},1,C1,2026-05-01T10:00:00Z,P1,1,-1,EUR,completed,web,ES,0"
            for i in range(bad_rows)]
-    (day / "orders.csv").write_text("\n".join([HEADER, *good, *bad]) + "\n")
+    cancelled_lines = [f"X{i},1,C1,2026-05-01T10:00:00Z,P1,1,9.5,EUR,cancelled,web,ES,0"
+                       for i in range(cancelled)]
+    (day / "orders.csv").write_text("\n".join([HEADER, *good, *bad, *cancelled_lines]) + "\n")
     return dg.materialize(
         [raw_orders, downstream_segments], partition_key="2026-05-01", raise_on_error=False,
         resources={"home": HomeResource(root=str(tmp_path)),
@@ -37,14 +39,25 @@ def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
 def test_clean_day_passes_and_downstream_refreshes(tmp_path):
     result = _run(tmp_path, bad_rows=1)  # 1 of 41 rows is 2.4 %
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"rows_reconcile": True, "quarantine_share": True}
+    assert checks == {"rows_reconcile": True, "quarantine_share": True,
+                      "great_expectations": True}
     assert "downstream_segments" in _materialized(result)
 
 
 def test_failing_blocking_check_stops_downstream(tmp_path):
     result = _run(tmp_path, bad_rows=5)  # 5 of 45 rows is 11 %
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"rows_reconcile": True, "quarantine_share": False}
+    assert checks == {"rows_reconcile": True, "quarantine_share": False,
+                      "great_expectations": False}
     assert "raw/orders" in _materialized(result)
     assert "downstream_segments" not in _materialized(result)
     assert not result.success
+
+
+def test_failing_expectation_alone_stops_downstream_and_shows_offending_values(tmp_path):
+    result = _run(tmp_path, bad_rows=0, cancelled=60)  # 60 % of the day's lines cancelled
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evaluations["quarantine_share"].passed and not evaluations["great_expectations"].passed
+    report = evaluations["great_expectations"].metadata["result"].value
+    assert "expect_column_values_to_be_in_set" in report and "cancelled" in report
+    assert "downstream_segments" not in _materialized(result)

@@ -2,7 +2,7 @@ import datetime as dt
 
 import dagster as dg
 
-from dagster_project import landing
+from dagster_project import landing, quality
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import HomeResource, WarehouseResource
 
@@ -15,6 +15,7 @@ DESCRIPTIONS = {
 
 
 MAX_QUARANTINE_SHARE = 0.05
+GE_SAMPLE_ROWS = 200_000  # rows expectations run on a reservoir sample of this size at most
 
 
 def _check_specs(feed: str) -> list[dg.AssetCheckSpec]:
@@ -25,7 +26,39 @@ def _check_specs(feed: str) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec("quarantine_share", asset=key, blocking=True,
                           description=f"At most {MAX_QUARANTINE_SHARE:.0%} of a day's rows were "
                                       "quarantined; more means the export is broken."),
+        dg.AssetCheckSpec("great_expectations", asset=key, blocking=True,
+                          description=f"The suite expectations/raw_{feed}.json on the rows and "
+                                      "daily volumes just loaded."),
     ]
+
+
+def _expectations(warehouse: WarehouseResource, report: landing.LoadReport,
+                  days: list[dt.date] | None) -> dg.AssetCheckResult:
+    """Validate the loaded rows (a sample) and, for daily feeds, each day's volume statistics."""
+    table = f"raw.{report.feed}"
+    where = "where _partition_date in (select unnest(?::date[]))" if days is not None else ""
+    params = [days] if days is not None else []
+    rows = warehouse.warehouse.query_df(
+        f"select * exclude (_extra) from {table} {where} "
+        f"using sample reservoir({GE_SAMPLE_ROWS} rows) repeatable (7)", params)
+    summaries = [quality.validate(table, "rows", rows)]
+    if days is not None:
+        history = warehouse.warehouse.query_df(
+            f"select strftime(_partition_date, '%Y-%m-%d') as day, count(*) as n_loaded "
+            f"from {table} where _partition_date < ? and _partition_date >= ? - 40 group by 1",
+            [min(days), min(days)])
+        for day in report.read:  # days of this load count as history for the later ones
+            history.loc[len(history)] = [day, report.loaded[day]]
+        stats = quality.daily_stats(report.read, report.loaded, report.quarantined, history)
+        summaries.append(quality.validate(table, "daily", stats))
+    summary = quality.ValidationSummary.combine(summaries)
+    return dg.AssetCheckResult(
+        check_name="great_expectations", passed=summary.success,
+        metadata={"expectations": dg.MetadataValue.int(summary.evaluated),
+                  "failed": dg.MetadataValue.int(len(summary.failures)),
+                  "rows_validated": dg.MetadataValue.int(len(rows)),
+                  "result": dg.MetadataValue.md(summary.markdown())},
+    )
 
 
 def _check_results(report: landing.LoadReport) -> list[dg.AssetCheckResult]:
@@ -78,8 +111,9 @@ def _partitioned_feed_asset(feed: str) -> dg.AssetsDefinition:
         days = [dt.date.fromisoformat(key) for key in context.partition_keys]
         report = landing.load_days(warehouse.warehouse, home.home.landing, feed, days)
         context.log.info(f"{feed}: {report.totals} over {len(days)} day(s)")
-        return dg.MaterializeResult(metadata=_metadata(report),
-                                    check_results=_check_results(report))
+        return dg.MaterializeResult(
+            metadata=_metadata(report),
+            check_results=[*_check_results(report), _expectations(warehouse, report, days)])
 
     return _asset
 
@@ -97,8 +131,9 @@ def _snapshot_feed_asset(feed: str) -> dg.AssetsDefinition:
                warehouse: WarehouseResource) -> dg.MaterializeResult:
         report = landing.load_all_days(warehouse.warehouse, home.home.landing, feed)
         context.log.info(f"{feed}: {report.totals}, {report.erased_customers} erased")
-        return dg.MaterializeResult(metadata=_metadata(report),
-                                    check_results=_check_results(report))
+        return dg.MaterializeResult(
+            metadata=_metadata(report),
+            check_results=[*_check_results(report), _expectations(warehouse, report, None)])
 
     return _asset
 

@@ -1,0 +1,35 @@
+import dagster as dg
+
+from dagster_project import quality
+from dagster_project.resources import WarehouseResource
+
+# Marts whose Great Expectations suite must pass before models and exports refresh.
+CHECKED_MARTS = ("customer_rfm", "dim_customers")
+
+
+def _mart_check(name: str) -> dg.AssetChecksDefinition:
+    table = f"marts.{name}"
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["marts", name]),
+        name="great_expectations",
+        blocking=True,
+        pool="duckdb",
+        description=f"The suite expectations/marts_{name}.json; failing stops everything "
+                    "downstream (models, audiences, exports).",
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        frame = warehouse.warehouse.query_df(f"select * from {table}")
+        summary = quality.validate(table, "rows", frame)
+        return dg.AssetCheckResult(
+            passed=summary.success,
+            metadata={"rows": dg.MetadataValue.int(len(frame)),
+                      "expectations": dg.MetadataValue.int(summary.evaluated),
+                      "failed": dg.MetadataValue.int(len(summary.failures)),
+                      "result": dg.MetadataValue.md(summary.markdown())},
+        )
+
+    return _check
+
+
+mart_checks = [_mart_check(name) for name in CHECKED_MARTS]

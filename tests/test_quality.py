@@ -1,0 +1,38 @@
+"""Great Expectations suites: every file loads, and volume anomalies are caught with their days."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from dagster_project import quality
+
+
+@pytest.mark.parametrize("path", sorted(quality.SUITES_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_every_suite_file_names_its_table(path):
+    spec = json.loads(path.read_text())
+    assert path == quality.suite_file(spec["table"])
+    assert spec.get("rows") or spec.get("daily")
+
+
+def test_a_day_with_no_orders_and_a_spike_fail_with_their_days():
+    history = pd.DataFrame({"day": [f"2026-04-{d:02d}" for d in range(1, 29)],
+                            "n_loaded": [100] * 28})
+    read = {"2026-04-29": 102, "2026-04-30": 0, "2026-05-01": 900}
+    loaded = {"2026-04-29": 101, "2026-04-30": 0, "2026-05-01": 900}
+    quarantined = {day: read[day] - loaded[day] for day in read}
+    stats = quality.daily_stats(read, loaded, quarantined, history)
+    assert stats["ratio_to_recent_median"].round(2).tolist() == [1.01, 0.0, 9.0]
+    summary = quality.validate("raw.orders", "daily", stats)
+    assert not summary.success
+    failed = {(f.column, tuple(sorted(map(str, f.sample)))) for f in summary.failures}
+    assert ("n_loaded", ("0",)) in failed
+    assert ("ratio_to_recent_median", ("0.0", "9.0")) in failed
+    assert "n_loaded" in summary.markdown()
+
+
+def test_unknown_table_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="no expectation suite for raw.nothing"):
+        quality.validate("raw.nothing", "rows", pd.DataFrame())
