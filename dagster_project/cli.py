@@ -126,6 +126,12 @@ def run(force: bool = False) -> int:
                                         run_config=QUIET_LOGS,
                                         raise_on_error=False)
     if not result.success:
+        for evaluation in result.get_asset_check_evaluations():
+            if not evaluation.passed:
+                details = evaluation.metadata.get("result")
+                print(f"check failed: {evaluation.asset_key.to_user_string()} "
+                      f"{evaluation.check_name}\n{details.value if details else ''}\n",
+                      file=sys.stderr)
         failed = [event.step_key for event in result.all_events if event.is_step_failure]
         print(f"error: run {result.run_id} failed in {', '.join(failed) or 'a step'}; the "
               "warehouse keeps its last good state. See the run's logs in the UI (make ui).",
@@ -192,6 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--force", action="store_true",
                          help="rebuild everything even if nothing changed")
     commands.add_parser("summary", help="print segment sizes and where everything lives")
+    import_cmd = commands.add_parser(
+        "import", help="write a store's own export into the landing zone through a YAML mapping",
+        description="Map an existing export (CSV or Parquet) onto a landing feed with a YAML "
+                    "column mapping and write it as one CSV per day into SEGMENTA_HOME/landing. "
+                    "Every source row is written; rows that break the contract are quarantined "
+                    "with a reason when the days are loaded.")
+    import_cmd.add_argument("--mapping", type=Path, required=True,
+                            help="the YAML mapping, e.g. mappings/online_retail.yaml")
+    import_cmd.add_argument("--source", type=Path, required=True, help="the export file")
     commands.add_parser("generate", add_help=False,
                         help="write the synthetic sample store (see `segmenta generate --help`)")
     args, rest = parser.parse_known_args(argv)
@@ -203,6 +218,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
         return run(force=args.force)
+    if args.command == "import":
+        from dagster_project.importer import MappingError, import_file
+
+        try:
+            report = import_file(args.mapping, args.source, HOME.ensure().landing)
+        except (MappingError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {report.written_rows:,} of {report.source_rows:,} rows from {args.source} "
+              f"into {report.out_dir} ({report.days} days, {report.first_day}..{report.last_day})")
+        return 0
     print(summary(HOME))
     return 0
 

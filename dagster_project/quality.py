@@ -58,7 +58,7 @@ class ValidationSummary:
     @staticmethod
     def combine(summaries: list[ValidationSummary]) -> ValidationSummary:
         return ValidationSummary(
-            suite=" + ".join(s.suite for s in summaries),
+            suite=" + ".join(s.suite for s in summaries) or "nothing to validate",
             success=all(s.success for s in summaries),
             evaluated=sum(s.evaluated for s in summaries),
             failures=[f for s in summaries for f in s.failures],

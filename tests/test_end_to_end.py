@@ -60,7 +60,7 @@ def test_partition_row_counts_equal_the_generators(home):
 def test_every_buyer_has_exactly_one_rfm_segment(home):
     buyers = _query(home, """
         select distinct customer_id from marts.fct_orders
-        where is_completed and customer_id is not null
+        where is_completed and net_revenue > 0 and customer_id is not null
     """)["customer_id"]
     rfm = _query(home, "select customer_id, rfm_segment, r_score, f_score, m_score "
                        "from marts.customer_rfm")

@@ -41,8 +41,9 @@ def _expectations(warehouse: WarehouseResource, report: landing.LoadReport,
     rows = warehouse.warehouse.query_df(
         f"select * exclude (_extra) from {table} {where} "
         f"using sample reservoir({GE_SAMPLE_ROWS} rows) repeatable (7)", params)
-    summaries = [quality.validate(table, "rows", rows)]
-    if days is not None:
+    # no rows (a store without profile or catalogue feeds) leaves only the volume checks
+    summaries = [quality.validate(table, "rows", rows)] if len(rows) else []
+    if days is not None and report.read:
         history = warehouse.warehouse.query_df(
             f"select strftime(_partition_date, '%Y-%m-%d') as day, count(*) as n_loaded "
             f"from {table} where _partition_date < ? and _partition_date >= ? - 40 group by 1",

@@ -5,7 +5,7 @@ from dagster_project.warehouse import publish_schema
 
 # Contact details stay in the warehouse for activation; analysts get everything else.
 NOT_PUBLISHED = ("customer_contacts",)
-PUBLISHED_MARTS = ("dim_customers", "fct_orders", "customer_rfm")
+PUBLISHED_MARTS = ("dim_customers", "fct_orders", "fct_order_items", "customer_rfm")
 
 
 @dg.asset(

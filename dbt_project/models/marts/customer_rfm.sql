@@ -17,7 +17,10 @@ window_orders as (
     from orders
     cross join as_of
     where
+        -- a purchase: completed and worth something (free-sample-only or fully returned
+        -- orders do not make a buyer)
         orders.is_completed
+        and orders.net_revenue > 0
         and orders.customer_id is not null
         and orders.order_date < as_of.as_of_date
         and orders.order_date >= as_of.as_of_date - {{ var('rfm_lookback_days') }}

@@ -8,6 +8,13 @@ orders as (
     select * from {{ ref('fct_orders') }}
 ),
 
+known_ids as (
+    -- every customer the store knows: with a profile, or only from their orders
+    select customer_id from customers
+    union
+    select customer_id from orders where customer_id is not null
+),
+
 order_metrics as (
     select
         customer_id,
@@ -26,7 +33,8 @@ order_metrics as (
 final as (
     select
         ----------  ids
-        customers.customer_id,
+        known_ids.customer_id,
+        customers.customer_id is not null as has_profile,
 
         ----------  demographics
         customers.gender,
@@ -46,9 +54,10 @@ final as (
         customers.country,
 
         ----------  consents and flags
-        customers.has_email_consent,
-        customers.has_ads_consent,
-        customers.is_deleted,
+        -- no profile, no consent on record: treat as not consented
+        coalesce(customers.has_email_consent, false) as has_email_consent,
+        coalesce(customers.has_ads_consent, false) as has_ads_consent,
+        coalesce(customers.is_deleted, false) as is_deleted,
 
         ----------  cohort
         customers.signup_at,
@@ -68,8 +77,9 @@ final as (
                 then round(order_metrics.returned_revenue / order_metrics.gross_revenue, 4)
         end as return_rate
 
-    from customers
-    left join order_metrics on customers.customer_id = order_metrics.customer_id
+    from known_ids
+    left join customers on known_ids.customer_id = customers.customer_id
+    left join order_metrics on known_ids.customer_id = order_metrics.customer_id
 )
 
 select * from final
