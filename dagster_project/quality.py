@@ -25,6 +25,8 @@ from dagster_project.settings import PROJECT_ROOT
 
 SUITES_DIR = PROJECT_ROOT / "expectations"
 SAMPLE_SIZE = 5
+# Below this many rows a day, volume swings are noise (Poisson), not incidents: no ratio.
+MIN_VOLUME_FOR_RATIO = 20
 
 
 @dataclass
@@ -133,13 +135,16 @@ def daily_stats(read: dict[str, int], loaded: dict[str, int], quarantined: dict[
     """One row per day: volumes, quarantine share, and loaded rows relative to recent history.
 
     `history` has columns day (date string) and n_loaded for days loaded before; the ratio uses
-    the median of the 28 days before each day (null while fewer than 7 such days exist).
+    the median of the 28 days before each day (null while fewer than 7 such days exist, or
+    while that median is below MIN_VOLUME_FOR_RATIO).
     """
     past = dict(zip(history["day"], history["n_loaded"], strict=True)) if len(history) else {}
     rows = []
     for day in sorted(read):
         days = sorted(d for d in past if d < day)[-28:]
         median = float(pd.Series([past[d] for d in days]).median()) if len(days) >= 7 else None
+        if median is not None and median < MIN_VOLUME_FOR_RATIO:
+            median = None
         rows.append({
             "day": day, "n_read": read[day], "n_loaded": loaded[day],
             "n_quarantined": quarantined[day],

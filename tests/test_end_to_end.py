@@ -27,7 +27,7 @@ def _segmenta(home: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("segmenta_home")
-    _segmenta(home, "generate", "--customers", "800", "--days", "60", "--seed", "3")
+    _segmenta(home, "generate", "--customers", "2000", "--days", "60", "--seed", "3")
     first = _segmenta(home, "run")
     assert "RFM segments as of" in first.stdout and "Dagster UI" in first.stdout
     return home
