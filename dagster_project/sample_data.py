@@ -525,8 +525,8 @@ class World:
             "order": order_number[session],
             "platform": platform[session],
             "country": country[session],
-            "query": np.where(kind == "Products Searched",
-                              np.array(cat.categories)[favourite[session, 0]], None),
+            "query": np.where(kind == "Products Searched", favourite[session, 0], -1),
+            "campaign": np.datetime64("NaT"),
         })
         return events, orders
 
@@ -639,9 +639,8 @@ class World:
                           np.full(len(clicked), "Email Link Clicked", dtype=object)],
             "user": np.r_[opened, clicked], "anon": self.anonymous_id[np.r_[opened, clicked]],
             "ts": np.r_[open_at, click_at], "product": -1, "price": np.nan, "order": -1,
-            "platform": -1, "country": -1, "query": None,
+            "platform": -1, "country": -1, "query": -1, "campaign": np.datetime64(day, "s"),
         })
-        rows["campaign"] = f"newsletter-{day.isoformat()}"
         return rows.sort_values("ts", kind="stable")
 
 
@@ -662,47 +661,84 @@ def _iso(moment: np.ndarray, offset_hours: np.ndarray) -> np.ndarray:
     return np.char.add(text, np.char.add(suffix, ":00"))
 
 
+KINDS = ("page", "identify", "Products Searched", "Product Viewed", "Product Added",
+         "Product Removed", "Cart Viewed", "Checkout Started", "Order Completed", "Email Opened",
+         "Email Link Clicked")
+
+
+def lookup_tables(con: duckdb.DuckDBPyConnection, catalogue: Catalogue) -> None:
+    """Small tables the event renderer joins to: products, platforms, countries."""
+    con.register("_products", pd.DataFrame({
+        "product": np.arange(len(catalogue.product_id)), "product_id": catalogue.product_id,
+        "category": catalogue.category, "price": catalogue.price}))
+    con.register("_platforms", pd.DataFrame({
+        "platform": np.arange(len(PLATFORMS)), "device": [p[0] for p in PLATFORMS],
+        "os": [p[1] for p in PLATFORMS], "agent": [USER_AGENTS[p[1]] for p in PLATFORMS]}))
+    con.register("_countries", pd.DataFrame({
+        "country": np.arange(len(COUNTRIES)), "country_code": [c.code for c in COUNTRIES],
+        "city": [c.cities[0][0] for c in COUNTRIES]}))
+    con.register("_kinds", pd.DataFrame({"kind_code": np.arange(len(KINDS)), "kind": KINDS}))
+    con.register("_categories", pd.DataFrame({
+        "query_code": np.arange(len(catalogue.categories)),
+        "query": [c.lower() for c in catalogue.categories]}))
+
+
 def render_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame,
-                  catalogue: Catalogue, first_message: int) -> np.ndarray:
-    """Segment-spec JSON lines for a day's event rows (rendered by DuckDB's JSON writer)."""
+                  first_message: int) -> list[str]:
+    """Segment-spec JSON lines for a day's event rows, formatted by DuckDB from numeric columns.
+
+    Needs `lookup_tables` registered on the connection first.
+    """
     if events.empty:
-        return np.array([], dtype=object)
-    frame = events.assign(
-        message=_ids("msg-", np.arange(first_message, first_message + len(events)), 10),
-        user_id=np.where(events["user"] >= 0, _ids("C", events["user"].to_numpy() + 1, 7), None),
-        anonymous=np.char.mod("%016x", events["anon"].to_numpy()),
-        timestamp=np.char.add(np.datetime_as_string(events["ts"].to_numpy(), unit="s"), ".000Z"),
-        product_id=np.where(events["product"] >= 0,
-                            catalogue.product_id[np.maximum(events["product"], 0)], None),
-        category=np.where(events["product"] >= 0,
-                          catalogue.category[np.maximum(events["product"], 0)], None),
-        order_id=np.where(events["order"] > 0, _ids("O", events["order"].to_numpy(), 9), None),
-        device=np.where(events["platform"] >= 0, np.array([p[0] for p in PLATFORMS] + [""])[
-            events["platform"]], None),
-        os=np.where(events["platform"] >= 0, np.array([p[1] for p in PLATFORMS] + [""])[
-            events["platform"]], None),
-        agent=np.where(events["platform"] >= 0, np.array(
-            [USER_AGENTS[p[1]] for p in PLATFORMS] + [""])[events["platform"]], None),
-        country_code=np.where(events["country"] >= 0, np.array(
-            [c.code for c in COUNTRIES] + [""])[events["country"]], None),
-        city=np.where(events["country"] >= 0, np.array(
-            [c.cities[0][0] for c in COUNTRIES] + [""])[events["country"]], None),
-        campaign=events.get("campaign"),
-    )
+        return []
+    frame = pd.DataFrame({
+        "row": np.arange(len(events)),
+        "kind_code": pd.Categorical(events["kind"], categories=KINDS).codes,
+        "user": events["user"].to_numpy(dtype=np.int64),
+        "anon": events["anon"].to_numpy(dtype=np.int64),
+        "ts": events["ts"].to_numpy(dtype="datetime64[s]"),
+        "product": events["product"].to_numpy(dtype=np.int64),
+        "order_no": events["order"].to_numpy(dtype=np.int64),
+        "platform": events["platform"].to_numpy(dtype=np.int64),
+        "country": events["country"].to_numpy(dtype=np.int64),
+        "query_code": events["query"].to_numpy(dtype=np.int64),
+        "campaign_day": events["campaign"].to_numpy(dtype="datetime64[s]"),
+    })
     con.register("_events", frame)
     lines = con.execute("""
+        with e as (
+            select
+                e.row, k.kind,
+                'msg-' || lpad(cast(e.row + ? as varchar), 10, '0') as message,
+                strftime(e.ts, '%Y-%m-%dT%H:%M:%S.000Z') as timestamp,
+                case when e.user >= 0 then 'C' || lpad(cast(e.user + 1 as varchar), 7, '0') end
+                    as user_id,
+                printf('%016x', e.anon) as anonymous,
+                p.product_id, p.category, p.price,
+                case when e.order_no > 0 then 'O' || lpad(cast(e.order_no as varchar), 9, '0')
+                    end as order_id,
+                q.query,
+                'newsletter-' || strftime(e.campaign_day, '%Y-%m-%d') as campaign,
+                json_object('device', json_object('type', pl.device),
+                            'os', json_object('name', pl.os), 'userAgent', pl.agent,
+                            'location', json_object('country', c.country_code, 'city', c.city))
+                    as context
+            from _events as e
+            join _kinds as k using (kind_code)
+            left join _products as p using (product)
+            left join _platforms as pl using (platform)
+            left join _countries as c using (country)
+            left join _categories as q using (query_code)
+        )
         select case
             when kind = 'page' then json_object(
                 'type', 'page', 'messageId', message, 'timestamp', timestamp, 'userId', user_id,
                 'anonymousId', anonymous, 'properties', json_object('path', '/', 'title', 'Home'),
-                'context', json_object('device', json_object('type', device),
-                    'os', json_object('name', os), 'userAgent', agent,
-                    'location', json_object('country', country_code, 'city', city)))
+                'context', context)
             when kind = 'identify' then json_object(
                 'type', 'identify', 'messageId', message, 'timestamp', timestamp,
-                'userId', user_id, 'anonymousId', anonymous, 'properties', json_object(),
-                'context', json_object('device', json_object('type', device),
-                    'os', json_object('name', os)))
+                'userId', user_id, 'anonymousId', anonymous, 'traits', json_object(),
+                'context', context)
             when kind like 'Email%' then json_object(
                 'type', 'track', 'event', kind, 'messageId', message, 'timestamp', timestamp,
                 'userId', user_id, 'anonymousId', anonymous,
@@ -717,19 +753,17 @@ def render_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame,
                         'category', category, 'price', price, 'quantity', 1)
                     when order_id is not null then json_object('order_id', order_id,
                         'currency', 'EUR')
-                    when query is not null then json_object('query', lower(query))
+                    when query is not null then json_object('query', query)
                     else json_object() end,
-                'context', json_object('device', json_object('type', device),
-                    'os', json_object('name', os), 'userAgent', agent,
-                    'location', json_object('country', country_code, 'city', city)))
+                'context', context)
             end::varchar as line
-        from _events
-    """).fetchnumpy()["line"]
+        from e order by row
+    """, [first_message]).fetchnumpy()["line"]
     con.unregister("_events")
-    return lines
+    return lines.tolist()
 
 
-def inject_defects(orders: pd.DataFrame, lines: np.ndarray, rate: float,
+def inject_defects(orders: pd.DataFrame, lines: list[str], rate: float,
                    rng: np.random.Generator) -> tuple[pd.DataFrame, list[str], Counter]:
     """Corrupt about `rate` of the order lines and events the way real exports go wrong.
 
@@ -757,7 +791,7 @@ def inject_defects(orders: pd.DataFrame, lines: np.ndarray, rate: float,
             orders.at[row, "status"] = "shipped"
     if duplicates:
         orders = pd.concat([orders, orders.loc[duplicates]]).sort_index(kind="stable")
-    out = list(lines)
+    out = lines
     hit = np.flatnonzero(rng.random(len(out)) < rate)
     kinds = rng.integers(0, len(EVENT_DEFECTS), len(hit))
     for row, k in sorted(zip(hit, kinds, strict=True), reverse=True):
@@ -797,12 +831,13 @@ def generate(landing: Path, side_dir: Path, customers: int = DEFAULT_CUSTOMERS,
     defects: Counter = Counter()
     defect_rng = np.random.default_rng([seed, 1])  # defects never change the clean world
     con = duckdb.connect()
+    lookup_tables(con, world.catalogue)
     bar = tqdm(range(days), desc="generating days", unit="day", disable=not progress)
     for day_index in bar:
         day = start + dt.timedelta(days=day_index)
         partition = f"dt={day.isoformat()}"
         events, orders, profiles = world.simulate_day(day_index)
-        lines = render_events(con, events, world.catalogue, world.message_seq + 1)
+        lines = render_events(con, events, world.message_seq + 1)
         world.message_seq += len(lines)
         orders, lines, day_defects = inject_defects(orders, lines, defect_rate, defect_rng)
         defects.update(day_defects)
