@@ -9,6 +9,7 @@ file and no pipeline code) it says so and changes nothing.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import subprocess
@@ -90,6 +91,38 @@ def run(force: bool = False) -> int:
         print(summary(home))
         return 0
 
+    code = materialize(home, changed_days, trigger="make run")
+    if code == 0:
+        (home.dagster_home / STATE_FILE).write_text(json.dumps(new_state) + "\n")
+        print(summary(home))
+    return code
+
+
+def backfill(first: str, last: str) -> int:
+    """Reload the landing days first..last and rebuild everything downstream, in one run."""
+    home = HOME.ensure()
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    days = [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+    code = materialize(home, days, trigger="segmenta backfill")
+    if code == 0:
+        state_path = home.dagster_home / STATE_FILE
+        state = json.loads(state_path.read_text()) if state_path.exists() else {}
+        current = landing.landing_fingerprints(home.landing)
+        for feed in ("orders", "events"):
+            known = state.setdefault("landing", {}).setdefault(feed, {})
+            for day in days:
+                if day in current[feed]:
+                    known[day] = current[feed][day]
+                else:
+                    known.pop(day, None)
+        state_path.write_text(json.dumps(state) + "\n")
+        print(summary(home))
+    return code
+
+
+def materialize(home: Home, days: list[str], trigger: str) -> int:
+    """One in-process Dagster run (recorded in DAGSTER_HOME): the daily partitions `days` (as one
+    single-run backfill over their range) and every unpartitioned asset downstream."""
     ensure_dbt_manifest()
     import dagster as dg
 
@@ -97,7 +130,7 @@ def run(force: bool = False) -> int:
     from dagster_project.partitions import daily_partitions
 
     known = set(daily_partitions.get_partition_keys())
-    outside = [day for day in changed_days if day not in known]
+    outside = [day for day in days if day not in known]
     if outside:
         print(f"error: landing days {outside[0]}..{outside[-1]} ({len(outside)} days) are outside "
               f"the daily partitions ({daily_partitions.start.date()} to yesterday). Set "
@@ -109,11 +142,11 @@ def run(force: bool = False) -> int:
     graph = defs.resolve_asset_graph()
     partitioned = {key for key in graph.get_all_asset_keys()
                    if graph.get(key).partitions_def is not None}
-    if changed_days:
+    if days:
         selection = graph.get_all_asset_keys()
-        tags = {"dagster/asset_partition_range_start": changed_days[0],
-                "dagster/asset_partition_range_end": changed_days[-1]}
-        what = f"landing days {changed_days[0]}..{changed_days[-1]} and everything downstream"
+        tags = {"dagster/asset_partition_range_start": min(days),
+                "dagster/asset_partition_range_end": max(days)}
+        what = f"landing days {min(days)}..{max(days)} and everything downstream"
     else:
         selection = {key for key in graph.get_all_asset_keys() if key not in partitioned}
         tags = {}
@@ -122,9 +155,8 @@ def run(force: bool = False) -> int:
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, asset_selection=list(selection),
-                                        tags={**tags, "segmenta/trigger": "make run"},
-                                        run_config=QUIET_LOGS,
-                                        raise_on_error=False)
+                                        tags={**tags, "segmenta/trigger": trigger},
+                                        run_config=QUIET_LOGS, raise_on_error=False)
     if not result.success:
         for evaluation in result.get_asset_check_evaluations():
             if not evaluation.passed:
@@ -137,9 +169,7 @@ def run(force: bool = False) -> int:
               "warehouse keeps its last good state. See the run's logs in the UI (make ui).",
               file=sys.stderr)
         return 1
-    (home.dagster_home / STATE_FILE).write_text(json.dumps(new_state) + "\n")
     print(f"Done in {time.monotonic() - started:.0f} s (run {result.run_id}).\n")
-    print(summary(home))
     return 0
 
 
@@ -184,6 +214,13 @@ def summary(home: Home) -> str:
     return "\n".join(lines)
 
 
+def _day(text: str) -> str:
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="segmenta",
@@ -198,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--force", action="store_true",
                          help="rebuild everything even if nothing changed")
     commands.add_parser("summary", help="print segment sizes and where everything lives")
+    backfill_cmd = commands.add_parser(
+        "backfill", help="reload a range of landing days and rebuild everything, in one run",
+        description="Reload the orders and events of every day from FROM to TO (a single-run "
+                    "backfill, however many days) and rebuild everything downstream.")
+    backfill_cmd.add_argument("--from", dest="first", type=_day, required=True,
+                              help="first day, YYYY-MM-DD")
+    backfill_cmd.add_argument("--to", dest="last", type=_day, required=True,
+                              help="last day, YYYY-MM-DD")
     import_cmd = commands.add_parser(
         "import", help="write a store's own export into the landing zone through a YAML mapping",
         description="Map an existing export (CSV or Parquet) onto a landing feed with a YAML "
@@ -218,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
         return run(force=args.force)
+    if args.command == "backfill":
+        if args.last < args.first:
+            parser.error("--to is before --from")
+        return backfill(args.first, args.last)
     if args.command == "import":
         from dagster_project.importer import MappingError, import_file
 

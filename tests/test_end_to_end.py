@@ -108,3 +108,14 @@ def test_second_run_changes_nothing(home):
     again = _segmenta(home, "run")
     assert "Everything is up to date" in again.stdout
     assert warehouse.stat().st_mtime_ns == before
+
+
+def test_backfill_reloads_a_range_in_one_run_without_duplicates(home):
+    before = _query(home, "select count(*) as n from raw.orders")["n"][0]
+    manifest = json.loads((home / "generator" / "manifest.json").read_text())
+    done = _segmenta(home, "backfill", "--from", manifest["start_date"],
+                     "--to", manifest["end_date"])
+    assert f"landing days {manifest['start_date']}..{manifest['end_date']}" in done.stdout
+    assert _query(home, "select count(*) as n from raw.orders")["n"][0] == before
+    again = _segmenta(home, "run")
+    assert "Everything is up to date" in again.stdout
