@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -300,7 +301,8 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
     relative = path.relative_to(landing).as_posix()
     kind = file_kind(path)
     con.execute("drop table if exists _landing_text")
-    known = ", ".join(f"'{name}'" for name in feed.source_names)
+    # Each source value is extracted once into a `_f_<column>` text column; casts and checks
+    # then read those columns (an expression repeated in the checks would be evaluated again).
     if kind == "csv":
         extra_names = _stage_csv(con, feed, path, relative)
         fields = {c.name: f'nullif(trim("{c.field}"), \'\')' for c in feed.columns}
@@ -310,41 +312,35 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
                  + "))") if extra_names else "null"
         parse_error = "null"
     else:
-        _stage_json(con, path, relative, kind)
-        fields = {}
-        for c in feed.columns:  # a malformed line yields nulls here and is quarantined below
-            path_expr = f"'$.\"{c.field}\"'"
-            extract = (f"json_extract(_line, {path_expr})" if c.sql_type == "JSON"
-                       else f"nullif(trim(json_extract_string(_line, {path_expr})), '')")
-            fields[c.name] = f"case when _is_json then {extract} end"
+        _stage_json(con, feed, path, relative, kind)
+        fields = {c.name: (f'_obj."{c.field}"' if c.sql_type == "JSON"
+                           else f'nullif(trim(_obj."{c.field}"), \'\')') for c in feed.columns}
         record = "_line"
-        unknown_keys = f"list_filter(json_keys(_line), k -> k not in ({known}))"
-        extra = (f"case when _is_json and len({unknown_keys}) > 0 then to_json(map_from_entries("
-                 f"list_transform({unknown_keys}, k -> struct_pack(k := k, "
-                 f"v := json_extract(_line, '$.\"' || k || '\"'))))) end")
+        extra = ("case when len(_unknown) > 0 then to_json(map_from_entries(list_transform("
+                 "_unknown, k -> struct_pack(k := k, v := json_extract(_line, "
+                 "'$.\"' || k || '\"'))))) end")
         parse_error = "case when not _is_json then 'malformed_json' end"
         extra_names = [row[0] for row in con.execute(
-            f"select distinct k from (select unnest(case when _is_json then json_keys(_line) "
-            f"end) as k from _landing_text) where k not in ({known}) order by k").fetchall()]
+            "select distinct unnest(_unknown) as k from _landing_text order by k").fetchall()]
     report.extra_columns.update({name: 1 for name in extra_names})
 
-    typed = {c.name: _cast(fields[c.name], c.sql_type) for c in feed.columns}
-    checks = [parse_error]
+    f = {c.name: f'"_f_{c.name}"' for c in feed.columns}  # the extracted text columns
+    typed = {c.name: f'"{c.name}"' for c in feed.columns}  # the typed columns
+    checks = ["_parse_error"]
     for c in feed.columns:
         if c.required:
-            checks.append(f"case when {fields[c.name]} is null then 'missing_required_field' end")
+            checks.append(f"case when {f[c.name]} is null then 'missing_required_field' end")
     for c in feed.columns:
         if c.sql_type not in ("VARCHAR", "JSON"):
-            checks.append(f"case when {fields[c.name]} is not null and {typed[c.name]} is null "
+            checks.append(f"case when {f[c.name]} is not null and {typed[c.name]} is null "
                           f"then '{BAD_VALUE_REASON[c.sql_type]}' end")
     for c in feed.columns:
         if c.allowed:
             values = ", ".join(f"'{v.upper()}'" for v in c.allowed)  # case does not matter
-            checks.append(f"case when upper({fields[c.name]}) not in ({values}) "
+            checks.append(f"case when upper({f[c.name]}) not in ({values}) "
                           f"then '{c.allowed_reason}' end")
-    typed_sql = {name: f"({expr})" for name, expr in typed.items()}
     for reason, predicate in feed.rules:
-        checks.append(f"case when {_substitute(predicate, typed_sql)} then '{reason}' end")
+        checks.append(f"case when {_substitute(predicate, typed)} then '{reason}' end")
     if feed.timestamp:
         checks.append(f"case when {typed[feed.timestamp]} > "
                       f"cast('{day + dt.timedelta(days=1 + FUTURE_SLACK_DAYS)}' as timestamp) "
@@ -353,9 +349,20 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
 
     con.execute(f"""
         create or replace temp table _landing_rows as
-        select {reason} as _reason, {record} as _record, {extra} as _extra, _line_number,
-               {", ".join(f'{typed[c.name]} as "{c.name}"' for c in feed.columns)}
-        from _landing_text
+        with extracted as (
+            select *, {", ".join(f'{fields[c.name]} as {f[c.name]}' for c in feed.columns)}
+            from _landing_text
+        ),
+        typed as (
+            select _line_number, {parse_error} as _parse_error, {record} as _record,
+                   {extra} as _extra, {", ".join(f[c.name] for c in feed.columns)},
+                   {", ".join(f'{_cast(f[c.name], c.sql_type)} as {typed[c.name]}'
+                              for c in feed.columns)}
+            from extracted
+        )
+        select {reason} as _reason, _record, _extra,
+               _line_number, {", ".join(typed[c.name] for c in feed.columns)}
+        from typed
     """)
     _mark_duplicates(con, feed)
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -451,8 +458,13 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path,
     return [name for name in present if name not in feed.source_names]
 
 
-def _stage_json(con: duckdb.DuckDBPyConnection, path: Path, relative: str, kind: str) -> None:
-    """Read JSON lines (or Parquet rows, as JSON objects) into `_landing_text(_line, ...)`."""
+def _stage_json(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, relative: str,
+                kind: str) -> None:
+    """Read JSON lines (or Parquet rows, as JSON objects) into `_landing_text`, parsed once.
+
+    Columns: `_line` (the raw text), `_is_json` (an object), `_line_number`, `_obj` (the
+    contract's fields as a struct of text / JSON) and `_unknown` (keys the contract lacks).
+    """
     if kind == "parquet":
         source = "select to_json(t) as _line from read_parquet(?, hive_partitioning = false) as t"
         what = "Parquet"
@@ -461,14 +473,25 @@ def _stage_json(con: duckdb.DuckDBPyConnection, path: Path, relative: str, kind:
                   "delim = '\x1f', quote = '', escape = '', auto_detect = false, "
                   "hive_partitioning = false)")
         what = "JSON lines"
+    spec = json.dumps({c.field: "JSON" if c.sql_type == "JSON" else "VARCHAR"
+                       for c in feed.columns})
+    known = ", ".join(f"'{name}'" for name in feed.source_names)
     try:
         con.execute(f"""
             create temp table _landing_text as
-            select _line,
-                   case when json_valid(_line) then json_type(_line) = 'OBJECT' else false end
-                       as _is_json,
-                   row_number() over () as _line_number
-            from ({source})
+            with lines as (
+                select _line,
+                       case when json_valid(_line) then json_type(_line) = 'OBJECT'
+                            else false end as _is_json,
+                       row_number() over () as _line_number
+                from ({source})
+            )
+            select *,
+                   case when _is_json then json_transform(_line, '{spec}') end as _obj,
+                   case when _is_json then list_filter(json_keys(_line), k -> k not in ({known}))
+                        else [] end as _unknown
+            from lines
+            where trim(_line) <> ''
         """, [str(path)])
     except duckdb.Error as exc:
         raise LandingFileError(
@@ -476,7 +499,6 @@ def _stage_json(con: duckdb.DuckDBPyConnection, path: Path, relative: str, kind:
             "UTF-8 text with one JSON object per line (or valid Parquet), or move it out of the "
             "landing folder."
         ) from exc
-    con.execute("delete from _landing_text where trim(_line) = ''")
 
 
 def _first_line(exc: Exception) -> str:
