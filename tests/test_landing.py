@@ -133,14 +133,28 @@ def test_one_of_every_defect_is_quarantined_with_its_reason(tmp_path, warehouse)
     }
     _write(tmp_path, "events", "events.jsonl", "\n".join([json.dumps(event), *events.values()]))
 
+    header = ("customer_id,email,phone,first_name,last_name,birth_date,gender,city,region,"
+              "postal_code,country,signup_at,email_consent,ads_consent,updated_at,is_deleted")
+    profile = "C{n},a@example.com,,Ana,,{birth},,,,,PT,,{consent},true,2026-05-01T00:00:00Z,false"
+    customers = {
+        "bad_boolean": profile.format(n=2, birth="1990-01-01", consent="maybe"),
+        "bad_date": profile.format(n=3, birth="31/02/1990", consent="true"),
+    }
+    _write(tmp_path, "customers", "c.csv", "\n".join(
+        [header, profile.format(n=1, birth="1990-01-01", consent="true"), *customers.values()]))
+
     order_report = landing.load_days(warehouse, tmp_path, "orders", [DAY])
     event_report = landing.load_days(warehouse, tmp_path, "events", [DAY])
+    customer_report = landing.load_all_days(warehouse, tmp_path, "customers")
 
     assert order_report.totals["rows_loaded"] == 3 and event_report.totals["rows_loaded"] == 1
     assert dict(order_report.reasons) == {reason: 1 for reason in orders}
     assert dict(event_report.reasons) == {reason: 1 for reason in events}
     assert order_report.reconciles and event_report.reconciles
-    assert set(order_report.reasons) | set(event_report.reasons) <= set(landing.REASONS)
+    assert dict(customer_report.reasons) == {reason: 1 for reason in customers}
+    assert customer_report.totals["rows_loaded"] == 1
+    every_reason = set(order_report.reasons) | set(event_report.reasons) | set(customers)
+    assert every_reason == set(landing.REASONS), "one defect of every documented kind"
     quarantined = warehouse.query_df("select reason, raw_record from quarantine.orders")
     by_reason = dict(zip(quarantined["reason"], quarantined["raw_record"], strict=True))
     assert json.loads(by_reason["unknown_currency"])["currency"] == "XXX"
