@@ -8,6 +8,14 @@ orders as (
     select * from {{ ref('fct_orders') }}
 ),
 
+devices as (
+    select * from {{ ref('int_events_summed_to_customer') }}
+),
+
+climate as (
+    select * from {{ ref('geo_climate') }}
+),
+
 known_ids as (
     -- every customer the store knows: with a profile, or only from their orders
     select customer_id from customers
@@ -48,10 +56,17 @@ final as (
             else '65+'
         end as age_band,
 
-        ----------  geography
+        ----------  geography (a city's own climate row wins over its country's)
         customers.city,
         customers.region,
         customers.country,
+        coalesce(city_climate.climate_zone, country_climate.climate_zone) as climate_zone,
+        coalesce(city_climate.hemisphere, country_climate.hemisphere) as hemisphere,
+
+        ----------  technographics
+        devices.main_device,
+        devices.main_os,
+        devices.last_seen_at,
 
         ----------  consents and flags
         -- no profile, no consent on record: treat as not consented
@@ -80,6 +95,11 @@ final as (
     from known_ids
     left join customers on known_ids.customer_id = customers.customer_id
     left join order_metrics on known_ids.customer_id = order_metrics.customer_id
+    left join devices on known_ids.customer_id = devices.customer_id
+    left join climate as city_climate
+        on customers.country = city_climate.country and customers.city = city_climate.city
+    left join climate as country_climate
+        on customers.country = country_climate.country and country_climate.city is null
 )
 
 select * from final
