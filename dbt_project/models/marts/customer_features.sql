@@ -1,0 +1,181 @@
+{%- set windows = [7, 30, 90] -%}
+
+with
+
+customers as (
+    select customer_id from {{ ref('dim_customers') }}
+),
+
+sessions as (
+    select * from {{ ref('fct_sessions') }} where customer_id is not null
+),
+
+events as (
+    select * from {{ ref('stg_shop__events') }}
+),
+
+orders as (
+    select * from {{ ref('fct_orders') }}
+),
+
+as_of as (
+    select {{ rfm_as_of_date(ref('fct_orders')) }} as as_of_date
+),
+
+cart_sessions as (
+    -- a cart is abandoned when no order follows within 24 hours of its last add
+    select
+        sessions.customer_id,
+        sessions.session_date,
+        sessions.ended_at,
+        sessions.has_order
+        or exists (
+            select 1 from orders
+            where
+                orders.customer_id = sessions.customer_id
+                and orders.ordered_at >= sessions.started_at
+                and orders.ordered_at < {{ dbt.dateadd("hour", 24, "sessions.ended_at") }}
+        ) as is_converted
+    from sessions
+    where sessions.n_cart_adds > sessions.n_cart_removes
+),
+
+session_features as (
+    select
+        sessions.customer_id,
+        {%- for days in windows %}
+        sum(case when sessions.session_date >= as_of.as_of_date - {{ days }} then 1 else 0 end)
+            as n_sessions_{{ days }}d,
+        sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
+            then sessions.n_product_views else 0 end) as n_product_views_{{ days }}d,
+        sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
+            then sessions.n_searches else 0 end) as n_searches_{{ days }}d,
+        sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
+            then sessions.n_cart_adds else 0 end) as n_cart_adds_{{ days }}d,
+        {%- endfor %}
+        {{ dbt.datediff("max(sessions.session_date)", "max(as_of.as_of_date)", "day") }}
+            as days_since_last_visit
+    from sessions
+    cross join as_of
+    where sessions.session_date < as_of.as_of_date
+    group by sessions.customer_id
+),
+
+cart_features as (
+    select
+        cart_sessions.customer_id,
+        {%- for days in windows %}
+        sum(case when cart_sessions.session_date >= as_of.as_of_date - {{ days }}
+            and not cart_sessions.is_converted then 1 else 0 end) as n_abandoned_carts_{{ days }}d,
+        {%- endfor %}
+        max(case when cart_sessions.session_date >= as_of.as_of_date - 7
+            and not cart_sessions.is_converted then 1 else 0 end) = 1 as has_open_cart,
+        avg(case when cart_sessions.session_date >= as_of.as_of_date - 90
+            then case when cart_sessions.is_converted then 0.0 else 1.0 end end)
+            as cart_abandonment_rate_90d
+    from cart_sessions
+    cross join as_of
+    where cart_sessions.session_date < as_of.as_of_date
+    group by cart_sessions.customer_id
+),
+
+category_views as (
+    select events.customer_id, events.product_category, count(*) as n_views
+    from events
+    cross join as_of
+    where
+        events.event_name = 'Product Viewed'
+        and events.customer_id is not null
+        and events.product_category is not null
+        and events.event_date >= as_of.as_of_date - 90
+        and events.event_date < as_of.as_of_date
+    group by events.customer_id, events.product_category
+),
+
+top_category as (
+    select
+        customer_id,
+        product_category as top_category,
+        round(n_views * 1.0 / sum(n_views) over (partition by customer_id), 4)
+            as top_category_share
+    from category_views
+    qualify row_number() over (
+        partition by customer_id order by n_views desc, product_category
+    ) = 1
+),
+
+campaigns as (
+    select count(distinct events.campaign_name) as n_campaigns_90d
+    from events
+    cross join as_of
+    where
+        events.event_name = 'Email Opened'
+        and events.event_date >= as_of.as_of_date - 90
+        and events.event_date < as_of.as_of_date
+),
+
+email_features as (
+    select
+        events.customer_id,
+        sum(case when events.event_name = 'Email Opened' then 1 else 0 end) as n_email_opens_90d,
+        sum(case when events.event_name = 'Email Link Clicked' then 1 else 0 end)
+            as n_email_clicks_90d
+    from events
+    cross join as_of
+    where
+        events.event_name in ('Email Opened', 'Email Link Clicked')
+        and events.customer_id is not null
+        and events.event_date >= as_of.as_of_date - 90
+        and events.event_date < as_of.as_of_date
+    group by events.customer_id
+),
+
+spend_features as (
+    select
+        customer_id,
+        case
+            when sum(gross_revenue) > 0 then round(sum(discount_amount) / sum(gross_revenue), 4)
+        end as discount_share_of_spend
+    from orders
+    where is_completed and customer_id is not null
+    group by customer_id
+),
+
+final as (
+    select
+        customers.customer_id,
+        {%- for days in windows %}
+        coalesce(session_features.n_sessions_{{ days }}d, 0) as n_sessions_{{ days }}d,
+        coalesce(session_features.n_product_views_{{ days }}d, 0) as n_product_views_{{ days }}d,
+        coalesce(session_features.n_searches_{{ days }}d, 0) as n_searches_{{ days }}d,
+        coalesce(session_features.n_cart_adds_{{ days }}d, 0) as n_cart_adds_{{ days }}d,
+        coalesce(cart_features.n_abandoned_carts_{{ days }}d, 0) as n_abandoned_carts_{{ days }}d,
+        {%- endfor %}
+        coalesce(cart_features.has_open_cart, false) as has_open_cart,
+        cart_features.cart_abandonment_rate_90d,
+        session_features.days_since_last_visit,
+        top_category.top_category,
+        top_category.top_category_share,
+        coalesce(email_features.n_email_opens_90d, 0) as n_email_opens_90d,
+        coalesce(email_features.n_email_clicks_90d, 0) as n_email_clicks_90d,
+        case
+            when campaigns.n_campaigns_90d > 0
+                then round(coalesce(email_features.n_email_opens_90d, 0) * 1.0
+                    / campaigns.n_campaigns_90d, 4)
+        end as email_open_rate_90d,
+        case
+            when email_features.n_email_opens_90d > 0
+                then round(email_features.n_email_clicks_90d * 1.0
+                    / email_features.n_email_opens_90d, 4)
+        end as email_click_rate_90d,
+        spend_features.discount_share_of_spend
+    from customers
+    cross join campaigns
+    left join session_features on customers.customer_id = session_features.customer_id
+    left join cart_features on customers.customer_id = cart_features.customer_id
+    left join top_category on customers.customer_id = top_category.customer_id
+    left join email_features on customers.customer_id = email_features.customer_id
+    left join spend_features on customers.customer_id = spend_features.customer_id
+)
+
+select * from final
