@@ -28,7 +28,12 @@ CODE_GLOBS = ("dagster_project/**/*.py", "ml/**/*.py", "dbt_project/models/**/*"
 
 
 def code_fingerprint() -> str:
+    """A hash of the pipeline's code, dbt project and segment rules: a change means rebuild."""
+    from dagster_project.segments import RULES_FILE
+
     digest = hashlib.sha256()
+    if RULES_FILE.exists():
+        digest.update(RULES_FILE.read_bytes())
     for pattern in CODE_GLOBS:
         for path in sorted(PROJECT_ROOT.glob(pattern)):
             if path.is_file() and "__pycache__" not in path.parts:

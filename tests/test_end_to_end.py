@@ -15,12 +15,15 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def _segmenta(home: Path, *args: str) -> subprocess.CompletedProcess:
+def _segmenta(home: Path, *args: str, rules: Path | None = None,
+              expect_failure: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "SEGMENTA_HOME": str(home)}
     env.pop("DAGSTER_HOME", None)
+    if rules is not None:
+        env["SEGMENTA_RULES"] = str(rules)
     done = subprocess.run([sys.executable, "-m", "dagster_project.cli", *args], env=env, check=False,
                           capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (done.returncode != 0) == expect_failure, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
 
@@ -119,3 +122,46 @@ def test_backfill_reloads_a_range_in_one_run_without_duplicates(home):
     assert _query(home, "select count(*) as n from raw.orders")["n"][0] == before
     again = _segmenta(home, "run")
     assert "Everything is up to date" in again.stdout
+
+
+def test_memberships_unite_rfm_rule_and_ml_segments(home):
+    kinds = _query(home, "select segment_type, count(distinct segment_key) as n "
+                         "from marts.segment_memberships group by 1")
+    counts = dict(zip(kinds["segment_type"], kinds["n"], strict=True))
+    assert counts["rfm"] >= 5 and counts["rule"] >= 5 and counts["ml"] >= 2
+    rfm = _query(home, "select count(*) as n from marts.segment_memberships "
+                       "where segment_type = 'rfm'")["n"][0]
+    assert rfm == _query(home, "select count(*) as n from marts.customer_rfm")["n"][0]
+
+
+def test_a_new_yaml_rule_appears_after_a_refresh_and_a_broken_one_is_named(home, tmp_path):
+    from dagster_project.segments import RULES_FILE
+
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RULES_FILE.read_text() + """
+  - key: e2e_spain
+    name: Everyone in Spain
+    kind: geographic
+    condition: country = 'ES'
+""")
+    _segmenta(home, "run", rules=rules)
+    members = _query(home, "select count(*) as n from marts.segment_memberships "
+                           "where segment_key = 'rule_e2e_spain'")["n"][0]
+    spain = _query(home, "select count(*) as n from marts.dim_customers "
+                         "where country = 'ES'")["n"][0]
+    assert members == spain > 0
+    summary = _query(home, "select n_customers from marts.segment_summary "
+                           "where segment_key = 'rule_e2e_spain'")
+    assert summary["n_customers"].tolist() == [spain]
+
+    rules.write_text(rules.read_text() + """
+  - key: e2e_broken
+    name: Broken
+    kind: hybrid
+    condition: favourite_colour = 'red'
+""")
+    failed = _segmenta(home, "run", rules=rules, expect_failure=True)
+    assert "segment 'e2e_broken' has a bad condition" in failed.stdout + failed.stderr
+    still = _query(home, "select count(*) as n from marts.segment_memberships "
+                         "where segment_key = 'rule_e2e_spain'")["n"][0]
+    assert still == spain

@@ -5,7 +5,9 @@ from dagster_project.warehouse import publish_schema
 
 # Contact details stay in the warehouse for activation; analysts get everything else.
 NOT_PUBLISHED = ("customer_contacts",)
-PUBLISHED_MARTS = ("dim_customers", "fct_orders", "fct_order_items", "customer_rfm")
+PUBLISHED_MARTS = ("dim_customers", "fct_orders", "fct_order_items", "fct_sessions",
+                   "customer_rfm", "customer_features", "segment_memberships",
+                   "segment_summary")
 
 
 @dg.asset(

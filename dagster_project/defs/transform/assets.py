@@ -31,4 +31,6 @@ class SegmentaTranslator(DagsterDbtTranslator):
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
     """Staging views and customer marts, built and tested by `dbt build`."""
-    yield from dbt.cli(["build"], context=context).stream()
+    # A run may build the dbt models in several steps (before and after the ml and segment
+    # assets); "buildable" runs a test in the step that builds its models, never before.
+    yield from dbt.cli(["build", "--indirect-selection", "buildable"], context=context).stream()
