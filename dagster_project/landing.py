@@ -241,17 +241,31 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
 
 def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
               days: list[dt.date]) -> LoadReport:
-    """Replace the given days of a partitioned feed, all in one transaction."""
+    """Replace the given days of a partitioned feed, one transaction per day.
+
+    A day is either fully replaced or left as it was. When a file fails, the days before it
+    stay committed (the error says so), so a long backfill resumes where it stopped.
+    """
     feed = FEEDS[feed_name]
     report = LoadReport(feed_name)
-    with warehouse.transaction() as con:
+    with warehouse.connect() as con:
         ensure_tables(con, feed)
-        for day in days:
-            for table in (f"raw.{feed.name}", f"quarantine.{feed.name}"):
-                con.execute(f"delete from {table} where _partition_date = ?", [day])
-        for day in days:
-            for path in day_files(landing, feed, day):
-                _load_file(con, feed, landing, path, day, report)
+        for number, day in enumerate(days):
+            con.execute("begin transaction")
+            try:
+                for table in (f"raw.{feed.name}", f"quarantine.{feed.name}"):
+                    con.execute(f"delete from {table} where _partition_date = ?", [day])
+                for path in day_files(landing, feed, day):
+                    _load_file(con, feed, landing, path, day, report)
+            except BaseException as exc:
+                con.execute("rollback")
+                if isinstance(exc, LandingFileError) and number:
+                    raise LandingFileError(
+                        f"{exc} ({number} earlier day(s) of this load, {days[0]} to "
+                        f"{days[number - 1]}, were loaded and committed; {day} and later were "
+                        "not.)") from exc
+                raise
+            con.execute("commit")
     return report
 
 

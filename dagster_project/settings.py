@@ -82,6 +82,9 @@ def resolve_home() -> Home:
     root = Path(raw).expanduser().resolve()
     os.environ["SEGMENTA_HOME"] = str(root)
     os.environ["DAGSTER_HOME"] = str(root / "dagster")
+    from dagster_project.warehouse import memory_limit
+
+    os.environ["SEGMENTA_DUCKDB_MEMORY_LIMIT"] = memory_limit()  # dbt's DuckDB uses it too
     return Home(root)
 
 

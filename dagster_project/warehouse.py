@@ -17,6 +17,19 @@ import pandas as pd
 SCHEMAS = ("raw", "quarantine", "staging", "intermediate", "marts", "ml", "activation")
 
 
+def memory_limit() -> str:
+    """DuckDB's memory cap for our connections: SEGMENTA_DUCKDB_MEMORY_LIMIT, or half the RAM.
+
+    DuckDB's own default (80 %) leaves too little for dbt, Dagster and the OS beside it; past
+    the cap DuckDB spills to disk instead of growing.
+    """
+    configured = os.environ.get("SEGMENTA_DUCKDB_MEMORY_LIMIT")
+    if configured:
+        return configured
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(1, total // 2**30 // 2)}GB"
+
+
 class Warehouse:
     """A DuckDB file. Every connection is closed on exit, also when the body raises."""
 
@@ -30,6 +43,7 @@ class Warehouse:
         con = duckdb.connect(str(self.path), read_only=read_only)
         try:
             con.execute("set TimeZone = 'UTC'")
+            con.execute(f"set memory_limit = '{memory_limit()}'")
             yield con
         finally:
             con.close()

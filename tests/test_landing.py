@@ -229,3 +229,14 @@ def test_erasure_request_leaves_no_pii_but_keeps_the_request(tmp_path, warehouse
         ).fetchall() for v in row)
     assert "ana@example.com" not in dump and "Silva" not in dump
     assert "bo@example.com" in dump
+
+
+def test_a_failing_day_keeps_the_days_before_it_committed(tmp_path, warehouse):
+    day2 = DAY + dt.timedelta(days=1)
+    _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=1)}\n")
+    _write(tmp_path, "orders", "a.csv", "order_id\nO2\n", day2)
+    with pytest.raises(landing.LandingFileError,
+                       match=r"1 earlier day\(s\) of this load, 2026-05-01 to 2026-05-01, were "
+                             r"loaded and committed; 2026-05-02 and later were not"):
+        landing.load_days(warehouse, tmp_path, "orders", [DAY, day2])
+    assert warehouse.query_df("select order_id from raw.orders")["order_id"].tolist() == ["O1"]
