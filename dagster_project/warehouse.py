@@ -87,12 +87,14 @@ class Warehouse:
         return len(df)
 
 
-def publish_schema(warehouse: Warehouse, schema: str, target: Path,
-                   exclude: tuple[str, ...] = ()) -> dict[str, int]:
-    """Copy every table of `schema` into a separate DuckDB file, replacing it atomically.
+def publish_tables(warehouse: Warehouse, tables: list[str], target: Path) -> dict[str, int]:
+    """Copy tables (`schema.name`) into a separate DuckDB file, replacing it atomically.
 
     Analysts open the copy read-only while the pipeline keeps writing the warehouse; readers that
-    have the old file open keep reading it until they reconnect.
+    have the old file open keep reading it until they reconnect. The tables go into the file's
+    `main` schema under their own names: opened as `marts.duckdb` (catalog `marts`), both
+    `customer_rfm` and `marts.customer_rfm` name the same table (a schema called `marts` inside
+    a catalog called `marts` would make the second one ambiguous).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging_file = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -101,21 +103,10 @@ def publish_schema(warehouse: Warehouse, schema: str, target: Path,
     with warehouse.connect() as con:
         con.execute(f"attach '{staging_file}' as pub")
         try:
-            con.execute(f"create schema if not exists pub.{schema}")
-            tables = [
-                row[0]
-                for row in con.execute(
-                    "select table_name from information_schema.tables "
-                    "where table_catalog = current_database() and table_schema = ? "
-                    "order by table_name",
-                    [schema],
-                ).fetchall()
-            ]
-            for table in (t for t in tables if t not in exclude):
-                con.execute(
-                    f"create table pub.{schema}.{table} as select * from {schema}.{table}"
-                )
-                counts[table] = con.execute(f"select count(*) from pub.{schema}.{table}").fetchone()[0]
+            for qualified in tables:
+                name = qualified.split(".")[-1]
+                con.execute(f"create table pub.main.{name} as select * from {qualified}")
+                counts[name] = con.execute(f"select count(*) from pub.main.{name}").fetchone()[0]
         finally:
             con.execute("detach pub")
     os.replace(staging_file, target)

@@ -73,6 +73,35 @@ def test_every_buyer_has_exactly_one_rfm_segment(home):
     assert rfm["rfm_segment"].nunique() >= 5
 
 
+def test_rfm_matches_an_independent_computation_from_raw_orders(home):
+    lines = _query(home, "select * from raw.orders")
+    lines["amount"] = lines["quantity"] * lines["unit_price"]
+    lines["bought"] = lines["amount"].where(lines["quantity"] > 0, 0)
+    lines["returned"] = -lines["amount"].where(lines["quantity"] < 0, 0)
+    orders = lines.groupby("order_id").agg(
+        customer_id=("customer_id", "first"), ordered_at=("ordered_at", "min"),
+        statuses=("status", set), bought=("bought", "sum"), returned=("returned", "sum"),
+        discount=("discount_amount", "sum"))
+    completed = orders[orders["statuses"].map(lambda s: s == {"completed"})].copy()
+    completed["net"] = completed["bought"] - completed["discount"] - completed["returned"]
+    completed["day"] = completed["ordered_at"].dt.normalize()
+    as_of = completed["day"].max() + pd.Timedelta(days=1)  # the default as-of date
+    window = completed[(completed["net"].round(2) > 0) & completed["customer_id"].notna()
+                       & (completed["day"] >= as_of - pd.Timedelta(days=365))]
+    expected = window.groupby("customer_id").agg(
+        recency_days=("day", lambda d: (as_of - d.max()).days),
+        frequency=("net", "size"), monetary=("net", "sum"))
+    rfm = _query(home, "select * from marts.customer_rfm").set_index("customer_id")
+    assert set(rfm.index) == set(expected.index)
+    joined = expected.join(rfm, rsuffix="_mart")
+    assert (joined["recency_days"] == joined["recency_days_mart"]).all()
+    assert (joined["frequency"] == joined["frequency_mart"]).all()
+    assert ((joined["monetary"] - joined["monetary_mart"]).abs() < 0.05).all()
+    for value, score in (("recency_days", "r_score"), ("frequency", "f_score"),
+                         ("monetary", "m_score")):
+        assert (rfm.groupby(value)[score].nunique() == 1).all(), f"ties in {value} split"
+
+
 def test_champion_segmenter_scored_every_rfm_customer(home):
     from mlflow import MlflowClient
 
@@ -103,6 +132,32 @@ def test_published_copy_has_marts_but_no_contact_details(home):
             "select table_name from information_schema.tables").fetchall()}
     assert {"customer_rfm", "dim_customers", "fct_orders"} <= tables
     assert "customer_contacts" not in tables
+
+
+def test_analysts_query_the_published_copy_while_a_refresh_runs(home):
+    import threading
+
+    published = home / "published" / "marts.duckdb"
+    answers, errors, stop = [], [], threading.Event()
+
+    def analyst() -> None:
+        while not stop.is_set():
+            try:
+                with duckdb.connect(str(published), read_only=True) as con:
+                    answers.append(con.execute(
+                        "select count(*) from marts.segment_summary").fetchone()[0])
+            except Exception as exc:  # noqa: BLE001 - every failure is what the test counts
+                errors.append(repr(exc))
+
+    reader = threading.Thread(target=analyst)
+    reader.start()
+    try:
+        _segmenta(home, "run", "--force")
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors, errors[:3]
+    assert len(answers) > 10 and min(answers) > 0
 
 
 def test_second_run_changes_nothing(home):

@@ -1,26 +1,31 @@
 import dagster as dg
 
 from dagster_project.resources import HomeResource, WarehouseResource
-from dagster_project.warehouse import publish_schema
+from dagster_project.warehouse import publish_tables
 
 # Contact details stay in the warehouse for activation; analysts get everything else.
-NOT_PUBLISHED = ("customer_contacts",)
-PUBLISHED_MARTS = ("dim_customers", "fct_orders", "fct_order_items", "fct_sessions",
-                   "customer_rfm", "customer_features", "segment_memberships",
-                   "segment_summary")
+NOT_PUBLISHED = ("marts.customer_contacts",)
+PUBLISHED_ML = ("ml.customer_clusters",)
+MART_KEYS = ("dim_customers", "fct_orders", "fct_order_items", "fct_sessions", "customer_rfm",
+             "customer_features", "segment_memberships", "segment_summary")
 
 
 @dg.asset(
     key=["published", "marts"],
-    deps=[dg.AssetKey(["marts", name]) for name in PUBLISHED_MARTS],
+    deps=[*(dg.AssetKey(["marts", name]) for name in MART_KEYS),
+          *(dg.AssetKey(table.split(".")) for table in PUBLISHED_ML)],
     group_name="publish",
     kinds={"duckdb"},
     pool="duckdb",
 )
 def published_marts(home: HomeResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """The analysts' read-only copy of the marts (published/marts.duckdb), replaced atomically."""
+    """The analysts' read-only copy of the marts and model outputs, replaced atomically."""
+    marts = warehouse.warehouse.query_df(
+        "select table_schema || '.' || table_name as name from information_schema.tables "
+        "where table_catalog = current_database() and table_schema = 'marts' order by 1")
+    tables = [t for t in marts["name"] if t not in NOT_PUBLISHED] + list(PUBLISHED_ML)
     target = home.home.published
-    counts = publish_schema(warehouse.warehouse, "marts", target, exclude=NOT_PUBLISHED)
+    counts = publish_tables(warehouse.warehouse, tables, target)
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(target)),
         "tables": dg.MetadataValue.json(counts),
