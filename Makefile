@@ -8,7 +8,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune -o -type f -print)
 
-.PHONY: help install run test test-fast ui generate summary check lint clean
+.PHONY: help install run test test-fast ui generate summary check lint docs clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,8 +47,13 @@ summary: install  ## print segment sizes and where everything lives
 check: install dbt_project/target/manifest.json  ## validate the Dagster definitions (dg check defs)
 	$(VENV)/bin/dg check defs
 
-lint: install  ## ruff on the Python code
-	$(VENV)/bin/ruff check dagster_project ml tests
+lint: install dbt_project/target/manifest.json  ## ruff on the Python code, sqlfluff (dbt templater) on the models
+	$(VENV)/bin/ruff check dagster_project ml tests benchmarks
+	$(VENV)/bin/sqlfluff lint dbt_project/models
+
+docs: install dbt_project/target/manifest.json  ## build and serve the dbt docs site on http://127.0.0.1:8080
+	cd dbt_project && ../$(VENV)/bin/dbt docs generate --profiles-dir . && \
+		../$(VENV)/bin/dbt docs serve --profiles-dir . --host 127.0.0.1 --port 8080 --no-browser
 
 clean:  ## remove the runtime home (SEGMENTA_HOME) and dbt's build output
 	rm -rf "$(SEGMENTA_HOME)" dbt_project/target dbt_project/logs

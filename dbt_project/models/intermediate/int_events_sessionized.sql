@@ -6,10 +6,12 @@ events as (
 
 identities as (
     -- a device (anonymousId) belongs to the customer it was last identified as
-    select anonymous_id, customer_id
+    select
+        anonymous_id,
+        customer_id
     from events
     where customer_id is not null and anonymous_id is not null
-    qualify row_number() over (partition by anonymous_id order by event_at desc, event_id) = 1
+    qualify row_number() over (partition by anonymous_id order by event_at desc, event_id asc) = 1
 ),
 
 visitor_events as (

@@ -9,7 +9,11 @@ identified as (
 ),
 
 device_counts as (
-    select customer_id, device_type, os_name, count(*) as n_events
+    select
+        customer_id,
+        device_type,
+        os_name,
+        count(*) as n_events
     from identified
     where device_type is not null
     group by all
@@ -17,11 +21,14 @@ device_counts as (
 
 main_device as (
     -- the device and OS the customer uses most; ties go to the alphabetically first
-    select customer_id, device_type as main_device, os_name as main_os
+    select
+        customer_id,
+        device_type as main_device,
+        os_name as main_os
     from device_counts
     qualify row_number() over (
-        partition by customer_id order by n_events desc, device_type, os_name
-    ) = 1
+            partition by customer_id order by n_events desc, device_type asc, os_name asc
+        ) = 1
 ),
 
 activity as (

@@ -25,7 +25,7 @@ final as (
         rfm.m_score,
         rfm.rfm_cell,
         rfm.rfm_segment,
-        features.* exclude (customer_id)
+        features.* exclude (customer_id)  -- noqa: RF02
     from customers
     left join rfm on customers.customer_id = rfm.customer_id
     left join features on customers.customer_id = features.customer_id

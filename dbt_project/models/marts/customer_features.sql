@@ -44,14 +44,20 @@ session_features as (
     select
         sessions.customer_id,
         {%- for days in windows %}
-        sum(case when sessions.session_date >= as_of.as_of_date - {{ days }} then 1 else 0 end)
-            as n_sessions_{{ days }}d,
-        sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
-            then sessions.n_product_views else 0 end) as n_product_views_{{ days }}d,
-        sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
-            then sessions.n_searches else 0 end) as n_searches_{{ days }}d,
-        sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
-            then sessions.n_cart_adds else 0 end) as n_cart_adds_{{ days }}d,
+            sum(case when sessions.session_date >= as_of.as_of_date - {{ days }} then 1 else 0 end)
+                as n_sessions_{{ days }}d,
+            sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
+                    then sessions.n_product_views
+                else 0
+            end) as n_product_views_{{ days }}d,
+            sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
+                    then sessions.n_searches
+                else 0
+            end) as n_searches_{{ days }}d,
+            sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
+                    then sessions.n_cart_adds
+                else 0
+            end) as n_cart_adds_{{ days }}d,
         {%- endfor %}
         {{ dbt.datediff("max(sessions.session_date)", "max(as_of.as_of_date)", "day") }}
             as days_since_last_visit
@@ -65,13 +71,18 @@ cart_features as (
     select
         cart_sessions.customer_id,
         {%- for days in windows %}
-        sum(case when cart_sessions.session_date >= as_of.as_of_date - {{ days }}
-            and not cart_sessions.is_converted then 1 else 0 end) as n_abandoned_carts_{{ days }}d,
+            sum(case when cart_sessions.session_date >= as_of.as_of_date - {{ days }}
+                    and not cart_sessions.is_converted then 1
+                else 0
+            end) as n_abandoned_carts_{{ days }}d,
         {%- endfor %}
         max(case when cart_sessions.session_date >= as_of.as_of_date - 7
-            and not cart_sessions.is_converted then 1 else 0 end) = 1 as has_open_cart,
+                and not cart_sessions.is_converted then 1
+            else 0
+        end) = 1 as has_open_cart,
         avg(case when cart_sessions.session_date >= as_of.as_of_date - 90
-            then case when cart_sessions.is_converted then 0.0 else 1.0 end end)
+                then case when cart_sessions.is_converted then 0.0 else 1.0 end
+        end)
             as cart_abandonment_rate_90d
     from cart_sessions
     cross join as_of
@@ -80,7 +91,10 @@ cart_features as (
 ),
 
 category_views as (
-    select events.customer_id, events.product_category, count(*) as n_views
+    select
+        events.customer_id,
+        events.product_category,
+        count(*) as n_views
     from events
     cross join as_of
     where
@@ -100,8 +114,8 @@ top_category as (
             as top_category_share
     from category_views
     qualify row_number() over (
-        partition by customer_id order by n_views desc, product_category
-    ) = 1
+            partition by customer_id order by n_views desc, product_category asc
+        ) = 1
 ),
 
 campaigns as (
@@ -145,11 +159,11 @@ final as (
     select
         customers.customer_id,
         {%- for days in windows %}
-        coalesce(session_features.n_sessions_{{ days }}d, 0) as n_sessions_{{ days }}d,
-        coalesce(session_features.n_product_views_{{ days }}d, 0) as n_product_views_{{ days }}d,
-        coalesce(session_features.n_searches_{{ days }}d, 0) as n_searches_{{ days }}d,
-        coalesce(session_features.n_cart_adds_{{ days }}d, 0) as n_cart_adds_{{ days }}d,
-        coalesce(cart_features.n_abandoned_carts_{{ days }}d, 0) as n_abandoned_carts_{{ days }}d,
+            coalesce(session_features.n_sessions_{{ days }}d, 0) as n_sessions_{{ days }}d,
+            coalesce(session_features.n_product_views_{{ days }}d, 0) as n_product_views_{{ days }}d,
+            coalesce(session_features.n_searches_{{ days }}d, 0) as n_searches_{{ days }}d,
+            coalesce(session_features.n_cart_adds_{{ days }}d, 0) as n_cart_adds_{{ days }}d,
+            coalesce(cart_features.n_abandoned_carts_{{ days }}d, 0) as n_abandoned_carts_{{ days }}d,
         {%- endfor %}
         coalesce(cart_features.has_open_cart, false) as has_open_cart,
         cart_features.cart_abandonment_rate_90d,
@@ -160,13 +174,17 @@ final as (
         coalesce(email_features.n_email_clicks_90d, 0) as n_email_clicks_90d,
         case
             when campaigns.n_campaigns_90d > 0
-                then round(coalesce(email_features.n_email_opens_90d, 0) * 1.0
-                    / campaigns.n_campaigns_90d, 4)
+                then round(
+                        coalesce(email_features.n_email_opens_90d, 0) * 1.0
+                        / campaigns.n_campaigns_90d, 4
+                    )
         end as email_open_rate_90d,
         case
             when email_features.n_email_opens_90d > 0
-                then round(email_features.n_email_clicks_90d * 1.0
-                    / email_features.n_email_opens_90d, 4)
+                then round(
+                        email_features.n_email_clicks_90d * 1.0
+                        / email_features.n_email_opens_90d, 4
+                    )
         end as email_click_rate_90d,
         spend_features.discount_share_of_spend
     from customers

@@ -30,7 +30,11 @@ unioned as (
 
     union all
 
-    select customer_id, segment_key, segment_name, 'rule' as segment_type
+    select
+        customer_id,
+        segment_key,
+        segment_name,
+        'rule' as segment_type
     from rules
 
     union all

@@ -18,9 +18,13 @@ per_segment as (
         sum(customers.net_revenue) as net_revenue,
         sum(customers.n_orders) as n_orders,
         sum(case when customers.has_email_consent and not customers.is_deleted
-            then 1 else 0 end) as n_reachable_email,
+                then 1
+            else 0
+        end) as n_reachable_email,
         sum(case when customers.has_ads_consent and not customers.is_deleted
-            then 1 else 0 end) as n_reachable_ads
+                then 1
+            else 0
+        end) as n_reachable_ads
     from memberships
     inner join customers on memberships.customer_id = customers.customer_id
     group by memberships.segment_key

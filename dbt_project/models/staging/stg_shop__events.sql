@@ -9,9 +9,9 @@ deduplicated as (
     select *
     from source
     qualify row_number() over (
-        partition by message_id
-        order by _partition_date, _source_file, _source_line
-    ) = 1
+            partition by message_id
+            order by _partition_date, _source_file, _source_line
+        ) = 1
 ),
 
 renamed as (

@@ -9,9 +9,9 @@ deduplicated as (
     select *
     from source
     qualify row_number() over (
-        partition by order_id, line_number
-        order by _partition_date desc, _source_file desc, _source_line desc
-    ) = 1
+            partition by order_id, line_number
+            order by _partition_date desc, _source_file desc, _source_line desc
+        ) = 1
 ),
 
 renamed as (

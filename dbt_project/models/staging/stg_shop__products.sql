@@ -9,9 +9,9 @@ latest as (
     select *
     from source
     qualify row_number() over (
-        partition by product_id
-        order by updated_at desc, _partition_date desc, _source_line desc
-    ) = 1
+            partition by product_id
+            order by updated_at desc, _partition_date desc, _source_line desc
+        ) = 1
 ),
 
 renamed as (
