@@ -7,7 +7,8 @@ from dagster_project.warehouse import publish_tables
 NOT_PUBLISHED = ("marts.customer_contacts",)
 PUBLISHED_ML = ("ml.customer_clusters",)
 MART_KEYS = ("dim_customers", "fct_orders", "fct_order_items", "fct_sessions", "customer_rfm",
-             "customer_features", "segment_memberships", "segment_summary")
+             "customer_features", "segment_memberships", "segment_summary",
+             "segment_transitions")
 
 
 @dg.asset(

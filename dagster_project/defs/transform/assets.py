@@ -17,9 +17,12 @@ class SegmentaTranslator(DagsterDbtTranslator):
         return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        # Seeds are reference inputs of the staging layer; models group by their folder.
+        # Seeds are reference inputs of the staging layer, the membership snapshot belongs with
+        # the segment marts; models group by their folder.
         if dbt_resource_props["resource_type"] == "seed":
             return "staging"
+        if dbt_resource_props["resource_type"] == "snapshot":
+            return "marts"
         return dbt_resource_props["fqn"][1]
 
 
