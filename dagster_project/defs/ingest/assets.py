@@ -96,22 +96,32 @@ def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
     }
 
 
-def _partitioned_feed_asset(feed: str) -> dg.AssetsDefinition:
+def _feed_asset(feed: str) -> dg.AssetsDefinition:
+    """raw.<feed>: daily partitions (single-run backfills) for orders and events; the snapshot
+    feeds (customers, products) reload every landing day at once."""
+    partitioned = landing.FEEDS[feed].partitioned
+
     @dg.asset(
         key=["raw", feed],
         description=DESCRIPTIONS[feed],
         group_name="ingest",
         kinds={"duckdb", "python"},
-        partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        partitions_def=daily_partitions if partitioned else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         pool="duckdb",
         check_specs=_check_specs(feed),
     )
     def _asset(context: dg.AssetExecutionContext, home: HomeResource,
                warehouse: WarehouseResource) -> dg.MaterializeResult:
-        days = [dt.date.fromisoformat(key) for key in context.partition_keys]
-        report = landing.load_days(warehouse.warehouse, home.home.landing, feed, days)
-        context.log.info(f"{feed}: {report.totals} over {len(days)} day(s)")
+        if partitioned:
+            days = [dt.date.fromisoformat(key) for key in context.partition_keys]
+            report = landing.load_days(warehouse.warehouse, home.home.landing, feed, days)
+        else:
+            days = None
+            report = landing.load_all_days(warehouse.warehouse, home.home.landing, feed)
+        context.log.info(f"{feed}: {report.totals}"
+                         + (f" over {len(days)} day(s)" if days is not None else "")
+                         + (f", {report.erased_customers} erased" if feed == "customers" else ""))
         return dg.MaterializeResult(
             metadata=_metadata(report),
             check_results=[*_check_results(report), _expectations(warehouse, report, days)])
@@ -119,27 +129,7 @@ def _partitioned_feed_asset(feed: str) -> dg.AssetsDefinition:
     return _asset
 
 
-def _snapshot_feed_asset(feed: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=["raw", feed],
-        description=DESCRIPTIONS[feed],
-        group_name="ingest",
-        kinds={"duckdb", "python"},
-        pool="duckdb",
-        check_specs=_check_specs(feed),
-    )
-    def _asset(context: dg.AssetExecutionContext, home: HomeResource,
-               warehouse: WarehouseResource) -> dg.MaterializeResult:
-        report = landing.load_all_days(warehouse.warehouse, home.home.landing, feed)
-        context.log.info(f"{feed}: {report.totals}, {report.erased_customers} erased")
-        return dg.MaterializeResult(
-            metadata=_metadata(report),
-            check_results=[*_check_results(report), _expectations(warehouse, report, None)])
-
-    return _asset
-
-
-raw_orders = _partitioned_feed_asset("orders")
-raw_events = _partitioned_feed_asset("events")
-raw_customers = _snapshot_feed_asset("customers")
-raw_products = _snapshot_feed_asset("products")
+raw_orders = _feed_asset("orders")
+raw_events = _feed_asset("events")
+raw_customers = _feed_asset("customers")
+raw_products = _feed_asset("products")
