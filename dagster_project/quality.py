@@ -27,6 +27,8 @@ SUITES_DIR = PROJECT_ROOT / "expectations"
 SAMPLE_SIZE = 5
 # Below this many rows a day, volume swings are noise (Poisson), not incidents: no ratio.
 MIN_VOLUME_FOR_RATIO = 20
+# A share of a handful of rows is noise too: fewer quarantined rows than this never fail a day.
+MIN_QUARANTINED_ROWS = 5
 
 
 @dataclass
@@ -134,6 +136,9 @@ def daily_stats(read: dict[str, int], loaded: dict[str, int], quarantined: dict[
                 history: pd.DataFrame) -> pd.DataFrame:
     """One row per day: volumes, quarantine share, and loaded rows relative to recent history.
 
+    `material_quarantine_share` is the share when at least MIN_QUARANTINED_ROWS rows were
+    quarantined and null otherwise (2 bad lines of a quiet day's 36 are not a broken export).
+
     `history` has columns day (date string) and n_loaded for days loaded before; the ratio uses
     the median of the 28 days before each day (null while fewer than 7 such days exist, or
     while that median is below MIN_VOLUME_FOR_RATIO).
@@ -149,6 +154,8 @@ def daily_stats(read: dict[str, int], loaded: dict[str, int], quarantined: dict[
             "day": day, "n_read": read[day], "n_loaded": loaded[day],
             "n_quarantined": quarantined[day],
             "quarantine_share": quarantined[day] / read[day] if read[day] else 0.0,
+            "material_quarantine_share": quarantined[day] / read[day]
+            if read[day] and quarantined[day] >= MIN_QUARANTINED_ROWS else None,
             "ratio_to_recent_median": loaded[day] / median if median else None,
         })
     return pd.DataFrame(rows)

@@ -36,3 +36,11 @@ def test_a_day_with_no_orders_and_a_spike_fail_with_their_days():
 def test_unknown_table_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="no expectation suite for raw.nothing"):
         quality.validate("raw.nothing", "rows", pd.DataFrame())
+
+
+def test_a_handful_of_bad_rows_on_a_quiet_day_is_not_material():
+    stats = quality.daily_stats({"d1": 36, "d2": 40}, {"d1": 34, "d2": 34},
+                                {"d1": 2, "d2": 6}, pd.DataFrame(columns=["day", "n_loaded"]))
+    assert stats["material_quarantine_share"].isna().tolist() == [True, False]
+    failures = quality.validate("raw.orders", "daily", stats).failures
+    assert [(f.column, f.sample) for f in failures] == [("material_quarantine_share", [0.15])]

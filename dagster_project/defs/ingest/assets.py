@@ -25,7 +25,9 @@ def _check_specs(feed: str) -> list[dg.AssetCheckSpec]:
                           description="Every row read was loaded or quarantined, per day."),
         dg.AssetCheckSpec("quarantine_share", asset=key, blocking=True,
                           description=f"At most {MAX_QUARANTINE_SHARE:.0%} of a day's rows were "
-                                      "quarantined; more means the export is broken."),
+                                      "quarantined (or fewer than "
+                                      f"{quality.MIN_QUARANTINED_ROWS} rows); more means the "
+                                      "export is broken."),
         dg.AssetCheckSpec("great_expectations", asset=key, blocking=True,
                           description=f"The suite expectations/raw_{feed}.json on the rows and "
                                       "daily volumes just loaded."),
@@ -68,7 +70,9 @@ def _check_results(report: landing.LoadReport) -> list[dg.AssetCheckResult]:
                     if report.read[day] != report.loaded[day] + report.quarantined[day]]
     shares = {day: report.quarantined[day] / report.read[day]
               for day in report.read if report.read[day]}
-    too_bad = {day: share for day, share in shares.items() if share > MAX_QUARANTINE_SHARE}
+    too_bad = {day: share for day, share in shares.items()
+               if share > MAX_QUARANTINE_SHARE
+               and report.quarantined[day] >= quality.MIN_QUARANTINED_ROWS}
     return [
         dg.AssetCheckResult(check_name="rows_reconcile", passed=not unreconciled, metadata={
             **report.totals, "days_not_reconciling": dg.MetadataValue.json(unreconciled)}),
