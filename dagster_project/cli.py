@@ -198,7 +198,11 @@ def summary(home: Home) -> str:
             select cluster_name, count(*), any_value(model_version)
             from ml.customer_clusters group by 1 order by 2 desc
         """).fetchall() if "ml.customer_clusters" in existing else []
-    width = max((len(row[0]) for row in segments + clusters), default=10)
+        rules = con.execute("""
+            select segment_name, n_customers, n_reachable_email, n_reachable_ads
+            from marts.segment_summary where segment_type = 'rule' order by 2 desc
+        """).fetchall() if "marts.segment_summary" in existing else []
+    width = max((len(row[0]) for row in segments + clusters + rules), default=10)
     lines = []
     if segments:
         lines.append(f"RFM segments as of {segments[0][3]}:")
@@ -207,6 +211,10 @@ def summary(home: Home) -> str:
     if clusters:
         lines.append(f"ML clusters (customer_segmenter v{clusters[0][2]}):")
         lines += [f"  {name:<{width}}  {n:>7,} customers" for name, n, _ in clusters]
+    if rules:
+        lines.append("Rule segments (segments/rules.yml):")
+        lines += [f"  {name:<{width}}  {n:>7,} customers  {email:>7,} by email  {ads:>7,} by ads"
+                  for name, n, email, ads in rules]
     lines += [
         "Rows: " + ", ".join(f"{t} {counts[t]:,}" if t in counts else f"{t} missing"
                              for t in tables),
