@@ -1,12 +1,14 @@
-"""Dagster resources: the runtime home, the warehouse and MLflow, configured from the environment."""
+"""Dagster resources: the runtime home, the warehouse, GX suites and MLflow, from the environment."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
+from dagster_project import quality
 from dagster_project.settings import Home
 from dagster_project.warehouse import Warehouse
 
@@ -53,3 +55,13 @@ class MlflowResource(dg.ConfigurableResource):
             return found.experiment_id
         location = Path(self.artifact_root, name).as_uri()
         return mlflow.create_experiment(name, artifact_location=location)
+
+
+class ExpectationsResource(dg.ConfigurableResource):
+    """The Great Expectations suites (one JSON file per checked table) and their validation."""
+
+    suites_dir: str = Field(description="Folder of <schema>_<table>.json suite files.")
+
+    def validate(self, table: str, group: str, frame: pd.DataFrame) -> quality.ValidationSummary:
+        """Validate a frame against the `rows` or `daily` expectations of the table's suite."""
+        return quality.validate(table, group, frame, suites_dir=Path(self.suites_dir))

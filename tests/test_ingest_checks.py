@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from dagster_project.defs.ingest.assets import raw_orders
-from dagster_project.resources import HomeResource, WarehouseResource
+from dagster_project.quality import SUITES_DIR
+from dagster_project.resources import ExpectationsResource, HomeResource, WarehouseResource
 
 HEADER = ("order_id,line_number,customer_id,ordered_at,product_id,quantity,unit_price,currency,"
           "status,channel,shipping_country,discount_amount")
@@ -28,6 +29,7 @@ def _run(tmp_path, bad_rows: int, cancelled: int = 0) -> dg.ExecuteInProcessResu
     return dg.materialize(
         [raw_orders, downstream_segments], partition_key="2026-05-01", raise_on_error=False,
         resources={"home": HomeResource(root=str(tmp_path)),
+                   "expectations": ExpectationsResource(suites_dir=str(SUITES_DIR)),
                    "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))},
     )
 

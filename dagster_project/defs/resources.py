@@ -6,7 +6,13 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from dagster_project.defs.transform.project import dbt_project
-from dagster_project.resources import HomeResource, MlflowResource, WarehouseResource
+from dagster_project.quality import SUITES_DIR
+from dagster_project.resources import (
+    ExpectationsResource,
+    HomeResource,
+    MlflowResource,
+    WarehouseResource,
+)
 from dagster_project.settings import HOME
 
 
@@ -26,6 +32,7 @@ def resources() -> dg.Definitions:
                 tracking_uri=f"sqlite:///{HOME.mlflow_db}",
                 artifact_root=str(HOME.mlflow_artifacts),
             ),
+            "expectations": ExpectationsResource(suites_dir=str(SUITES_DIR)),
             "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=_dbt_executable()),
         }
     )

@@ -4,7 +4,7 @@ import dagster as dg
 
 from dagster_project import landing, quality
 from dagster_project.partitions import daily_partitions
-from dagster_project.resources import HomeResource, WarehouseResource
+from dagster_project.resources import ExpectationsResource, HomeResource, WarehouseResource
 
 DESCRIPTIONS = {
     "orders": "Order lines as delivered by the shop, one row per order line and delivery.",
@@ -34,8 +34,8 @@ def _check_specs(feed: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def _expectations(warehouse: WarehouseResource, report: landing.LoadReport,
-                  days: list[dt.date] | None) -> dg.AssetCheckResult:
+def _expectations(warehouse: WarehouseResource, expectations: ExpectationsResource,
+                  report: landing.LoadReport, days: list[dt.date] | None) -> dg.AssetCheckResult:
     """Validate the loaded rows (a sample) and, for daily feeds, each day's volume statistics."""
     table = f"raw.{report.feed}"
     where = "where _partition_date in (select unnest(?::date[]))" if days is not None else ""
@@ -44,7 +44,7 @@ def _expectations(warehouse: WarehouseResource, report: landing.LoadReport,
         f"select * exclude (_extra) from {table} {where} "
         f"using sample reservoir({GE_SAMPLE_ROWS} rows) repeatable (7)", params)
     # no rows (a store without profile or catalogue feeds) leaves only the volume checks
-    summaries = [quality.validate(table, "rows", rows)] if len(rows) else []
+    summaries = [expectations.validate(table, "rows", rows)] if len(rows) else []
     if days is not None and report.read:
         history = warehouse.warehouse.query_df(
             f"select strftime(_partition_date, '%Y-%m-%d') as day, count(*) as n_loaded "
@@ -53,7 +53,7 @@ def _expectations(warehouse: WarehouseResource, report: landing.LoadReport,
         for day in report.read:  # days of this load count as history for the later ones
             history.loc[len(history)] = [day, report.loaded[day]]
         stats = quality.daily_stats(report.read, report.loaded, report.quarantined, history)
-        summaries.append(quality.validate(table, "daily", stats))
+        summaries.append(expectations.validate(table, "daily", stats))
     summary = quality.ValidationSummary.combine(summaries)
     return dg.AssetCheckResult(
         check_name="great_expectations", passed=summary.success,
@@ -116,7 +116,8 @@ def _feed_asset(feed: str) -> dg.AssetsDefinition:
         check_specs=_check_specs(feed),
     )
     def _asset(context: dg.AssetExecutionContext, home: HomeResource,
-               warehouse: WarehouseResource) -> dg.MaterializeResult:
+               warehouse: WarehouseResource,
+               expectations: ExpectationsResource) -> dg.MaterializeResult:
         if partitioned:
             days = [dt.date.fromisoformat(key) for key in context.partition_keys]
             report = landing.load_days(warehouse.warehouse, home.home.landing, feed, days)
@@ -128,7 +129,8 @@ def _feed_asset(feed: str) -> dg.AssetsDefinition:
                          + (f", {report.erased_customers} erased" if feed == "customers" else ""))
         return dg.MaterializeResult(
             metadata=_metadata(report),
-            check_results=[*_check_results(report), _expectations(warehouse, report, days)])
+            check_results=[*_check_results(report),
+                           _expectations(warehouse, expectations, report, days)])
 
     return _asset
 

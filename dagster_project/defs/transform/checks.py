@@ -1,7 +1,6 @@
 import dagster as dg
 
-from dagster_project import quality
-from dagster_project.resources import WarehouseResource
+from dagster_project.resources import ExpectationsResource, WarehouseResource
 
 # Marts whose Great Expectations suite must pass before models and exports refresh.
 CHECKED_MARTS = ("customer_rfm", "dim_customers")
@@ -18,9 +17,10 @@ def _mart_check(name: str) -> dg.AssetChecksDefinition:
         description=f"The suite expectations/marts_{name}.json; failing stops everything "
                     "downstream (models, audiences, exports).",
     )
-    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def _check(warehouse: WarehouseResource,
+               expectations: ExpectationsResource) -> dg.AssetCheckResult:
         frame = warehouse.warehouse.query_df(f"select * from {table}")
-        summary = quality.validate(table, "rows", frame)
+        summary = expectations.validate(table, "rows", frame)
         return dg.AssetCheckResult(
             passed=summary.success,
             metadata={"rows": dg.MetadataValue.int(len(frame)),
