@@ -29,8 +29,8 @@ window_orders as (
 per_customer as (
     select
         window_orders.customer_id,
-        any_value(as_of.as_of_date) as as_of_date,
-        date_diff('day', max(window_orders.order_date), any_value(as_of.as_of_date))
+        max(as_of.as_of_date) as as_of_date,
+        {{ dbt.datediff('max(window_orders.order_date)', 'max(as_of.as_of_date)', 'day') }}
             as recency_days,
         count(distinct window_orders.order_id) as frequency,
         round(sum(window_orders.net_revenue), 2) as monetary
@@ -44,10 +44,10 @@ scored as (
     -- 5 is best: most recent, most frequent, highest spend
     select
         *,
-        least(5, 1 + floor(5 * percent_rank() over (order by recency_days desc)))::integer
+        cast(least(5, 1 + floor(5 * percent_rank() over (order by recency_days desc))) as integer)
             as r_score,
-        least(5, 1 + floor(5 * percent_rank() over (order by frequency)))::integer as f_score,
-        least(5, 1 + floor(5 * percent_rank() over (order by monetary)))::integer as m_score
+        cast(least(5, 1 + floor(5 * percent_rank() over (order by frequency))) as integer) as f_score,
+        cast(least(5, 1 + floor(5 * percent_rank() over (order by monetary))) as integer) as m_score
     from per_customer
 ),
 
@@ -61,15 +61,15 @@ final as (
         scored.r_score,
         scored.f_score,
         scored.m_score,
-        (scored.r_score)::varchar
-        || (scored.f_score)::varchar
-        || (scored.m_score)::varchar as rfm_cell,
+        cast((scored.r_score) as varchar)
+        || cast((scored.f_score) as varchar)
+        || cast((scored.m_score) as varchar) as rfm_cell,
         segment_names.rfm_segment
     from scored
     left join segment_names
         on
             scored.r_score = segment_names.r_score
-            and ceil((scored.f_score + scored.m_score) / 2.0)::integer
+            and cast(ceil((scored.f_score + scored.m_score) / 2.0) as integer)
             = segment_names.fm_score
 )
 

@@ -1,7 +1,11 @@
 with
 
 customers as (
-    select * from {{ ref('stg_shop__customers') }}
+    select
+        *,
+        -- completed years of age today
+        floor({{ dbt.datediff('birth_date', 'current_date', 'day') }} / 365.25) as age_years
+    from {{ ref('stg_shop__customers') }}
 ),
 
 orders as (
@@ -26,13 +30,13 @@ known_ids as (
 order_metrics as (
     select
         customer_id,
-        min(ordered_at) filter (where is_completed) as first_order_at,
-        max(ordered_at) filter (where is_completed) as last_order_at,
-        count(*) filter (where is_completed) as n_orders,
+        min(case when is_completed then ordered_at end) as first_order_at,
+        max(case when is_completed then ordered_at end) as last_order_at,
+        sum(case when is_completed then 1 else 0 end) as n_orders,
         count(*) as n_orders_placed,
         sum(net_revenue) as net_revenue,
-        sum(gross_revenue) filter (where is_completed) as gross_revenue,
-        sum(returned_revenue) filter (where is_completed) as returned_revenue
+        sum(case when is_completed then gross_revenue end) as gross_revenue,
+        sum(case when is_completed then returned_revenue end) as returned_revenue
     from orders
     where customer_id is not null
     group by customer_id
@@ -48,11 +52,11 @@ final as (
         customers.gender,
         case
             when customers.birth_date is null then 'unknown'
-            when date_diff('year', customers.birth_date, current_date) < 25 then '18-24'
-            when date_diff('year', customers.birth_date, current_date) < 35 then '25-34'
-            when date_diff('year', customers.birth_date, current_date) < 45 then '35-44'
-            when date_diff('year', customers.birth_date, current_date) < 55 then '45-54'
-            when date_diff('year', customers.birth_date, current_date) < 65 then '55-64'
+            when customers.age_years < 25 then '18-24'
+            when customers.age_years < 35 then '25-34'
+            when customers.age_years < 45 then '35-44'
+            when customers.age_years < 55 then '45-54'
+            when customers.age_years < 65 then '55-64'
             else '65+'
         end as age_band,
 

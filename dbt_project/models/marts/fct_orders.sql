@@ -7,17 +7,17 @@ order_lines as (
 summed as (
     select
         order_id,
-        any_value(customer_id) as customer_id,
+        min(customer_id) as customer_id,
         min(ordered_at) as ordered_at,
         -- one refunded or cancelled line marks the whole order
         case
-            when bool_or(order_status = 'refunded') then 'refunded'
-            when bool_or(order_status = 'cancelled') then 'cancelled'
+            when max(case when order_status = 'refunded' then 1 else 0 end) = 1 then 'refunded'
+            when max(case when order_status = 'cancelled' then 1 else 0 end) = 1 then 'cancelled'
             else 'completed'
         end as order_status,
-        any_value(channel) as channel,
-        any_value(currency) as currency,
-        any_value(shipping_country) as shipping_country,
+        min(channel) as channel,
+        min(currency) as currency,
+        min(shipping_country) as shipping_country,
         count(*) as n_lines,
         sum(greatest(quantity, 0)) as n_units,
         sum(greatest(-quantity, 0)) as n_units_returned,
