@@ -14,8 +14,6 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-SCHEMAS = ("raw", "quarantine", "staging", "intermediate", "marts", "ml", "activation")
-
 
 def memory_limit() -> str:
     """DuckDB's memory cap for our connections: SEGMENTA_DUCKDB_MEMORY_LIMIT, or half the RAM.
@@ -63,18 +61,6 @@ class Warehouse:
     def query_df(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connect() as con:
             return con.execute(sql, params or []).df()
-
-    def table_exists(self, qualified_name: str) -> bool:
-        schema, table = qualified_name.split(".")
-        if not self.path.exists():
-            return False
-        with self.connect() as con:
-            found = con.execute(
-                "select count(*) from information_schema.tables "
-                "where table_schema = ? and table_name = ?",
-                [schema, table],
-            ).fetchone()
-        return bool(found and found[0])
 
     def replace_table(self, qualified_name: str, df: pd.DataFrame) -> int:
         """Replace a whole table with a DataFrame in one transaction; returns the row count."""

@@ -87,7 +87,9 @@ def _check_results(report: landing.LoadReport) -> list[dg.AssetCheckResult]:
 
 def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
     rows = "\n".join(
-        f"| {day} | {report.read[day]} | {report.loaded[day]} | {report.quarantined[day]} |"
+        f"| {day} | {report.read[day]} | {report.loaded[day]} | {report.quarantined[day]} | "
+        + ", ".join(f"{reason} {n}" for reason, n in sorted(report.reasons_by_day[day].items())
+                    if reason) + " |"
         for day in sorted(report.read)
     )
     return {
@@ -96,7 +98,7 @@ def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
         "quarantine_reasons": dg.MetadataValue.json(dict(report.reasons)),
         "extra_columns": dg.MetadataValue.json(sorted(report.extra_columns)),
         "per_day": dg.MetadataValue.md(
-            "| day | read | loaded | quarantined |\n|---|---|---|---|\n" + rows),
+            "| day | read | loaded | quarantined | reasons |\n|---|---|---|---|---|\n" + rows),
     }
 
 
