@@ -1,4 +1,5 @@
-"""RFM scoring is dbt SQL; its dbt unit tests (given/expect rows) run here on an empty warehouse."""
+"""RFM scoring and sessionization are dbt SQL; their dbt unit tests (given/expect rows) run here
+on an empty warehouse."""
 
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ def _dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_rfm_unit_tests_pass(tmp_path):
+def test_dbt_unit_tests_pass(tmp_path):
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         for feed in landing.FEEDS.values():
             landing.ensure_tables(con, feed)
-    built = _dbt(tmp_path, "build", "--empty", "--select", "+customer_rfm",
+    built = _dbt(tmp_path, "build", "--empty", "--select", "+customer_rfm +int_events_sessionized",
                  "--exclude", "test_type:unit", "test_type:data")
     assert built.returncode == 0, built.stdout[-3000:]
-    tested = _dbt(tmp_path, "test", "--select", "customer_rfm,test_type:unit")
+    tested = _dbt(tmp_path, "test", "--select", "test_type:unit")
     assert tested.returncode == 0, tested.stdout[-3000:]
-    assert "PASS=1" in tested.stdout
+    assert "PASS=2" in tested.stdout
     assert "test_rfm_equal_values_get_equal_scores" in tested.stdout
+    assert "test_sessions_split_after_30_minutes_and_stitch_identified_devices" in tested.stdout
