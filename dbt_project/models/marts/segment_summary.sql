@@ -8,6 +8,40 @@ customers as (
     select * from {{ ref('dim_customers') }}
 ),
 
+history as (
+    select * from {{ ref('segment_memberships_snapshot') }}
+),
+
+refresh as (
+    select
+        {{ dbt.dateadd('day', -1, dbt.current_timestamp()) }} as day_before,
+        {{ dbt.dateadd('day', -7, dbt.current_timestamp()) }} as week_before
+),
+
+earlier_sizes as (
+    -- segment sizes one day and one week before this refresh, from the membership snapshot;
+    -- null until the snapshot reaches that far back
+    select
+        history.segment_key,
+        case when min(history.dbt_valid_from) <= min(refresh.day_before) then
+                sum(case when history.dbt_valid_from <= refresh.day_before
+                        and (history.dbt_valid_to is null or history.dbt_valid_to > refresh.day_before)
+                        then 1
+                    else 0
+                end)
+        end as n_customers_day_before,
+        case when min(history.dbt_valid_from) <= min(refresh.week_before) then
+                sum(case when history.dbt_valid_from <= refresh.week_before
+                        and (history.dbt_valid_to is null or history.dbt_valid_to > refresh.week_before)
+                        then 1
+                    else 0
+                end)
+        end as n_customers_week_before
+    from history
+    cross join refresh
+    group by history.segment_key
+),
+
 per_segment as (
     select
         memberships.segment_key,
@@ -49,9 +83,12 @@ final as (
         end as avg_order_value,
         round(per_segment.n_orders * 1.0 / per_segment.n_customers, 3) as orders_per_customer,
         per_segment.n_reachable_email,
-        per_segment.n_reachable_ads
+        per_segment.n_reachable_ads,
+        per_segment.n_customers - earlier_sizes.n_customers_day_before as change_vs_day_before,
+        per_segment.n_customers - earlier_sizes.n_customers_week_before as change_vs_week_before
     from per_segment
     cross join totals
+    left join earlier_sizes on per_segment.segment_key = earlier_sizes.segment_key
 )
 
 select * from final
