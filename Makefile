@@ -49,6 +49,8 @@ check: install dbt_project/target/manifest.json  ## validate the Dagster definit
 
 lint: install dbt_project/target/manifest.json  ## ruff on the Python code, sqlfluff (dbt templater) on the models
 	$(VENV)/bin/ruff check dagster_project ml tests benchmarks
+	@# the dbt templater opens the warehouse file, so its folder must exist on a fresh clone
+	mkdir -p "$(SEGMENTA_HOME)"
 	$(VENV)/bin/sqlfluff lint dbt_project/models
 
 docs: install dbt_project/target/manifest.json  ## build and serve the dbt docs site on http://127.0.0.1:8080
