@@ -55,8 +55,9 @@ def ensure_dbt_manifest() -> None:
                    check=True)
 
 
-def plan(home: Home, force: bool) -> tuple[list[str], bool, dict]:
-    """(changed partition days, whether unpartitioned assets must run, the new state)."""
+def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
+    """(changed partition days, whether unpartitioned assets must run, whether the incremental
+    dbt models must be rebuilt from all history, the new state)."""
     state_path = home.dagster_home / STATE_FILE
     old = json.loads(state_path.read_text()) if state_path.exists() and not force else {}
     new = {"landing": landing.landing_fingerprints(home.landing), "code": code_fingerprint()}
@@ -66,22 +67,27 @@ def plan(home: Home, force: bool) -> tuple[list[str], bool, dict]:
         for feed in ("orders", "events")
         for day, fingerprint in new["landing"][feed].items()
         if old_landing.get(feed, {}).get(day) != fingerprint
-    } | {  # days that disappeared from the landing zone must be emptied too
+    })
+    removed_days = sorted({  # days that disappeared from the landing zone must be emptied too
         day
         for feed in ("orders", "events")
         for day in old_landing.get(feed, {})
         if day not in new["landing"][feed]
     })
+    changed_days = sorted(set(changed_days) | set(removed_days))
+    # New pipeline code may compute the incremental models differently, and a removed day's
+    # sessions and orders are only forgotten by a rebuild: both rebuild them from all history.
+    full_refresh = bool(old) and (old.get("code") != new["code"] or bool(removed_days))
     rest_changed = (
         not home.warehouse.exists()
         or old.get("code") != new["code"]
         or any(old_landing.get(f) != new["landing"][f] for f in ("customers", "products"))
         or bool(changed_days)
     )
-    return changed_days, rest_changed, new
+    return changed_days, rest_changed, full_refresh or force, new
 
 
-def run(force: bool = False) -> int:
+def run(force: bool = False, full_refresh: bool = False) -> int:
     home = HOME.ensure()
     if not any(home.landing.glob("*/dt=*/*")):
         from dagster_project import sample_data
@@ -89,14 +95,14 @@ def run(force: bool = False) -> int:
         print(f"No landing files in {home.landing}: generating the sample store.")
         sample_data.generate(home.landing, home.generator)
 
-    changed_days, rest_changed, new_state = plan(home, force)
+    changed_days, rest_changed, rebuild, new_state = plan(home, force)
     if not changed_days and not rest_changed:
         print("Everything is up to date: no landing file or pipeline code changed since the "
               "last run (use --force to rebuild anyway).\n")
         print(summary(home))
         return 0
 
-    code = materialize(home, changed_days, trigger="make run")
+    code = materialize(home, changed_days, trigger="make run", full_refresh=rebuild or full_refresh)
     if code == 0:
         (home.dagster_home / STATE_FILE).write_text(json.dumps(new_state) + "\n")
         print(summary(home))
@@ -125,9 +131,10 @@ def backfill(first: str, last: str) -> int:
     return code
 
 
-def materialize(home: Home, days: list[str], trigger: str) -> int:
+def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = False) -> int:
     """One in-process Dagster run (recorded in DAGSTER_HOME): the daily partitions `days` (as one
-    single-run backfill over their range) and every unpartitioned asset downstream."""
+    single-run backfill over their range) and every unpartitioned asset downstream. The
+    incremental dbt models process the days' window, or all history with `full_refresh`."""
     ensure_dbt_manifest()
     import dagster as dg
 
@@ -156,12 +163,15 @@ def materialize(home: Home, days: list[str], trigger: str) -> int:
         selection = {key for key in graph.get_all_asset_keys() if key not in partitioned}
         tags = {}
         what = "every unpartitioned asset (snapshots, marts, models, exports)"
+    if full_refresh:
+        what += "; incremental dbt models rebuilt from all history"
     print(f"Materializing {what}: {len(selection)} assets, one run in {home.dagster_home}.")
+    run_config = {**QUIET_LOGS, "ops": {"dbt_models": {"config": {"full_refresh": full_refresh}}}}
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, asset_selection=list(selection),
                                         tags={**tags, "segmenta/trigger": trigger},
-                                        run_config=QUIET_LOGS, raise_on_error=False)
+                                        run_config=run_config, raise_on_error=False)
     if not result.success:
         for evaluation in result.get_asset_check_evaluations():
             if not evaluation.passed:
@@ -246,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         description="Generate the sample store if the landing zone is empty, then materialize the "
                     "changed landing days and everything downstream in one Dagster run.")
     run_cmd.add_argument("--force", action="store_true",
-                         help="rebuild everything even if nothing changed")
+                         help="rebuild everything even if nothing changed (implies --full-refresh)")
+    run_cmd.add_argument("--full-refresh", action="store_true",
+                         help="rebuild the incremental dbt models (events, sessions, orders) from "
+                              "all history instead of the changed days")
     commands.add_parser("summary", help="print segment sizes and where everything lives")
     backfill_cmd = commands.add_parser(
         "backfill", help="reload a range of landing days and rebuild everything, in one run",
@@ -275,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
-        return run(force=args.force)
+        return run(force=args.force, full_refresh=args.full_refresh)
     if args.command == "backfill":
         if args.last < args.first:
             parser.error("--to is before --from")

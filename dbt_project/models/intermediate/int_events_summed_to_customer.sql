@@ -1,11 +1,7 @@
 with
 
-events as (
-    select * from {{ ref('stg_shop__events') }}
-),
-
-identified as (
-    select * from events where customer_id is not null
+activity as (
+    select * from {{ ref('int_customer_activity_daily') }}
 ),
 
 device_counts as (
@@ -13,10 +9,10 @@ device_counts as (
         customer_id,
         device_type,
         os_name,
-        count(*) as n_events
-    from identified
+        sum(n_events) as n_events
+    from activity
     where device_type is not null
-    group by all
+    group by customer_id, device_type, os_name
 ),
 
 main_device as (
@@ -31,26 +27,26 @@ main_device as (
         ) = 1
 ),
 
-activity as (
+totals as (
     select
         customer_id,
-        count(*) as n_events,
-        min(event_at) as first_seen_at,
-        max(event_at) as last_seen_at
-    from identified
+        sum(n_events) as n_events,
+        min(first_seen_at) as first_seen_at,
+        max(last_seen_at) as last_seen_at
+    from activity
     group by customer_id
 ),
 
 final as (
     select
-        activity.customer_id,
+        totals.customer_id,
         main_device.main_device,
         main_device.main_os,
-        activity.n_events,
-        activity.first_seen_at,
-        activity.last_seen_at
-    from activity
-    left join main_device on activity.customer_id = main_device.customer_id
+        totals.n_events,
+        totals.first_seen_at,
+        totals.last_seen_at
+    from totals
+    left join main_device on totals.customer_id = main_device.customer_id
 )
 
 select * from final

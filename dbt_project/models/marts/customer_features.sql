@@ -6,12 +6,8 @@ customers as (
     select customer_id from {{ ref('dim_customers') }}
 ),
 
-sessions as (
-    select * from {{ ref('fct_sessions') }} where customer_id is not null
-),
-
-events as (
-    select * from {{ ref('stg_shop__events') }}
+activity as (
+    select * from {{ ref('int_customer_activity_daily') }}
 ),
 
 orders as (
@@ -20,6 +16,16 @@ orders as (
 
 as_of as (
     select {{ rfm_as_of_date(ref('fct_orders')) }} as as_of_date
+),
+
+sessions as (
+    -- the 90 days the widest window needs
+    select fct_sessions.*
+    from {{ ref('fct_sessions') }} as fct_sessions
+    cross join as_of
+    where
+        fct_sessions.customer_id is not null
+        and fct_sessions.session_date >= as_of.as_of_date - {{ windows | max }}
 ),
 
 cart_sessions as (
@@ -92,18 +98,17 @@ cart_features as (
 
 category_views as (
     select
-        events.customer_id,
-        events.product_category,
-        count(*) as n_views
-    from events
+        activity.customer_id,
+        activity.product_category,
+        sum(activity.n_product_views) as n_views
+    from activity
     cross join as_of
     where
-        events.event_name = 'Product Viewed'
-        and events.customer_id is not null
-        and events.product_category is not null
-        and events.event_date >= as_of.as_of_date - 90
-        and events.event_date < as_of.as_of_date
-    group by events.customer_id, events.product_category
+        activity.n_product_views > 0
+        and activity.product_category is not null
+        and activity.activity_date >= as_of.as_of_date - 90
+        and activity.activity_date < as_of.as_of_date
+    group by activity.customer_id, activity.product_category
 ),
 
 top_category as (
@@ -119,29 +124,28 @@ top_category as (
 ),
 
 campaigns as (
-    select count(distinct events.campaign_name) as n_campaigns_90d
-    from events
+    -- the campaigns anyone opened: the store's sends of the last 90 days
+    select count(distinct activity.campaign_name) as n_campaigns_90d
+    from activity
     cross join as_of
     where
-        events.event_name = 'Email Opened'
-        and events.event_date >= as_of.as_of_date - 90
-        and events.event_date < as_of.as_of_date
+        activity.n_email_opens > 0
+        and activity.activity_date >= as_of.as_of_date - 90
+        and activity.activity_date < as_of.as_of_date
 ),
 
 email_features as (
     select
-        events.customer_id,
-        sum(case when events.event_name = 'Email Opened' then 1 else 0 end) as n_email_opens_90d,
-        sum(case when events.event_name = 'Email Link Clicked' then 1 else 0 end)
-            as n_email_clicks_90d
-    from events
+        activity.customer_id,
+        sum(activity.n_email_opens) as n_email_opens_90d,
+        sum(activity.n_email_clicks) as n_email_clicks_90d
+    from activity
     cross join as_of
     where
-        events.event_name in ('Email Opened', 'Email Link Clicked')
-        and events.customer_id is not null
-        and events.event_date >= as_of.as_of_date - 90
-        and events.event_date < as_of.as_of_date
-    group by events.customer_id
+        activity.n_email_opens + activity.n_email_clicks > 0
+        and activity.activity_date >= as_of.as_of_date - 90
+        and activity.activity_date < as_of.as_of_date
+    group by activity.customer_id
 ),
 
 spend_features as (

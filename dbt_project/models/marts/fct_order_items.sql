@@ -1,11 +1,21 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='order_line_id',
+) }}
+
 with
 
-order_lines as (
-    select * from {{ ref('stg_shop__order_lines') }}
+orders as (
+    -- orders rebuilt since this table's last refresh (all on a full build)
+    select * from {{ ref('fct_orders') }}
+    where {{ written_since_last_refresh() }}
 ),
 
-orders as (
-    select * from {{ ref('fct_orders') }}
+order_lines as (
+    select stg.*
+    from {{ ref('stg_shop__order_lines') }} as stg
+    inner join orders on stg.order_id = orders.order_id
 ),
 
 final as (
@@ -30,7 +40,9 @@ final as (
 
         ----------  timestamps
         order_lines.ordered_at,
-        order_lines.order_date
+        order_lines.order_date,
+
+        {{ refreshed_at() }} as refreshed_at
 
     from order_lines
     inner join orders on order_lines.order_id = orders.order_id

@@ -1,7 +1,22 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='order_id',
+) }}
+
 with
 
+touched_orders as (
+    -- orders with a line in this run's load days (a late refund line re-opens its order)
+    select distinct order_id
+    from {{ ref('stg_shop__order_lines') }}
+    where {{ partition_window('landed_on', 'last_landed_on') }}
+),
+
 order_lines as (
-    select * from {{ ref('stg_shop__order_lines') }}
+    select stg.*
+    from {{ ref('stg_shop__order_lines') }} as stg
+    inner join touched_orders on stg.order_id = touched_orders.order_id
 ),
 
 summed as (
@@ -23,7 +38,8 @@ summed as (
         sum(greatest(-quantity, 0)) as n_units_returned,
         sum(case when quantity > 0 then quantity * unit_price else 0 end) as gross_revenue,
         sum(case when quantity < 0 then -quantity * unit_price else 0 end) as returned_revenue,
-        sum(discount_amount) as discount_amount
+        sum(discount_amount) as discount_amount,
+        max(landed_on) as last_landed_on
     from order_lines
     group by order_id
 ),
@@ -51,7 +67,9 @@ final as (
             when order_status = 'completed'
                 then round(gross_revenue - discount_amount - returned_revenue, 2)
             else 0
-        end as net_revenue
+        end as net_revenue,
+        last_landed_on,
+        {{ refreshed_at() }} as refreshed_at
     from summed
 )
 

@@ -4,16 +4,6 @@ source as (
     select * from {{ source('shop', 'events') }}
 ),
 
-deduplicated as (
-    -- collectors deliver at least once: one row per messageId
-    select *
-    from source
-    qualify row_number() over (
-            partition by message_id
-            order by _partition_date, _source_file, _source_line
-        ) = 1
-),
-
 renamed as (
     select
         ----------  ids
@@ -40,9 +30,14 @@ renamed as (
 
         ----------  timestamps
         timestamp as event_at,
-        cast(timestamp as date) as event_date
+        cast(timestamp as date) as event_date,
 
-    from deduplicated
+        ----------  lineage
+        _partition_date as landed_on
+
+    -- Ingestion loads each messageId once (a re-delivery is quarantined as duplicate_key), so
+    -- no de-duplication here: a filter on landed_on reaches the raw table's scan.
+    from source
 ),
 
 final as (

@@ -4,16 +4,6 @@ source as (
     select * from {{ source('shop', 'orders') }}
 ),
 
-deduplicated as (
-    -- a line delivered twice counts once: the latest delivery wins
-    select *
-    from source
-    qualify row_number() over (
-            partition by order_id, line_number
-            order by _partition_date desc, _source_file desc, _source_line desc
-        ) = 1
-),
-
 renamed as (
     select
         ----------  ids
@@ -41,7 +31,9 @@ renamed as (
         ----------  lineage
         _partition_date as landed_on
 
-    from deduplicated
+    -- Ingestion loads each (order_id, line_number) once (a re-delivery is quarantined as
+    -- duplicate_key), so no de-duplication here: a filter on landed_on reaches the raw scan.
+    from source
 ),
 
 final as (
