@@ -8,7 +8,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune -o -type f -print)
 
-.PHONY: help install run test test-fast ui generate summary check lint docs clean
+.PHONY: help install run test test-fast ui mlflow generate summary check lint docs clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ test-fast: install dbt_project/target/manifest.json  ## the tests without the en
 ui: install dbt_project/target/manifest.json  ## Dagster UI on http://127.0.0.1:3000
 	$(PY) -c "from dagster_project.settings import HOME; HOME.ensure()"
 	DAGSTER_HOME=$(SEGMENTA_HOME)/dagster $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
+
+mlflow: install  ## MLflow UI on http://127.0.0.1:5000 over SEGMENTA_HOME's runs and registry
+	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(SEGMENTA_HOME)/mlflow/mlflow.db" \
+		--default-artifact-root "$(SEGMENTA_HOME)/mlflow/artifacts" --host 127.0.0.1 --port 5000
 
 generate: install  ## write the sample store (ARGS="--customers 5000 --days 365 --force")
 	$(PY) -m dagster_project.sample_data $(ARGS)

@@ -8,6 +8,13 @@ SEGMENTER_GATE: dict[str, tuple[str, float]] = {
     "min_cluster_share": (">=", 0.02),
 }
 
+# The lifetime-value model must forecast each customer's holdout purchases better (RMSE) than
+# the customer's own past purchase rate, and the holdout's total within 35 %.
+LIFETIME_VALUE_GATE: dict[str, tuple[str, float]] = {
+    "holdout_rmse_vs_baseline": ("<=", 1.0),
+    "holdout_total_error_share": ("<=", 0.35),
+}
+
 
 def check_gate(metrics: dict[str, float], gate: dict[str, tuple[str, float]]) -> list[str]:
     """The gate's failures as readable sentences; an empty list means the model passes."""

@@ -15,16 +15,19 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import mlflow
+import mlflow.pyfunc
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from ml.clv import HoldoutReport, LifetimeValueModel
 from ml.evaluation import check_gate, gate_params
 from ml.segmentation import SegmenterFit
 
 CHAMPION = "champion"
 SEGMENTER = "customer_segmenter"
+LIFETIME_VALUE = "customer_lifetime_value"
 
 
 @dataclass(frozen=True)
@@ -58,16 +61,85 @@ def log_segmenter(experiment_id: str, fit: SegmenterFit, features: pd.DataFrame,
             signature=infer_signature(features, fit.labels), input_example=features.head(5),
         )
     version = str(info.registered_model_version)
+    MlflowClient().set_model_version_tag(
+        SEGMENTER, version, "cluster_names",
+        json.dumps({str(k): v for k, v in fit.cluster_names.items()}))
+    return promote_if_passed(SEGMENTER, version, run.info.run_id, failures)
+
+
+def promote_if_passed(name: str, version: str, run_id: str, failures: list[str]) -> Registered:
+    """Move `champion` to the version when its gate passed; otherwise tag why it was rejected."""
     client = MlflowClient()
-    client.set_model_version_tag(SEGMENTER, version, "cluster_names",
-                                 json.dumps({str(k): v for k, v in fit.cluster_names.items()}))
     if failures:
-        client.set_model_version_tag(SEGMENTER, version, "rejected", "; ".join(failures))
+        client.set_model_version_tag(name, version, "rejected", "; ".join(failures))
     else:
-        client.set_registered_model_alias(SEGMENTER, CHAMPION, version)
-        client.set_model_version_tag(SEGMENTER, version, "promoted", "passed quality gate")
-    return Registered(SEGMENTER, version, run.info.run_id, not failures, failures,
-                      champion_version(SEGMENTER))
+        client.set_registered_model_alias(name, CHAMPION, version)
+        client.set_model_version_tag(name, version, "promoted", "passed quality gate")
+    return Registered(name, version, run_id, not failures, failures, champion_version(name))
+
+
+class LifetimeValuePyfunc(mlflow.pyfunc.PythonModel):
+    """The fitted BG/NBD + Gamma-Gamma model as an MLflow pyfunc: input one row per customer
+    (frequency, recency, T in weeks, monetary_value), output P(alive), expected purchases and
+    expected value over `horizon_weeks`."""
+
+    def __init__(self, model: LifetimeValueModel, horizon_weeks: float):
+        self.model = model
+        self.horizon_weeks = horizon_weeks
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.model.score(model_input, self.horizon_weeks).reset_index(drop=True)
+
+
+SUMMARY_COLUMNS = ["frequency", "recency", "T", "monetary_value"]
+
+
+def log_lifetime_value(experiment_id: str, model: LifetimeValueModel, report: HoldoutReport,
+                       summary: pd.DataFrame, horizon_weeks: float, data_window: dict[str, str],
+                       gate: dict[str, tuple[str, float]]) -> Registered:
+    """Log the holdout evaluation and the model fitted on all history; register; promote if
+    the holdout evaluation passes the gate."""
+    failures = check_gate(report.metrics, gate)
+    pyfunc = LifetimeValuePyfunc(model, horizon_weeks)
+    example = summary[SUMMARY_COLUMNS].head(5).astype(float)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=LIFETIME_VALUE) as run:
+        mlflow.log_params({"purchase_model": "BG/NBD (Fader, Hardie & Lee 2005)",
+                           "spend_model": "Gamma-Gamma (Fader & Hardie 2013)",
+                           "implementation": "ml/clv.py (scipy)", "time_unit": "week",
+                           "horizon_weeks": round(horizon_weeks, 3), **gate_params(gate),
+                           **{f"data.{key}": value for key, value in data_window.items()}})
+        mlflow.log_metrics({**report.metrics, **model.params()})
+        mlflow.log_table(report.by_frequency.reset_index(), "holdout_by_frequency.json")
+        mlflow.log_figure(holdout_plot(report), "holdout_predicted_vs_actual.png")
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=pyfunc, registered_model_name=LIFETIME_VALUE,
+            signature=infer_signature(example, pyfunc.predict(None, example)),
+            input_example=example, pip_requirements=["scipy", "pandas", "numpy"],
+        )
+    return promote_if_passed(LIFETIME_VALUE, str(info.registered_model_version),
+                             run.info.run_id, failures)
+
+
+def load_champion(name: str):
+    """The champion pyfunc of a registered model and its version."""
+    version = MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}"), str(version.version)
+
+
+def holdout_plot(report: HoldoutReport) -> plt.Figure:
+    """Mean predicted vs actual holdout purchases per calibration frequency (the BG/NBD check)."""
+    frame = report.by_frequency
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(frame.index, frame["actual"], "o-", label="actual", color="#4c72b0")
+    ax.plot(frame.index, frame["predicted"], "s--", label="BG/NBD", color="#dd8452")
+    ax.set_xlabel("repeat purchases in the calibration period (7 = 7 or more)")
+    ax.set_ylabel("mean purchases in the holdout")
+    m = report.metrics
+    ax.set_title(f"holdout {m['holdout_weeks']:.0f} weeks: {m['holdout_purchases_predicted']:.0f} "
+                 f"predicted, {m['holdout_purchases_actual']:.0f} actual")
+    ax.legend()
+    fig.tight_layout()
+    return fig
 
 
 def champion_version(name: str) -> str | None:

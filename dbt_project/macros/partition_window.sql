@@ -12,7 +12,7 @@
         (1 = 1)
     {%- elif var('partition_start', '') != '' -%}
         ({{ column }} between cast('{{ var("partition_start") }}' as date)
-            and cast('{{ var("partition_end", var("partition_start")) }}' as date))
+            and cast('{{ var("partition_end") or var("partition_start") }}' as date))
     {%- else -%}
         ({{ column }} >= (select max({{ watermark_column }}) from {{ this }}))
     {%- endif -%}

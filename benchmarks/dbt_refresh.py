@@ -1,0 +1,113 @@
+"""Benchmark the dbt layer: a full build over all history vs the daily incremental refresh.
+
+    .venv/bin/python benchmarks/dbt_refresh.py --home /tmp/bench --customers 100000 --days 365
+
+Generates the sample store (unless <home>/landing exists), loads every day but the last into a
+fresh warehouse and runs `dbt build --full-refresh` (the first run of a store); then loads the
+last day and runs the daily `dbt build` with that day as the partition window, as the Dagster
+daily run does. Prints a Markdown table: wall time of each build, the rows of the big tables,
+the rows the daily refresh wrote, and the slowest models of each build (from dbt's
+run_results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from dagster_project import landing, sample_data
+from dagster_project.settings import DBT_PROJECT_DIR
+from dagster_project.warehouse import Warehouse
+
+# everything dbt builds from the landing feeds alone (segment_memberships and what follows it
+# also read the ML and rule-segment assets that Dagster writes)
+SELECT = ["--select", "+customer_360 +customer_rfm +fct_order_items",
+          "--exclude-resource-type", "unit_test", "--indirect-selection", "cautious"]
+TABLES = ("intermediate.int_events_sessionized", "marts.fct_sessions",
+          "intermediate.int_customer_activity_daily", "marts.fct_orders", "marts.fct_order_items")
+
+
+def dbt_build(home: Path, *extra: str) -> tuple[float, list[tuple[str, float]]]:
+    target = home / "dbt_target"
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "build", *SELECT, *extra,
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(target), "--log-path", str(home / "dbt_logs")],
+        env={**os.environ, "SEGMENTA_HOME": str(home)}, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - started
+    if done.returncode:
+        sys.exit(done.stdout[-4000:])
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    slowest = sorted(((r["unique_id"].split(".")[-1], r["execution_time"]) for r in results
+                      if r["unique_id"].startswith("model.")), key=lambda r: -r[1])
+    return seconds, slowest
+
+
+def counts(home: Path) -> dict[str, tuple[int, int]]:
+    """(rows, rows written by the newest run) of each big table."""
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return {t: con.execute(f"select count(*), count(*) filter (where refreshed_at = "
+                               f"(select max(refreshed_at) from {t})) from {t}").fetchone()
+                for t in TABLES}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True, help="a scratch SEGMENTA_HOME")
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=365)
+    args = parser.parse_args()
+    home = args.home.resolve()
+    if not (home / "landing").exists():
+        started = time.monotonic()
+        sample_data.generate(home / "landing", home / "generator", customers=args.customers,
+                             days=args.days)
+        print(f"generated in {(time.monotonic() - started) / 60:.1f} min", flush=True)
+    (home / "warehouse.duckdb").unlink(missing_ok=True)
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    days = landing.landing_days(home / "landing", "events")
+    history, last = days[:-1], days[-1]
+
+    started = time.monotonic()
+    for feed in ("customers", "products"):
+        landing.load_all_days(warehouse, home / "landing", feed)
+    for feed in ("orders", "events"):
+        landing.load_days(warehouse, home / "landing", feed, history)
+    print(f"loaded {len(history)} days in {(time.monotonic() - started) / 60:.1f} min", flush=True)
+
+    window = json.dumps({"partition_start": str(history[0]), "partition_end": str(history[-1])})
+    full_s, full_slowest = dbt_build(home, "--vars", window, "--full-refresh")
+    full = counts(home)
+    print(f"full build {full_s:.0f} s", flush=True)
+
+    for feed in ("orders", "events"):
+        landing.load_days(warehouse, home / "landing", feed, [last])
+    window = json.dumps({"partition_start": str(last), "partition_end": str(last)})
+    day_s, day_slowest = dbt_build(home, "--vars", window)
+    daily = counts(home)
+
+    print(f"\n{args.customers:,} customers, {len(days)} days ({days[0]}..{last}), "
+          f"{dt.date.today()}\n")
+    print("| build | wall time | " + " | ".join(t.split(".")[1] for t in TABLES) + " |")
+    print("|---|---|" + "---|" * len(TABLES))
+    print(f"| full build, {len(history)} days | {full_s:.0f} s | "
+          + " | ".join(f"{full[t][0]:,}" for t in TABLES) + " |")
+    print(f"| daily refresh, {last} | {day_s:.0f} s | "
+          + " | ".join(f"{daily[t][1]:,} written" for t in TABLES) + " |")
+    for name, slowest in (("full build", full_slowest), ("daily refresh", day_slowest)):
+        print(f"\nslowest models, {name}: "
+              + ", ".join(f"{model} {seconds:.1f} s" for model, seconds in slowest[:6]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
