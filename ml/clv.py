@@ -204,6 +204,22 @@ def fit_lifetime_value(summary: pd.DataFrame) -> LifetimeValueModel:
 
 # ---------------------------------------------------------------- holdout evaluation
 
+MIN_HISTORY_DAYS = 84  # a 4-week holdout after 8 weeks of calibration at the least
+MIN_REPEAT_BUYERS = 20
+
+
+def not_trainable_reason(transactions: pd.DataFrame, calibration_end: pd.Timestamp,
+                         history_days: int) -> str | None:
+    """Why the history is too short or thin to fit and evaluate the model, or None."""
+    if history_days < MIN_HISTORY_DAYS:
+        return (f"{history_days} days of orders; the lifetime-value model needs at least "
+                f"{MIN_HISTORY_DAYS} (8 weeks to fit, 4 to check the forecast)")
+    repeat = int((rfm_summary(transactions, calibration_end)["frequency"] > 0).sum())
+    if repeat < MIN_REPEAT_BUYERS:
+        return (f"{repeat} customers bought again before {calibration_end.date()}; the spend "
+                f"model needs at least {MIN_REPEAT_BUYERS}")
+    return None
+
 
 @dataclass(frozen=True)
 class HoldoutReport:

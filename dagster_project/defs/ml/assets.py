@@ -81,7 +81,13 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     next 90 days, from the champion `customer_lifetime_value` (BG/NBD + Gamma-Gamma)."""
     from ml import clv
     from ml.evaluation import LIFETIME_VALUE_GATE
-    from ml.registry import LIFETIME_VALUE, SUMMARY_COLUMNS, load_champion, log_lifetime_value
+    from ml.registry import (
+        LIFETIME_VALUE,
+        SUMMARY_COLUMNS,
+        champion_version,
+        load_champion,
+        log_lifetime_value,
+    )
 
     # the orders RFM counts: completed, with a customer and a positive net amount
     orders = warehouse.warehouse.query_df("""
@@ -97,23 +103,35 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     span = (end - pd.to_datetime(orders["date"]).min()).days
     holdout_days = min(HORIZON_DAYS, span // 3)
     calibration_end = end - pd.Timedelta(days=holdout_days)
-    _, report = clv.evaluate_holdout(orders, calibration_end, end)
     summary = clv.rfm_summary(orders, end)
-    model = clv.fit_lifetime_value(summary)  # the version to ship: fitted on all history
-    registered = log_lifetime_value(
-        mlflow.experiment_id(LIFETIME_VALUE_EXPERIMENT), model, report, summary,
-        HORIZON_DAYS / 7,
-        {"first_order": str(pd.to_datetime(orders["date"]).min().date()),
-         "calibration_end": str(calibration_end.date()), "last_day": str(end.date()),
-         "n_customers": str(len(summary))},
-        LIFETIME_VALUE_GATE)
-    _log_promotion(context, registered)
+    too_thin = clv.not_trainable_reason(orders, calibration_end, span)
+    registered = None
+    if too_thin is None:
+        _, report = clv.evaluate_holdout(orders, calibration_end, end)
+        model = clv.fit_lifetime_value(summary)  # the version to ship: fitted on all history
+        registered = log_lifetime_value(
+            mlflow.experiment_id(LIFETIME_VALUE_EXPERIMENT), model, report, summary,
+            HORIZON_DAYS / 7,
+            {"first_order": str(pd.to_datetime(orders["date"]).min().date()),
+             "calibration_end": str(calibration_end.date()), "last_day": str(end.date()),
+             "n_customers": str(len(summary))},
+            LIFETIME_VALUE_GATE)
+        _log_promotion(context, registered)
+    else:
+        mlflow.configure()
+        context.log.warning(f"{LIFETIME_VALUE} not trained: {too_thin}.")
+        if champion_version(LIFETIME_VALUE) is None:
+            # a young store: no model yet, no predictive segments, not a failed run
+            warehouse.warehouse.replace_table("ml.customer_clv", _empty_clv())
+            return dg.MaterializeResult(metadata={
+                "rows": dg.MetadataValue.int(0),
+                "not_trained": dg.MetadataValue.text(too_thin)})
 
     champion, version = load_champion(LIFETIME_VALUE)
     scores = champion.predict(summary[SUMMARY_COLUMNS].astype(float))
     scored = pd.DataFrame({
         "customer_id": summary.index.astype(str),
-        "as_of_date": pd.Timestamp(as_of).date(),
+        "as_of_date": pd.Timestamp(as_of),
         "n_repeat_purchases": summary["frequency"].to_numpy().astype(int),
         "recency_weeks": summary["recency"].to_numpy().round(2),
         "tenure_weeks": summary["T"].to_numpy().round(2),
@@ -128,14 +146,22 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     })
     warehouse.warehouse.replace_table("ml.customer_clv", scored)
 
-    m = report.metrics
-    return dg.MaterializeResult(metadata={
+    metadata = {
         "rows": dg.MetadataValue.int(len(scored)),
         "model_version": dg.MetadataValue.text(version),
+        "expected_value_90d_total": dg.MetadataValue.float(float(scored["expected_value_90d"].sum())),
+        "mean_probability_alive": dg.MetadataValue.float(float(scored["probability_alive"].mean())),
+        "mlflow_experiment": dg.MetadataValue.text(LIFETIME_VALUE_EXPERIMENT),
+    }
+    if registered is None:
+        metadata["not_trained"] = dg.MetadataValue.text(f"{too_thin}; scored with the champion")
+        return dg.MaterializeResult(metadata=metadata)
+    m = report.metrics
+    return dg.MaterializeResult(metadata={
+        **metadata,
         "trained_version": dg.MetadataValue.text(registered.version),
         "promoted": dg.MetadataValue.bool(registered.promoted),
         "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
-        "mlflow_experiment": dg.MetadataValue.text(LIFETIME_VALUE_EXPERIMENT),
         "parameters": dg.MetadataValue.json({k: round(v, 4) for k, v in model.params().items()}),
         "holdout": dg.MetadataValue.md(
             f"{m['holdout_weeks']:.1f} weeks held out: {m['holdout_purchases_predicted']:.0f} "
@@ -143,8 +169,18 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             f"{m['holdout_rmse']:.3f} vs {m['holdout_rmse_baseline']:.3f} for the customer's own "
             f"past rate; Spearman {m['holdout_spearman']:.3f}\n\n"
             + report.by_frequency.round(3).to_markdown()),
-        "expected_value_90d_total": dg.MetadataValue.float(float(scored["expected_value_90d"].sum())),
-        "mean_probability_alive": dg.MetadataValue.float(float(scored["probability_alive"].mean())),
+    })
+
+
+def _empty_clv() -> pd.DataFrame:
+    return pd.DataFrame({
+        "customer_id": pd.Series(dtype="string"), "as_of_date": pd.Series(dtype="datetime64[s]"),
+        **{c: pd.Series(dtype="int64") for c in ("n_repeat_purchases",)},
+        **{c: pd.Series(dtype="float64") for c in (
+            "recency_weeks", "tenure_weeks", "avg_repeat_spend", "probability_alive",
+            "expected_purchases_90d", "expected_spend_per_purchase", "expected_value_90d")},
+        "model_name": pd.Series(dtype="string"), "model_version": pd.Series(dtype="string"),
+        "scored_at": pd.Series(dtype="datetime64[us]"),
     })
 
 
