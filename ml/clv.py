@@ -86,20 +86,22 @@ def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
 
 
 def _fit(neg_ll, n_params: int, start: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Minimise a negative log-likelihood over positive parameters (optimised in log space)."""
+    """Minimise a negative log-likelihood over positive parameters (optimised in log space):
+    L-BFGS-B, and the Nelder-Mead simplex only when the quasi-Newton step does not converge."""
     x0 = np.log(start) if start is not None else np.zeros(n_params)
-    best = None
-    for method in ("L-BFGS-B", "Nelder-Mead"):
-        result = minimize(lambda z: neg_ll(np.exp(z)), x0, method=method,
-                          options={"maxiter": 20_000, "xatol": 1e-10, "fatol": 1e-10}
-                          if method == "Nelder-Mead" else {"maxiter": 20_000})
-        if best is None or result.fun < best.fun:
-            best = result
-        x0 = result.x  # polish the quasi-Newton result with the simplex
-    if not np.isfinite(best.fun):
+    result = minimize(lambda z: neg_ll(np.exp(z)), x0, method="L-BFGS-B",
+                      options={"maxiter": 5_000})
+    if not result.success or not np.isfinite(result.fun):
+        polished = minimize(lambda z: neg_ll(np.exp(z)),
+                            result.x if np.all(np.isfinite(result.x)) else x0,
+                            method="Nelder-Mead", options={"maxiter": 5_000, "xatol": 1e-8,
+                                                           "fatol": 1e-8})
+        if not np.isfinite(result.fun) or polished.fun < result.fun:
+            result = polished
+    if not np.isfinite(result.fun):
         raise ValueError("the likelihood could not be evaluated: check the input for "
                          "negative or missing frequency, recency or T")
-    return np.exp(best.x), float(-best.fun)
+    return np.exp(result.x), float(-result.fun)
 
 
 def fit_bgnbd(summary: pd.DataFrame) -> BetaGeoParams:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score
+
 # metric -> (comparison, threshold). A model version becomes champion only if all hold.
 SEGMENTER_GATE: dict[str, tuple[str, float]] = {
-    "silhouette": (">=", 0.25),
+    "silhouette": (">=", 0.2),
     "min_cluster_share": (">=", 0.02),
 }
 
@@ -33,3 +36,19 @@ def check_gate(metrics: dict[str, float], gate: dict[str, tuple[str, float]]) ->
 def gate_params(gate: dict[str, tuple[str, float]]) -> dict[str, str]:
     """The gate flattened for logging with a run, e.g. {'gate.silhouette': '>= 0.25'}."""
     return {f"gate.{metric}": f"{op} {threshold}" for metric, (op, threshold) in gate.items()}
+
+
+def persona_agreement(clusters: pd.Series, personas: pd.Series) -> dict[str, float]:
+    """How well clusters recover known groups (the sample generator's hidden personas):
+    adjusted Rand index (0 = chance, 1 = identical partitions) and purity (the share of
+    customers whose cluster's most common persona is their own), over the customers in both."""
+    joined = pd.concat({"cluster": clusters, "persona": personas}, axis=1, join="inner").dropna()
+    if joined.empty:
+        return {"persona_ari": float("nan"), "persona_purity": float("nan"),
+                "persona_customers": 0.0}
+    table = pd.crosstab(joined["cluster"], joined["persona"])
+    return {
+        "persona_ari": float(adjusted_rand_score(joined["persona"], joined["cluster"])),
+        "persona_purity": float(table.max(axis=1).sum() / len(joined)),
+        "persona_customers": float(len(joined)),
+    }

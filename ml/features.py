@@ -29,49 +29,54 @@ def rfm_features(rfm: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-# customer_360 columns the segmentation model reads, and what each says about a customer
+# customer_360 columns the segmentation model reads
 SEGMENTATION_COLUMNS = [
-    "customer_id", "recency_days", "n_orders", "net_revenue", "avg_order_value", "return_rate",
-    "discount_share_of_spend", "email_open_rate_90d", "email_click_rate_90d", "n_sessions_90d",
-    "n_product_views_90d", "n_cart_adds_90d", "top_category_share", "age_years", "main_device",
-    "tenure_days",
+    "customer_id", "n_orders", "net_revenue", "avg_order_value", "return_rate",
+    "discount_share_of_spend", "n_sessions_lifetime", "n_product_views_lifetime",
+    "n_cart_adds_lifetime", "days_since_last_visit", "gift_season_session_share",
+    "email_open_rate_lifetime", "age_years",
 ]
+# what the clusters are drawn from: engagement, buying, price sensitivity, timing, age
+SEGMENTATION_FEATURES = [
+    "log_sessions", "log_orders", "conversion", "discount_share", "years_since_last_visit",
+    "gift_season_share", "email_open_rate", "cart_adds_per_view", "age_years",
+]
+# what each cluster is described by (profiles and names), in natural units
+PROFILE_COLUMNS = ["n_orders", "net_revenue", "avg_order_value", "return_rate",
+                   "discount_share_of_spend", "n_sessions_lifetime", "days_since_last_visit",
+                   "gift_season_session_share", "email_open_rate_lifetime", "age_years"]
+NEVER_VISITED_DAYS = 400.0
 
 
-def segmentation_features(customers: pd.DataFrame, max_recency_days: float = 365.0
-                          ) -> pd.DataFrame:
-    """Behaviour, value and engagement features for clustering, indexed by customer_id.
-
-    Counts and money are log-scaled (heavy right tails); rates are kept in [0, 1]; a customer
-    who never bought gets the longest recency and zero value, so "browsers who never buy" form a
-    group of their own instead of being dropped.
-    """
+def segmentation_frame(customers: pd.DataFrame) -> pd.DataFrame:
+    """The customers to cluster (anyone who visited or bought), indexed by customer_id, with
+    the profile columns filled: missing counts are 0, a customer who never visited gets
+    NEVER_VISITED_DAYS, an unknown age the median."""
     missing = set(SEGMENTATION_COLUMNS) - set(customers.columns)
     if missing:
         raise ValueError(f"customer frame lacks column(s) {sorted(missing)}")
-    c = customers.set_index(customers["customer_id"].astype(str))
+    c = customers[SEGMENTATION_COLUMNS].copy()
+    c.index = pd.Index(c.pop("customer_id").astype(str), name="customer_id")
+    c = c.apply(pd.to_numeric, errors="coerce").astype(float)
+    c = c[(c["n_sessions_lifetime"].fillna(0) > 0) | (c["n_orders"].fillna(0) > 0)]
+    age = c["age_years"].median() if c["age_years"].notna().any() else 40.0
+    return c.fillna({"days_since_last_visit": NEVER_VISITED_DAYS, "age_years": age}).fillna(0.0)
 
-    def num(column: str, fill: float = 0.0) -> pd.Series:
-        return pd.to_numeric(c[column], errors="coerce").astype(float).fillna(fill)
 
-    views = num("n_product_views_90d")
-    frame = pd.DataFrame({
-        "log_recency_days": np.log1p(num("recency_days", max_recency_days)
-                                     .clip(0, max_recency_days)),
-        "log_orders": np.log1p(num("n_orders").clip(lower=0)),
-        "log_net_revenue": np.log1p(num("net_revenue").clip(lower=0)),
-        "log_avg_order_value": np.log1p(num("avg_order_value").clip(lower=0)),
-        "return_rate": num("return_rate").clip(0, 1),
-        "discount_share": num("discount_share_of_spend").clip(0, 1),
-        "email_open_rate": num("email_open_rate_90d").clip(0, 1),
-        "email_click_rate": num("email_click_rate_90d").clip(0, 1),
-        "log_sessions_90d": np.log1p(num("n_sessions_90d")),
-        "cart_adds_per_view": (num("n_cart_adds_90d") / views.clip(lower=1)).clip(0, 1),
-        "top_category_share": num("top_category_share"),
-        "age_years": num("age_years", float(pd.to_numeric(c["age_years"]).median()
-                                           if c["age_years"].notna().any() else 40.0)),
-        "is_mobile": (c["main_device"] == "mobile").astype(float),
-        "log_tenure_days": np.log1p(num("tenure_days").clip(lower=0)),
-    })
-    frame.index.name = "customer_id"
-    return frame
+def segmentation_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Model features from a `segmentation_frame`: counts log-scaled (heavy right tails), rates
+    in [0, 1], time in years."""
+    sessions = frame["n_sessions_lifetime"].clip(lower=0)
+    features = pd.DataFrame({
+        "log_sessions": np.log1p(sessions),
+        "log_orders": np.log1p(frame["n_orders"].clip(lower=0)),
+        "conversion": (frame["n_orders"] / sessions.clip(lower=1)).clip(0, 1),
+        "discount_share": frame["discount_share_of_spend"].clip(0, 1),
+        "years_since_last_visit": frame["days_since_last_visit"].clip(0, NEVER_VISITED_DAYS) / 365,
+        "gift_season_share": frame["gift_season_session_share"].clip(0, 1),
+        "email_open_rate": frame["email_open_rate_lifetime"].clip(0, 1),
+        "cart_adds_per_view": (frame["n_cart_adds_lifetime"]
+                               / frame["n_product_views_lifetime"].clip(lower=1)).clip(0, 1),
+        "age_years": frame["age_years"],
+    }, index=frame.index)
+    return features[SEGMENTATION_FEATURES]

@@ -7,6 +7,7 @@ A version that fails its gate stays registered, tagged with why it was rejected.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import matplotlib
@@ -41,30 +42,61 @@ class Registered:
 
 
 def log_segmenter(experiment_id: str, fit: SegmenterFit, features: pd.DataFrame,
-                  data_window: dict[str, str],
-                  gate: dict[str, tuple[str, float]]) -> Registered:
-    """Log a fitted segmenter with its metrics, gate and plot; register it; promote if it passes."""
-    metrics = fit.metrics
+                  data_window: dict[str, str], gate: dict[str, tuple[str, float]],
+                  extra_metrics: dict[str, float] | None = None) -> Registered:
+    """Log a fitted segmenter with its metrics, gate and plot; register it; promote if it passes.
+
+    The version carries its cluster names, its label-to-key map and its centroids as tags, so a
+    scorer (and the next retrain's key matching) needs nothing but the registry."""
+    metrics = {**fit.metrics, **(extra_metrics or {})}
     failures = check_gate(metrics, gate)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="customer_segmenter") as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=SEGMENTER) as run:
         mlflow.log_params({"algorithm": "kmeans", "k": fit.k,
                            "k_range": f"{min(fit.silhouette_by_k)}-{max(fit.silhouette_by_k)}",
                            "features": ",".join(features.columns), **gate_params(gate),
                            **{f"data.{key}": value for key, value in data_window.items()}})
-        mlflow.log_metrics({**metrics,
-                            **{f"silhouette_k{k}": v for k, v in fit.silhouette_by_k.items()}})
+        mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}
+                           | {f"silhouette_k{k}": v for k, v in fit.silhouette_by_k.items()})
         mlflow.log_dict({str(k): v for k, v in fit.cluster_names.items()}, "cluster_names.json")
-        mlflow.log_table(fit.profiles.reset_index(), "cluster_profiles.json")
+        mlflow.log_table(fit.profiles.rename(index=fit.cluster_names).reset_index(),
+                         "cluster_profiles.json")
         mlflow.log_figure(profile_plot(fit), "cluster_profiles.png")
         info = mlflow.sklearn.log_model(
             fit.pipeline, name="model", registered_model_name=SEGMENTER,
             signature=infer_signature(features, fit.labels), input_example=features.head(5),
         )
     version = str(info.registered_model_version)
-    MlflowClient().set_model_version_tag(
-        SEGMENTER, version, "cluster_names",
-        json.dumps({str(k): v for k, v in fit.cluster_names.items()}))
+    client = MlflowClient()
+    for tag, value in (("cluster_names", {str(k): v for k, v in fit.cluster_names.items()}),
+                       ("cluster_keys", {str(k): v for k, v in fit.cluster_keys.items()}),
+                       ("centroids", fit.centroids.round(6).to_dict(orient="index"))):
+        client.set_model_version_tag(SEGMENTER, version, tag, json.dumps(value, default=str))
     return promote_if_passed(SEGMENTER, version, run.info.run_id, failures)
+
+
+@dataclass(frozen=True)
+class ChampionSegmenter:
+    model: object
+    version: str
+    names: dict[int, str]  # stable key -> name
+    keys: dict[int, int]  # raw label -> stable key
+    centroids: pd.DataFrame  # stable key -> feature means
+
+
+def champion_segmenter() -> ChampionSegmenter | None:
+    """The champion segmenter with its names, keys and centroids, or None before the first."""
+    try:
+        version = MlflowClient().get_model_version_by_alias(SEGMENTER, CHAMPION)
+    except MlflowException:
+        return None
+    tags = version.tags
+    names = {int(k): v for k, v in json.loads(tags.get("cluster_names", "{}")).items()}
+    keys = {int(k): int(v) for k, v in json.loads(tags.get("cluster_keys", "{}")).items()}
+    centroids = pd.DataFrame.from_dict(json.loads(tags.get("centroids", "{}")), orient="index")
+    centroids.index = centroids.index.astype(int)
+    model = mlflow.sklearn.load_model(f"models:/{SEGMENTER}@{CHAMPION}")
+    return ChampionSegmenter(model, str(version.version), names, keys or {k: k for k in names},
+                             centroids)
 
 
 def promote_if_passed(name: str, version: str, run_id: str, failures: list[str]) -> Registered:
@@ -149,21 +181,19 @@ def champion_version(name: str) -> str | None:
         return None
 
 
-def load_champion_segmenter() -> tuple[object, str, dict[int, str]]:
-    """The champion pipeline, its version and its cluster names."""
-    version = MlflowClient().get_model_version_by_alias(SEGMENTER, CHAMPION)
-    model = mlflow.sklearn.load_model(f"models:/{SEGMENTER}@{CHAMPION}")
-    names = {int(k): v for k, v in json.loads(version.tags.get("cluster_names", "{}")).items()}
-    return model, str(version.version), names
-
-
 def profile_plot(fit: SegmenterFit) -> plt.Figure:
-    """Cluster size and mean recency, frequency and monetary value, one panel each."""
+    """Cluster size and the profile columns that tell clusters apart, one panel each."""
     profiles = fit.profiles.rename(index=fit.cluster_names)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
-    for ax, column in zip(axes, ["share", "recency_days", "frequency", "monetary"], strict=True):
+    columns = [c for c in ("share", "n_orders", "net_revenue", "n_sessions_lifetime",
+                           "days_since_last_visit", "discount_share_of_spend",
+                           "gift_season_session_share", "email_open_rate_lifetime")
+               if c in profiles]
+    fig, axes = plt.subplots(2, (len(columns) + 1) // 2, figsize=(18, 7))
+    for ax, column in zip(axes.flat, columns, strict=False):
         profiles[column].plot.barh(ax=ax, color="#4c72b0")
         ax.set_title(column)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.set_visible(False)
     fig.suptitle(f"customer_segmenter: {fit.k} clusters, silhouette "
                  f"{fit.silhouette_by_k[fit.k]:.3f}")
     fig.tight_layout()

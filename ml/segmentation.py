@@ -1,4 +1,5 @@
-"""Customer segmentation: k-means on scaled features, k chosen by silhouette, named clusters."""
+"""Customer segmentation: k-means on scaled behaviour features, k chosen by silhouette, clusters
+named from their profiles and keyed stably across retrains."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-K_RANGE = range(3, 9)
+K_RANGE = range(3, 10)
 SILHOUETTE_SAMPLE = 5_000
+FIT_SAMPLE = 200_000  # k-means is fitted on at most this many customers, then predicts all
 
 
 @dataclass
@@ -20,9 +23,16 @@ class SegmenterFit:
     pipeline: Pipeline
     k: int
     silhouette_by_k: dict[int, float]
-    labels: np.ndarray
-    cluster_names: dict[int, str]
-    profiles: pd.DataFrame = field(repr=False)
+    labels: np.ndarray  # the pipeline's raw labels, one per customer
+    cluster_keys: dict[int, int]  # raw label -> stable cluster key
+    cluster_names: dict[int, str]  # stable key -> name
+    profiles: pd.DataFrame = field(repr=False)  # stable key -> profile columns and share
+    centroids: pd.DataFrame = field(repr=False)  # stable key -> feature means
+
+    @property
+    def keys(self) -> np.ndarray:
+        """Each customer's stable cluster key."""
+        return np.vectorize(self.cluster_keys.get)(self.labels)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -31,15 +41,25 @@ class SegmenterFit:
                 "min_cluster_share": float(shares.min()), "n_customers": float(len(self.labels))}
 
 
-def fit_segmenter(features: pd.DataFrame, k_range: range = K_RANGE, seed: int = 0) -> SegmenterFit:
-    """Fit k-means for each k in `k_range` and keep the k with the best silhouette."""
+def fit_segmenter(features: pd.DataFrame, profile: pd.DataFrame | None = None,
+                  previous_centroids: pd.DataFrame | None = None, k_range: range = K_RANGE,
+                  seed: int = 0) -> SegmenterFit:
+    """Fit k-means for each k in `k_range` and keep the k with the best silhouette.
+
+    `profile` (same index as `features`) holds the natural-unit columns clusters are described
+    and named by; `previous_centroids` (the champion's, by stable key) lets the new clusters
+    inherit the keys of the ones they resemble.
+    """
     if len(features) < max(k_range) * 2:
         raise ValueError(
             f"{len(features)} customers are too few to cluster into up to {max(k_range)} groups"
         )
     rng = np.random.default_rng(seed)
-    sample = (rng.choice(len(features), SILHOUETTE_SAMPLE, replace=False)
-              if len(features) > SILHOUETTE_SAMPLE else np.arange(len(features)))
+    fit_rows = (rng.choice(len(features), FIT_SAMPLE, replace=False)
+                if len(features) > FIT_SAMPLE else np.arange(len(features)))
+    fit_on = features.iloc[fit_rows]
+    sample = (rng.choice(len(fit_on), SILHOUETTE_SAMPLE, replace=False)
+              if len(fit_on) > SILHOUETTE_SAMPLE else np.arange(len(fit_on)))
     best: tuple[float, Pipeline] | None = None
     scores: dict[int, float] = {}
     for k in k_range:
@@ -47,62 +67,94 @@ def fit_segmenter(features: pd.DataFrame, k_range: range = K_RANGE, seed: int = 
             ("scale", StandardScaler()),
             ("kmeans", KMeans(n_clusters=k, n_init=10, random_state=seed)),
         ])
-        labels = pipeline.fit_predict(features)
-        scaled = pipeline.named_steps["scale"].transform(features)
+        labels = pipeline.fit_predict(fit_on)
+        scaled = pipeline.named_steps["scale"].transform(fit_on)
         scores[k] = float(silhouette_score(scaled[sample], labels[sample]))
         if best is None or scores[k] > best[0]:
             best = (scores[k], pipeline)
     assert best is not None
     pipeline = best[1]
     labels = pipeline.predict(features)
-    profiles = cluster_profiles(features, labels)
+    centroids = features.groupby(labels).mean()
+    scale = pd.Series(pipeline.named_steps["scale"].scale_, index=features.columns)
+    keys = match_clusters(centroids, previous_centroids, scale)
+    keyed = pd.Series(labels, index=features.index).map(keys)
+    profiles = cluster_profiles(profile if profile is not None else features, keyed.to_numpy())
     return SegmenterFit(pipeline=pipeline, k=int(pipeline.named_steps["kmeans"].n_clusters),
-                        silhouette_by_k=scores, labels=labels,
-                        cluster_names=name_clusters(profiles), profiles=profiles)
+                        silhouette_by_k=scores, labels=labels, cluster_keys=keys,
+                        cluster_names=name_clusters(profiles), profiles=profiles,
+                        centroids=centroids.rename(index=keys))
 
 
-def cluster_profiles(features: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
-    """Mean of each feature per cluster, in original units where the feature is log1p-scaled."""
-    frame = features.copy()
-    frame["cluster_id"] = labels
-    means = frame.groupby("cluster_id").mean()
-    profiles = pd.DataFrame(index=means.index)
-    for column in means.columns:
-        name = column.removeprefix("log_")
-        profiles[name] = np.expm1(means[column]) if column.startswith("log_") else means[column]
-    profiles["share"] = frame.groupby("cluster_id").size() / len(frame)
+def match_clusters(centroids: pd.DataFrame, previous: pd.DataFrame | None,
+                   scale: pd.Series) -> dict[int, int]:
+    """Raw label -> stable key: each new cluster takes the key of the champion's cluster
+    nearest to it (a one-to-one assignment on standardized centroid distance); clusters
+    left over get new keys. Without a champion, keys are the labels."""
+    labels = [int(label) for label in centroids.index]
+    if previous is None or previous.empty:
+        return {label: label for label in labels}
+    columns = [c for c in centroids.columns if c in previous.columns]
+    if not columns:
+        return {label: label for label in labels}
+    units = scale[columns].replace(0, 1.0).to_numpy()
+    new = centroids[columns].to_numpy() / units
+    old = previous[columns].to_numpy() / units
+    cost = np.linalg.norm(new[:, None, :] - old[None, :, :], axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    mapping = {labels[r]: int(previous.index[c]) for r, c in zip(rows, cols, strict=True)}
+    next_key = int(max(previous.index)) + 1
+    for label in labels:
+        if label not in mapping:
+            mapping[label] = next_key
+            next_key += 1
+    return mapping
+
+
+def cluster_profiles(profile: pd.DataFrame, keys: np.ndarray) -> pd.DataFrame:
+    """Mean of each profile column per cluster, and the cluster's share of customers."""
+    frame = profile.copy()
+    frame["cluster_key"] = keys
+    profiles = frame.groupby("cluster_key").mean()
+    profiles["share"] = frame.groupby("cluster_key").size() / len(frame)
     return profiles
 
 
 def name_clusters(profiles: pd.DataFrame) -> dict[int, str]:
-    """A readable name per cluster from where its centroid sits among the clusters.
+    """A readable name per cluster from its profile: what sets it apart among the clusters.
 
-    Each of recency, frequency and monetary value is called high or low relative to the median
-    cluster; the combination picks the name. Duplicate names get a numeric suffix.
+    The first rule that holds names the cluster (so a lapsed discount hunter is "Lapsing");
+    duplicate names get a numeric suffix. Works on the profile columns of
+    `ml.features.PROFILE_COLUMNS`; a column that is absent never triggers its rule.
     """
-    medians = profiles[["recency_days", "frequency", "monetary"]].median()
+    def col(name: str) -> pd.Series:
+        return profiles[name] if name in profiles else pd.Series(np.nan, index=profiles.index)
+
+    orders, revenue = col("n_orders"), col("net_revenue")
+    discount, gift = col("discount_share_of_spend"), col("gift_season_session_share")
+    away, sessions = col("days_since_last_visit"), col("n_sessions_lifetime")
     names: dict[int, str] = {}
-    for cluster_id, row in profiles.iterrows():
-        recent = row["recency_days"] <= medians["recency_days"]
-        frequent = row["frequency"] > medians["frequency"]
-        valuable = row["monetary"] > medians["monetary"]
-        if recent and frequent and valuable:
+    for key in profiles.index:
+        if orders[key] < 0.3:
+            name = ("Browsers who never buy" if sessions[key] >= sessions.median()
+                    else "Rare visitors, no orders")
+        elif gift[key] >= 0.4:
+            name = "Holiday gift shoppers"
+        elif away[key] >= 120:
+            name = "Lapsing customers"
+        elif discount[key] >= 0.05 and discount[key] >= 2 * discount.median():
+            name = "Discount-driven shoppers"
+        elif orders[key] >= orders.quantile(0.75) and revenue[key] >= revenue.quantile(0.75):
             name = "High-value loyal"
-        elif recent and valuable:
-            name = "Recent big spenders"
-        elif recent and frequent:
-            name = "Frequent small baskets"
-        elif recent:
-            name = "Recent first-timers"
-        elif frequent or valuable:
-            name = "Lapsing valuable"
+        elif orders[key] <= 1.5:
+            name = "One-time buyers"
         else:
-            name = "Dormant low-value"
-        names[int(cluster_id)] = name
+            name = "Occasional buyers"
+        names[int(key)] = name
     seen: dict[str, int] = {}
-    for cluster_id in sorted(names):
-        base = names[cluster_id]
+    for key in sorted(names):
+        base = names[key]
         seen[base] = seen.get(base, 0) + 1
         if seen[base] > 1:
-            names[cluster_id] = f"{base} {seen[base]}"
+            names[key] = f"{base} {seen[base]}"
     return names

@@ -30,7 +30,7 @@ def _segmenta(home: Path, *args: str, rules: Path | None = None,
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("segmenta_home")
-    _segmenta(home, "generate", "--customers", "2000", "--days", "60", "--seed", "3")
+    _segmenta(home, "generate", "--customers", "2000", "--days", "90", "--seed", "3")
     first = _segmenta(home, "run")
     assert "RFM segments as of" in first.stdout and "Dagster UI" in first.stdout
     return home
@@ -102,7 +102,7 @@ def test_rfm_matches_an_independent_computation_from_raw_orders(home):
         assert (rfm.groupby(value)[score].nunique() == 1).all(), f"ties in {value} split"
 
 
-def test_champion_segmenter_scored_every_rfm_customer(home):
+def test_champion_models_scored_every_customer_with_their_version(home):
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
@@ -110,7 +110,19 @@ def test_champion_segmenter_scored_every_rfm_customer(home):
     clusters = _query(home, "select * from ml.customer_clusters")
     assert set(clusters["model_version"]) == {str(champion.version)}
     assert set(clusters["model_name"]) == {"customer_segmenter"}
-    assert len(clusters) == _query(home, "select count(*) as n from marts.customer_rfm")["n"][0]
+    active = _query(home, "select customer_id from marts.customer_360 "
+                          "where n_orders > 0 or n_sessions_lifetime > 0")["customer_id"]
+    assert set(clusters["customer_id"]) == set(active)
+    assert clusters["cluster_name"].notna().all() and clusters["cluster_key"].notna().all()
+
+    champion = client.get_model_version_by_alias("customer_lifetime_value", "champion")
+    clv = _query(home, "select * from ml.customer_clv")
+    assert set(clv["model_version"]) == {str(champion.version)}
+    buyers = _query(home, "select distinct customer_id from marts.fct_orders "
+                          "where is_completed and net_revenue > 0 and customer_id is not null")
+    assert set(clv["customer_id"]) == set(buyers["customer_id"])
+    assert clv["probability_alive"].between(0, 1).all()
+    assert (clv["expected_value_90d"] >= 0).all()
 
 
 def test_exports_hold_only_email_consented_customers(home):

@@ -1,4 +1,5 @@
-"""The customer segmenter on small hand-made data: features, k selection, names, the gate."""
+"""The customer segmenter on small hand-made data: features, k selection, names, stable keys
+across retrains, persona agreement and the gate."""
 
 from __future__ import annotations
 
@@ -6,67 +7,133 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.evaluation import SEGMENTER_GATE, check_gate, gate_params
-from ml.features import RFM_FEATURES, rfm_features
-from ml.segmentation import fit_segmenter, name_clusters
+from ml.evaluation import SEGMENTER_GATE, check_gate, gate_params, persona_agreement
+from ml.features import (
+    NEVER_VISITED_DAYS,
+    PROFILE_COLUMNS,
+    SEGMENTATION_FEATURES,
+    segmentation_features,
+    segmentation_frame,
+)
+from ml.segmentation import fit_segmenter, match_clusters, name_clusters
+
+# (orders, sessions, discount share, days since last visit, gift-season share, email open rate)
+GROUPS = {
+    "loyal": (9, 30, 0.01, 5, 0.15, 0.6),
+    "bargain": (4, 20, 0.30, 10, 0.15, 0.4),
+    "browser": (0, 25, 0.0, 8, 0.15, 0.05),
+    "gift": (1, 3, 0.02, 300, 0.8, 0.1),
+}
 
 
-def _rfm_groups(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    """Three well-separated groups: loyal big spenders, recent one-timers, dormant small buyers."""
+def _customers(n_per_group: int = 60, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """Customer rows as marts.customer_360 has them, in four planted behaviour groups."""
     rng = np.random.default_rng(seed)
-    groups = [(5, 12, 3000), (10, 1, 60), (200, 1, 25)]
     rows, truth = [], []
-    for label, (recency, frequency, monetary) in enumerate(groups):
-        for _ in range(60):
+    for name, (orders, sessions, discount, away, gift, opens) in GROUPS.items():
+        for _ in range(n_per_group):
+            n_orders = max(0, round(orders * rng.lognormal(0, 0.15)))
+            n_sessions = max(1, round(sessions * rng.lognormal(0, 0.15)))
             rows.append({
-                "recency_days": max(0, recency * rng.lognormal(0, 0.15)),
-                "frequency": max(1, round(frequency * rng.lognormal(0, 0.1))),
-                "monetary": monetary * rng.lognormal(0, 0.15),
+                "n_orders": n_orders,
+                "net_revenue": n_orders * 80 * rng.lognormal(0, 0.2),
+                "avg_order_value": 80.0 if n_orders else None,
+                "return_rate": 0.02 if n_orders else None,
+                "discount_share_of_spend": discount * rng.lognormal(0, 0.1) if n_orders else None,
+                "n_sessions_lifetime": n_sessions,
+                "n_product_views_lifetime": n_sessions * 3,
+                "n_cart_adds_lifetime": n_sessions,
+                "days_since_last_visit": away * rng.lognormal(0, 0.15),
+                "gift_season_session_share": min(1.0, gift * rng.lognormal(0, 0.1)),
+                "email_open_rate_lifetime": min(1.0, opens * rng.lognormal(0, 0.1)),
+                "age_years": rng.normal(40, 3),
             })
-            truth.append(label)
+            truth.append(name)
     frame = pd.DataFrame(rows)
-    frame.insert(0, "customer_id", [f"C{i:03d}" for i in range(len(frame))])
-    return frame, np.array(truth)
+    frame.insert(0, "customer_id", [f"C{i:04d}" for i in range(len(frame))])
+    return frame, pd.Series(truth, index=frame["customer_id"], name="persona")
 
 
-def test_features_are_log_scaled_and_indexed_by_customer():
-    rfm = pd.DataFrame({"customer_id": ["a", "b"], "recency_days": [0, 9],
-                        "frequency": [1, 3], "monetary": [-5.0, 99.0]})
-    features = rfm_features(rfm)
-    assert list(features.columns) == RFM_FEATURES
-    assert features.loc["b", "log_frequency"] == pytest.approx(np.log(4))
-    assert features.loc["a", "log_monetary"] == 0.0  # net refunds clip to zero
-    with pytest.raises(ValueError, match="monetary"):
-        rfm_features(rfm.drop(columns="monetary"))
+def test_features_fill_gaps_and_scale_counts():
+    customers = pd.DataFrame({
+        "customer_id": ["a", "b", "c"], "n_orders": [2, 0, 0], "net_revenue": [50.0, 0, 0],
+        "avg_order_value": [25.0, None, None], "return_rate": [0.0, None, None],
+        "discount_share_of_spend": [0.5, None, None], "n_sessions_lifetime": [3, 4, 0],
+        "n_product_views_lifetime": [10, 8, 0], "n_cart_adds_lifetime": [2, 20, 0],
+        "days_since_last_visit": [10, None, None], "gift_season_session_share": [0.0, 1.0, None],
+        "email_open_rate_lifetime": [0.5, None, None], "age_years": [30, None, 50],
+    })
+    frame = segmentation_frame(customers)
+    assert list(frame.index) == ["a", "b"]  # c never visited nor bought: not clustered
+    features = segmentation_features(frame)
+    assert list(features.columns) == SEGMENTATION_FEATURES
+    assert features.loc["a", "log_orders"] == pytest.approx(np.log(3))
+    assert features.loc["a", "conversion"] == pytest.approx(2 / 3)
+    assert features.loc["b", "cart_adds_per_view"] == 1.0  # clipped rate
+    assert features.loc["b", "years_since_last_visit"] == pytest.approx(NEVER_VISITED_DAYS / 365)
+    assert features.loc["b", "age_years"] == 30  # the median of known ages
+    with pytest.raises(ValueError, match="n_orders"):
+        segmentation_frame(customers.drop(columns="n_orders"))
+
+
+def _fit(customers: pd.DataFrame, previous=None):
+    frame = segmentation_frame(customers)
+    return frame, fit_segmenter(segmentation_features(frame), profile=frame[PROFILE_COLUMNS],
+                                previous_centroids=previous, k_range=range(2, 7))
 
 
 def test_segmenter_finds_the_planted_groups_and_names_them():
-    frame, truth = _rfm_groups()
-    fit = fit_segmenter(rfm_features(frame), k_range=range(2, 7))
-    assert fit.k == 3
-    contingency = pd.crosstab(fit.labels, truth)
-    assert (contingency.max(axis=1) == contingency.sum(axis=1)).all(), "clusters are pure"
-    names = {truth_label: fit.cluster_names[int(contingency[truth_label].idxmax())]
-             for truth_label in range(3)}
-    assert names[0] == "High-value loyal"
-    assert names[2] == "Dormant low-value"
+    customers, truth = _customers()
+    frame, fit = _fit(customers)
+    assert fit.k == 4
+    keys = pd.Series(fit.keys, index=frame.index)
+    agreement = persona_agreement(keys, truth)
+    assert agreement["persona_ari"] == pytest.approx(1.0) and agreement["persona_purity"] == 1.0
+    name_of = {group: fit.cluster_names[int(keys[truth == group].mode()[0])] for group in GROUPS}
+    assert name_of == {"loyal": "High-value loyal", "bargain": "Discount-driven shoppers",
+                       "browser": "Browsers who never buy", "gift": "Holiday gift shoppers"}
     assert fit.metrics["silhouette"] > 0.5 and check_gate(fit.metrics, SEGMENTER_GATE) == []
 
 
+def test_cluster_keys_survive_a_retrain_on_new_data():
+    customers, truth = _customers(seed=1)
+    frame, first = _fit(customers)
+    # a retrain on other customers of the same world: raw k-means labels come out permuted
+    more, more_truth = _customers(seed=2)
+    more = more.sample(frac=1.0, random_state=5)  # other rows first: other k-means labels
+    frame2, second = _fit(more, previous=first.centroids)
+    first_key = {g: int(pd.Series(first.keys, index=frame.index)[truth == g].mode()[0])
+                 for g in GROUPS}
+    second_key = {g: int(pd.Series(second.keys, index=frame2.index)[more_truth == g].mode()[0])
+                  for g in GROUPS}
+    assert second_key == first_key
+    assert sorted(second.centroids.index) == sorted(first.centroids.index)
+
+
+def test_matching_gives_new_keys_to_clusters_the_champion_did_not_have():
+    previous = pd.DataFrame({"x": [0.0, 10.0]}, index=[7, 3])
+    new = pd.DataFrame({"x": [9.5, 0.2, 50.0]}, index=[0, 1, 2])
+    keys = match_clusters(new, previous, pd.Series({"x": 1.0}))
+    assert keys == {0: 3, 1: 7, 2: 8}
+    assert match_clusters(new, None, pd.Series({"x": 1.0})) == {0: 0, 1: 1, 2: 2}
+
+
 def test_duplicate_cluster_names_get_suffixes():
-    profiles = pd.DataFrame({"recency_days": [300, 310, 5], "frequency": [1, 1, 9],
-                             "monetary": [10, 11, 900]}, index=[0, 1, 2])
+    profiles = pd.DataFrame({"n_orders": [1, 1, 9], "net_revenue": [10, 11, 900],
+                             "days_since_last_visit": [5, 6, 5]}, index=[0, 1, 2])
     names = name_clusters(profiles)
     assert len(set(names.values())) == 3
+    assert names[0] == "One-time buyers" and names[1] == "One-time buyers 2"
 
 
 def test_gate_reports_each_failure_in_words():
     failures = check_gate({"silhouette": 0.1}, SEGMENTER_GATE)
-    assert failures == ["silhouette = 0.1000 is below 0.25", "min_cluster_share was not measured"]
-    assert gate_params(SEGMENTER_GATE)["gate.silhouette"] == ">= 0.25"
+    assert failures == ["silhouette = 0.1000 is below 0.2", "min_cluster_share was not measured"]
+    assert gate_params(SEGMENTER_GATE)["gate.silhouette"] == ">= 0.2"
 
 
 def test_too_few_customers_is_a_clear_error():
-    frame, _ = _rfm_groups()
+    customers, _ = _customers()
+    frame = segmentation_frame(customers.head(5))
     with pytest.raises(ValueError, match="too few"):
-        fit_segmenter(rfm_features(frame.head(5)))
+        fit_segmenter(segmentation_features(frame))

@@ -3,57 +3,63 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from dagster_project.resources import MlflowResource, WarehouseResource
+from dagster_project.resources import HomeResource, MlflowResource, WarehouseResource
 
 SEGMENTER_EXPERIMENT = "customer_segmenter"
 
 
 @dg.asset(
     key=["ml", "customer_clusters"],
-    deps=[dg.AssetKey(["marts", "customer_rfm"])],
+    deps=[dg.AssetKey(["marts", "customer_360"])],
     group_name="ml",
     kinds={"scikit-learn", "mlflow", "duckdb"},
     pool="duckdb",
 )
 def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                      mlflow: MlflowResource) -> dg.MaterializeResult:
-    """Each customer's RFM cluster from the champion `customer_segmenter`, one row per customer."""
-    from ml.evaluation import SEGMENTER_GATE
-    from ml.features import rfm_features
-    from ml.registry import load_champion_segmenter, log_segmenter
+                      mlflow: MlflowResource, home: HomeResource) -> dg.MaterializeResult:
+    """Each customer who visited or bought, in a behaviour cluster of the champion
+    `customer_segmenter`: a stable cluster key, a readable name and the model version."""
+    from ml.evaluation import SEGMENTER_GATE, persona_agreement
+    from ml.features import PROFILE_COLUMNS, segmentation_features, segmentation_frame
+    from ml.registry import SEGMENTER, champion_segmenter, log_segmenter
     from ml.segmentation import fit_segmenter
 
-    rfm = warehouse.warehouse.query_df(
-        "select customer_id, as_of_date, recency_days, frequency, monetary "
-        "from marts.customer_rfm order by customer_id"
-    )
-    features = rfm_features(rfm)
-    fit = fit_segmenter(features)
+    frame = segmentation_frame(warehouse.warehouse.query_df(
+        "select * from marts.customer_360 order by customer_id"))
+    features = segmentation_features(frame)
     experiment_id = mlflow.experiment_id(SEGMENTER_EXPERIMENT)
-    as_of = str(rfm["as_of_date"].max().date()) if len(rfm) else ""
+    champion = champion_segmenter()
+    fit = fit_segmenter(features, profile=frame[PROFILE_COLUMNS],
+                        previous_centroids=champion.centroids if champion else None)
+    agreement = _persona_agreement(home, fit, frame, persona_agreement)
+    as_of = str(warehouse.warehouse.query_df(
+        "select max(as_of_date) as d from marts.customer_rfm")["d"][0])[:10]
     registered = log_segmenter(experiment_id, fit, features,
                                {"as_of_date": as_of, "n_customers": str(len(features))},
-                               SEGMENTER_GATE)
+                               SEGMENTER_GATE, extra_metrics=agreement)
     _log_promotion(context, registered)
 
-    model, version, names = load_champion_segmenter()
-    labels = model.predict(features)
+    champion = champion_segmenter()
+    assert champion is not None  # _log_promotion fails the step when there is none
+    keys = pd.Series(champion.model.predict(features)).map(champion.keys).to_numpy()
     scored = pd.DataFrame({
         "customer_id": features.index,
-        "cluster_id": labels.astype(int),
-        "cluster_name": [names.get(int(label), f"cluster {label}") for label in labels],
-        "model_name": registered.name,
-        "model_version": version,
+        "cluster_key": keys.astype(int),
+        "cluster_name": [champion.names.get(int(key), f"Cluster {key}") for key in keys],
+        "model_name": SEGMENTER,
+        "model_version": champion.version,
         "scored_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
     })
     warehouse.warehouse.replace_table("ml.customer_clusters", scored)
 
     mix = scored.groupby("cluster_name").size().sort_values(ascending=False)
-    return dg.MaterializeResult(metadata={
+    metadata = {
         "rows": dg.MetadataValue.int(len(scored)),
-        "model_version": dg.MetadataValue.text(version),
+        "model_version": dg.MetadataValue.text(champion.version),
         "trained_version": dg.MetadataValue.text(registered.version),
         "promoted": dg.MetadataValue.bool(registered.promoted),
+        "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+        "mlflow_experiment": dg.MetadataValue.text(SEGMENTER_EXPERIMENT),
         "silhouette": dg.MetadataValue.float(fit.metrics["silhouette"]),
         "k": dg.MetadataValue.int(fit.k),
         "cluster_mix": dg.MetadataValue.md(
@@ -61,7 +67,26 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             + "\n".join(f"| {name} | {n} |" for name, n in mix.items())),
         "cluster_profiles": dg.MetadataValue.md(
             fit.profiles.rename(index=fit.cluster_names).round(2).to_markdown()),
-    })
+    }
+    metadata.update({name: dg.MetadataValue.float(value) for name, value in agreement.items()})
+    return dg.MaterializeResult(metadata=metadata)
+
+
+WELL_OBSERVED_SESSIONS = 4
+
+
+def _persona_agreement(home: HomeResource, fit, frame: pd.DataFrame, agreement) -> dict:
+    """ARI and purity against the sample generator's hidden personas, when the store is the
+    sample store (the side file exists); also for the customers seen in 4 or more visits."""
+    path = home.home.generator / "personas.csv"
+    if not path.exists():
+        return {}
+    personas = pd.read_csv(path, dtype=str).set_index("customer_id")["persona"]
+    keys = pd.Series(fit.keys, index=frame.index)
+    observed = frame["n_sessions_lifetime"] >= WELL_OBSERVED_SESSIONS
+    return {**agreement(keys, personas),
+            **{f"{name}_well_observed": value
+               for name, value in agreement(keys[observed], personas).items()}}
 
 
 LIFETIME_VALUE_EXPERIMENT = "customer_lifetime_value"

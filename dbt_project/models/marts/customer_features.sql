@@ -28,6 +28,51 @@ sessions as (
         and fct_sessions.session_date >= as_of.as_of_date - {{ windows | max }}
 ),
 
+lifetime_sessions as (
+    -- all visits before the as-of date: the long view the segmentation model needs
+    select
+        fct_sessions.customer_id,
+        count(*) as n_sessions_lifetime,
+        sum(fct_sessions.n_product_views) as n_product_views_lifetime,
+        sum(fct_sessions.n_cart_adds) as n_cart_adds_lifetime,
+        -- the holiday gift season, 15 November to 24 December
+        sum(case
+            when (
+                extract(month from fct_sessions.session_date) = 11
+                and extract(day from fct_sessions.session_date) >= 15
+            )
+            or (
+                extract(month from fct_sessions.session_date) = 12
+                and extract(day from fct_sessions.session_date) <= 24
+            )
+                then 1
+            else 0
+        end) as n_gift_season_sessions,
+        {{ dbt.datediff("max(fct_sessions.session_date)", "max(as_of.as_of_date)", "day") }}
+            as days_since_last_visit
+    from {{ ref('fct_sessions') }} as fct_sessions
+    cross join as_of
+    where fct_sessions.customer_id is not null and fct_sessions.session_date < as_of.as_of_date
+    group by fct_sessions.customer_id
+),
+
+lifetime_email as (
+    select
+        activity.customer_id,
+        sum(activity.n_email_opens) as n_email_opens_lifetime
+    from activity
+    cross join as_of
+    where activity.n_email_opens > 0 and activity.activity_date < as_of.as_of_date
+    group by activity.customer_id
+),
+
+lifetime_campaigns as (
+    select count(distinct activity.campaign_name) as n_campaigns_lifetime
+    from activity
+    cross join as_of
+    where activity.n_email_opens > 0 and activity.activity_date < as_of.as_of_date
+),
+
 cart_sessions as (
     -- a cart is abandoned when no order follows within 24 hours of its last add
     select
@@ -63,10 +108,9 @@ session_features as (
             sum(case when sessions.session_date >= as_of.as_of_date - {{ days }}
                     then sessions.n_cart_adds
                 else 0
-            end) as n_cart_adds_{{ days }}d,
+            end) as n_cart_adds_{{ days }}d
+            {%- if not loop.last %},{% endif %}
         {%- endfor %}
-        {{ dbt.datediff("max(sessions.session_date)", "max(as_of.as_of_date)", "day") }}
-            as days_since_last_visit
     from sessions
     cross join as_of
     where sessions.session_date < as_of.as_of_date
@@ -171,7 +215,24 @@ final as (
         {%- endfor %}
         coalesce(cart_features.has_open_cart, false) as has_open_cart,
         cart_features.cart_abandonment_rate_90d,
-        session_features.days_since_last_visit,
+        lifetime_sessions.days_since_last_visit,
+        coalesce(lifetime_sessions.n_sessions_lifetime, 0) as n_sessions_lifetime,
+        coalesce(lifetime_sessions.n_product_views_lifetime, 0) as n_product_views_lifetime,
+        coalesce(lifetime_sessions.n_cart_adds_lifetime, 0) as n_cart_adds_lifetime,
+        case
+            when lifetime_sessions.n_sessions_lifetime > 0
+                then round(
+                        lifetime_sessions.n_gift_season_sessions * 1.0
+                        / lifetime_sessions.n_sessions_lifetime, 4
+                    )
+        end as gift_season_session_share,
+        case
+            when lifetime_campaigns.n_campaigns_lifetime > 0
+                then round(
+                        coalesce(lifetime_email.n_email_opens_lifetime, 0) * 1.0
+                        / lifetime_campaigns.n_campaigns_lifetime, 4
+                    )
+        end as email_open_rate_lifetime,
         top_category.top_category,
         top_category.top_category_share,
         coalesce(email_features.n_email_opens_90d, 0) as n_email_opens_90d,
@@ -193,7 +254,10 @@ final as (
         spend_features.discount_share_of_spend
     from customers
     cross join campaigns
+    cross join lifetime_campaigns
     left join session_features on customers.customer_id = session_features.customer_id
+    left join lifetime_sessions on customers.customer_id = lifetime_sessions.customer_id
+    left join lifetime_email on customers.customer_id = lifetime_email.customer_id
     left join cart_features on customers.customer_id = cart_features.customer_id
     left join top_category on customers.customer_id = top_category.customer_id
     left join email_features on customers.customer_id = email_features.customer_id

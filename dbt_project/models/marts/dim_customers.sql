@@ -59,6 +59,7 @@ final as (
             when customers.age_years < 65 then '55-64'
             else '65+'
         end as age_band,
+        customers.age_years,
 
         ----------  geography (a city's own climate row wins over its country's)
         customers.city,

@@ -92,7 +92,8 @@ unioned as (
 
     select
         customer_id,
-        'ml_' || {{ segment_slug('cluster_name') }} as segment_key,
+        -- the cluster key survives retrains; the name may be refined
+        'ml_cluster_' || cast(cluster_key as varchar) as segment_key,
         cluster_name as segment_name,
         'ml' as segment_type
     from clusters

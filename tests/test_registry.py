@@ -1,0 +1,87 @@
+"""MLflow promotion on a real registry (sqlite in a temporary folder): a version that fails its
+gate stays registered with the reason, and the champion alias does not move."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from ml import clv, registry
+from ml.evaluation import LIFETIME_VALUE_GATE, SEGMENTER_GATE
+from ml.features import PROFILE_COLUMNS, segmentation_features, segmentation_frame
+from ml.segmentation import fit_segmenter
+from tests.test_segmentation import _customers
+
+
+@pytest.fixture
+def tracking(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = mlflow.create_experiment("test", artifact_location=(tmp_path / "a").as_uri())
+    yield experiment
+    mlflow.set_tracking_uri(None)
+
+
+def _segmenter_fit(customers: pd.DataFrame):
+    frame = segmentation_frame(customers)
+    features = segmentation_features(frame)
+    return features, fit_segmenter(features, profile=frame[PROFILE_COLUMNS], k_range=range(2, 6))
+
+
+def test_a_worse_segmenter_is_registered_but_not_champion(tracking):
+    customers, _ = _customers()
+    features, good = _segmenter_fit(customers)
+    first = registry.log_segmenter(tracking, good, features, {"as_of_date": "2026-01-01"},
+                                   SEGMENTER_GATE)
+    assert first.promoted and first.champion_version == first.version
+
+    # structureless customers: every column shuffled on its own
+    rng = np.random.default_rng(0)
+    noise = customers.apply(lambda col: col.sample(frac=1.0, random_state=rng.integers(1e9))
+                            .to_numpy() if col.name != "customer_id" else col)
+    features, bad = _segmenter_fit(noise)
+    assert bad.metrics["silhouette"] < SEGMENTER_GATE["silhouette"][1]
+    second = registry.log_segmenter(tracking, bad, features, {"as_of_date": "2026-01-02"},
+                                    SEGMENTER_GATE)
+    assert not second.promoted and second.champion_version == first.version
+    version = MlflowClient().get_model_version(registry.SEGMENTER, second.version)
+    assert "silhouette" in version.tags["rejected"]
+    champion = registry.champion_segmenter()
+    assert champion.version == first.version
+    assert champion.names == good.cluster_names and set(champion.centroids.index) == set(
+        good.cluster_names)
+
+
+def test_a_lifetime_value_model_that_forecasts_worse_than_the_baseline_is_rejected(tracking):
+    tx = pd.DataFrame({"customer_id": np.repeat([f"C{i}" for i in range(40)], 3),
+                       "date": pd.Timestamp("2025-01-01")
+                       + pd.to_timedelta(np.tile([0, 30, 75], 40) + np.repeat(range(40), 3),
+                                         unit="D"),
+                       "amount": 20.0 + np.arange(120) % 7})
+    end = pd.Timestamp("2025-06-30")
+    summary = clv.rfm_summary(tx, end)
+    model = clv.fit_lifetime_value(summary)
+    report = clv.HoldoutReport({"holdout_rmse_vs_baseline": 0.8,
+                                "holdout_total_error_share": 0.1, "holdout_weeks": 13.0,
+                                "holdout_purchases_predicted": 40.0,
+                                "holdout_purchases_actual": 41.0},
+                               pd.DataFrame({"customers": [40], "predicted": [1.0],
+                                             "actual": [1.0]}))
+    good = registry.log_lifetime_value(tracking, model, report, summary, 13.0, {},
+                                       LIFETIME_VALUE_GATE)
+    assert good.promoted
+    worse = clv.HoldoutReport({**report.metrics, "holdout_rmse_vs_baseline": 1.4},
+                              report.by_frequency)
+    rejected = registry.log_lifetime_value(tracking, model, worse, summary, 13.0, {},
+                                           LIFETIME_VALUE_GATE)
+    assert not rejected.promoted and rejected.champion_version == good.version
+    assert "holdout_rmse_vs_baseline = 1.4000 is above 1.0" in MlflowClient().get_model_version(
+        registry.LIFETIME_VALUE, rejected.version).tags["rejected"]
+    champion, version = registry.load_champion(registry.LIFETIME_VALUE)
+    assert version == good.version
+    scores = champion.predict(summary[registry.SUMMARY_COLUMNS].astype(float))
+    assert len(scores) == len(summary) and scores["probability_alive"].between(0, 1).all()
