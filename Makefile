@@ -53,9 +53,10 @@ check: install dbt_project/target/manifest.json  ## validate the Dagster definit
 
 lint: install dbt_project/target/manifest.json  ## ruff on the Python code, sqlfluff (dbt templater) on the models
 	$(VENV)/bin/ruff check dagster_project ml tests benchmarks
-	@# the dbt templater opens the warehouse file, so its folder must exist on a fresh clone
-	mkdir -p "$(SEGMENTA_HOME)"
-	$(VENV)/bin/sqlfluff lint dbt_project/models
+	@# the dbt templater opens a warehouse: an empty one, so every clone lints the same SQL
+	@# (a full build's branch of the incremental models, whatever the local warehouse holds)
+	lint_home=$$(mktemp -d) && SEGMENTA_HOME=$$lint_home $(VENV)/bin/sqlfluff lint dbt_project/models; \
+		status=$$?; rm -rf "$$lint_home"; exit $$status
 
 docs: install dbt_project/target/manifest.json  ## build and serve the dbt docs site on http://127.0.0.1:8080
 	cd dbt_project && ../$(VENV)/bin/dbt docs generate --profiles-dir . && \

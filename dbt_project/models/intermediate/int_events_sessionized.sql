@@ -18,6 +18,7 @@ batch_events as (
 ),
 
 batch_bounds as (
+    -- the earliest load day of this run (the incremental lookups reach back from it)
     select min(landed_on) as first_landed_on from batch_events
 ),
 
@@ -73,10 +74,12 @@ previous_event as (
                 partition by visitor_id order by event_at desc, event_id desc
             ) = 1
     {%- else %}
+        -- a full build has no earlier batch
         select
             cast(null as varchar) as visitor_id,
             cast(null as varchar) as session_id,
             cast(null as timestamp) as event_at
+        from batch_bounds
         where 1 = 0
     {%- endif %}
 ),
