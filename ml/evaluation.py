@@ -18,6 +18,12 @@ LIFETIME_VALUE_GATE: dict[str, tuple[str, float]] = {
     "holdout_total_error_share": ("<=", 0.35),
 }
 
+# The recommender must rank the held-out purchases at least as well (NDCG@10) as the strongest
+# rule a store would use without it (popularity; own most-bought then popularity; item-kNN).
+RECOMMENDER_GATE: dict[str, tuple[str, float]] = {
+    "ndcg_lift_over_best_baseline": (">=", 1.0),
+}
+
 
 def check_gate(metrics: dict[str, float], gate: dict[str, tuple[str, float]]) -> list[str]:
     """The gate's failures as readable sentences; an empty list means the model passes."""

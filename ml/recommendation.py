@@ -115,6 +115,9 @@ class RepeatThenSimilar:
     shrinkage: float = 10.0
     own_weight: float = 1.0  # 0 turns tier 1 off (a pure similarity + popularity model)
     plain_popularity: bool = False  # rank by all-time counts instead of recent ones
+    # boolean product masks, by product index: never recommended / not re-offered to buyers
+    exclude: np.ndarray | None = field(default=None, repr=False)
+    one_time_products: np.ndarray | None = field(default=None, repr=False)
     similarity: sparse.csr_matrix | None = field(default=None, repr=False)
     popular: np.ndarray | None = field(default=None, repr=False)
 
@@ -158,6 +161,9 @@ def recommend(model: RepeatThenSimilar, data: Interactions, n: int = 10, batch: 
     `exclude` is a boolean product mask never recommended (e.g. inactive products);
     `one_time_products` are not recommended to customers who already bought them. Scores are
     computed in batches of customers so memory stays bounded."""
+    exclude = exclude if exclude is not None else model.exclude
+    one_time_products = (one_time_products if one_time_products is not None
+                         else model.one_time_products)
     frames = []
     for start in range(0, len(data.customers), batch):
         rows = np.arange(start, min(start + batch, len(data.customers)))
@@ -242,3 +248,61 @@ def subset(data: Interactions, customers: list[str]) -> Interactions:
     rows = rows[rows >= 0]
     return Interactions(data.matrix[rows], data.customers[rows], data.products,
                         data.recency[rows] if data.recency is not None else None)
+
+
+# ---------------------------------------------------------------- time-based evaluation
+
+
+def time_split(lines: pd.DataFrame, holdout_days: int, when: str = "ordered_at"
+               ) -> tuple[pd.DataFrame, dict[str, set[str]]]:
+    """Training lines before the last `holdout_days`, and what each already-known customer
+    bought in them (the relevant products of the offline evaluation)."""
+    ordered_at = pd.to_datetime(lines[when])
+    cutoff = ordered_at.max().normalize() - pd.Timedelta(days=holdout_days - 1)
+    train = lines[ordered_at < cutoff]
+    known = set(train["customer_id"].astype(str))
+    test = lines[(ordered_at >= cutoff) & lines["customer_id"].astype(str).isin(known)]
+    relevant = test.groupby(test["customer_id"].astype(str))["product_id"].agg(
+        lambda s: set(s.astype(str))).to_dict()
+    return train, relevant
+
+
+def similar_items(model: RepeatThenSimilar, data: Interactions, n: int = 20) -> pd.DataFrame:
+    """The n most similar products of every product: product_id, rank, similar_product_id,
+    similarity ("people also bought")."""
+    sim = model.similarity.tocsr() if model.similarity is not None else item_similarity(data)
+    rows = []
+    for i in range(sim.shape[0]):
+        start, end = sim.indptr[i], sim.indptr[i + 1]
+        if start == end:
+            continue
+        cols, values = sim.indices[start:end], sim.data[start:end]
+        order = np.argsort(-values, kind="stable")[:n]
+        rows.append(pd.DataFrame({"product_id": data.products[i], "rank": np.arange(1, len(order) + 1),
+                                  "similar_product_id": data.products[cols[order]].to_numpy(),
+                                  "similarity": values[order]}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["product_id", "rank", "similar_product_id", "similarity"])
+
+
+def cart_complements(model: RepeatThenSimilar, data: Interactions, carts: pd.DataFrame,
+                     n: int = 5) -> pd.DataFrame:
+    """For each open cart (customer_id, product_id rows), the n products most similar to what
+    is in it and not in it already: customer_id, rank, product_id, score."""
+    if carts.empty or model.similarity is None:
+        return pd.DataFrame(columns=["customer_id", "rank", "product_id", "score"])
+    customers = pd.Index(carts["customer_id"].astype(str).unique())
+    cols = data.products.get_indexer(carts["product_id"].astype(str))
+    known = cols >= 0
+    rows = customers.get_indexer(carts["customer_id"].astype(str))
+    basket = sparse.csr_matrix((np.ones(known.sum()), (rows[known], cols[known])),
+                               shape=(len(customers), len(data.products)))
+    scores = np.asarray((basket @ model.similarity).todense())
+    scores[basket.toarray() > 0] = -np.inf
+    scores[scores <= 0] = -np.inf
+    top, values = _top_n(scores, n)
+    frame = pd.DataFrame({"customer_id": np.repeat(customers.to_numpy(), top.shape[1]),
+                          "rank": np.tile(np.arange(1, top.shape[1] + 1), len(customers)),
+                          "product_id": data.products[top.ravel()].to_numpy(),
+                          "score": values.ravel()})
+    return frame[np.isfinite(frame["score"])].reset_index(drop=True)

@@ -198,3 +198,73 @@ def profile_plot(fit: SegmenterFit) -> plt.Figure:
                  f"{fit.silhouette_by_k[fit.k]:.3f}")
     fig.tight_layout()
     return fig
+
+
+PRODUCT_RECOMMENDER = "product_recommender"
+
+
+class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
+    """The fitted recommender as an MLflow pyfunc. Input: purchase history, one row per
+    customer and product (customer_id, product_id, n_orders); output: the top-n products per
+    customer (customer_id, rank, product_id, score, reason)."""
+
+    def __init__(self, model, products: pd.Index, n: int = 10):
+        self.model = model
+        self.products = products
+        self.n = n
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from scipy import sparse
+
+        from ml.recommendation import Interactions, recommend
+
+        customers = pd.Index(model_input["customer_id"].astype(str).unique(), name="customer_id")
+        cols = self.products.get_indexer(model_input["product_id"].astype(str))
+        known = cols >= 0
+        rows = customers.get_indexer(model_input["customer_id"].astype(str))
+        matrix = sparse.csr_matrix(
+            (model_input["n_orders"].to_numpy(float)[known], (rows[known], cols[known])),
+            shape=(len(customers), len(self.products)))
+        return recommend(self.model, Interactions(matrix, customers, self.products), n=self.n)
+
+
+def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: pd.DataFrame,
+                    shipped: str, data_window: dict[str, str],
+                    gate: dict[str, tuple[str, float]]) -> Registered:
+    """Log the offline comparison (model vs baselines) and the model fitted on all history;
+    register; promote if the model beat the strongest baseline."""
+    ours = evaluation.loc[shipped]
+    best_baseline = evaluation.drop(index=shipped)["ndcg@10"].max()
+    metrics = {**{k.replace("@", "_at_"): float(v) for k, v in ours.items()},
+               "best_baseline_ndcg_at_10": float(best_baseline),
+               "ndcg_lift_over_best_baseline": float(ours["ndcg@10"] / best_baseline)
+               if best_baseline > 0 else 0.0}
+    failures = check_gate({**metrics}, gate)
+    pyfunc = RecommenderPyfunc(model, products)
+    example = pd.DataFrame({"customer_id": ["example"], "product_id": [str(products[0])],
+                            "n_orders": [1.0]})
+    with mlflow.start_run(experiment_id=experiment_id, run_name=PRODUCT_RECOMMENDER) as run:
+        mlflow.log_params({"model": type(model).__name__, "similar_weight": model.similar_weight,
+                           "shrinkage": model.shrinkage, "n_products": len(products),
+                           **gate_params(gate),
+                           **{f"data.{key}": value for key, value in data_window.items()}})
+        mlflow.log_metrics(metrics)
+        mlflow.log_table(evaluation.reset_index(), "offline_evaluation.json")
+        mlflow.log_figure(comparison_plot(evaluation, shipped), "model_vs_baselines.png")
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=pyfunc, registered_model_name=PRODUCT_RECOMMENDER,
+            signature=infer_signature(example, pyfunc.predict(None, example)),
+            input_example=example, pip_requirements=["scipy", "pandas", "numpy"])
+    return promote_if_passed(PRODUCT_RECOMMENDER, str(info.registered_model_version),
+                             run.info.run_id, failures)
+
+
+def comparison_plot(evaluation: pd.DataFrame, shipped: str) -> plt.Figure:
+    """NDCG@10 and hit rate@10 of the shipped model beside each baseline."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
+    colors = ["#dd8452" if name == shipped else "#4c72b0" for name in evaluation.index]
+    for ax, metric in zip(axes, ["ndcg@10", "hit_rate@10"], strict=True):
+        evaluation[metric].plot.barh(ax=ax, color=colors)
+        ax.set_title(metric)
+    fig.tight_layout()
+    return fig

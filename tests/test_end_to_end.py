@@ -124,6 +124,14 @@ def test_champion_models_scored_every_customer_with_their_version(home):
     assert clv["probability_alive"].between(0, 1).all()
     assert (clv["expected_value_90d"] >= 0).all()
 
+    champion = client.get_model_version_by_alias("product_recommender", "champion")
+    recs = _query(home, "select * from ml.customer_recommendations")
+    assert set(recs["model_version"]) == {str(champion.version)}
+    customers = _query(home, "select customer_id from marts.dim_customers where not is_deleted")
+    assert set(recs["customer_id"]) == set(customers["customer_id"])
+    assert recs.groupby("customer_id")["rank"].max().eq(10).all()
+    assert set(recs["reason"]) <= {"buy_again", "also_bought", "popular"}
+
 
 def test_exports_hold_only_email_consented_customers(home):
     folder = home / "exports" / "rfm_segments"

@@ -85,3 +85,31 @@ def test_a_lifetime_value_model_that_forecasts_worse_than_the_baseline_is_reject
     assert version == good.version
     scores = champion.predict(summary[registry.SUMMARY_COLUMNS].astype(float))
     assert len(scores) == len(summary) and scores["probability_alive"].between(0, 1).all()
+
+
+def test_a_recommender_that_does_not_beat_the_baselines_is_rejected(tracking):
+    from ml import recommendation as rec
+    from ml.evaluation import RECOMMENDER_GATE
+    from tests.test_recommendation import STORE, _lines
+
+    data = rec.Interactions.from_lines(_lines(STORE))
+    model = rec.RepeatThenSimilar().fit(data)
+    columns = ["ndcg@10", "hit_rate@10", "customers"]
+    better = pd.DataFrame([[0.30, 0.7, 10], [0.25, 0.6, 10]], columns=columns,
+                          index=["ours", "own then popular"])
+    first = registry.log_recommender(tracking, model, data.products, better, "ours", {},
+                                     RECOMMENDER_GATE)
+    assert first.promoted
+    worse = pd.DataFrame([[0.20, 0.7, 10], [0.25, 0.6, 10]], columns=columns,
+                         index=["ours", "own then popular"])
+    second = registry.log_recommender(tracking, model, data.products, worse, "ours", {},
+                                      RECOMMENDER_GATE)
+    assert not second.promoted and second.champion_version == first.version
+    assert "ndcg_lift_over_best_baseline = 0.8000 is below 1.0" in MlflowClient(
+    ).get_model_version(registry.PRODUCT_RECOMMENDER, second.version).tags["rejected"]
+    champion, version = registry.load_champion(registry.PRODUCT_RECOMMENDER)
+    recs = champion.predict(pd.DataFrame({"customer_id": ["x", "x"],
+                                          "product_id": ["phone", "nonexistent"],
+                                          "n_orders": [1.0, 2.0]}))
+    assert version == first.version
+    assert list(recs["product_id"][:2]) == ["phone", "case"]

@@ -5,9 +5,11 @@ from dagster_project.warehouse import publish_tables
 
 # Contact details stay in the warehouse for activation; analysts get everything else.
 NOT_PUBLISHED = ("marts.customer_contacts",)
-PUBLISHED_ML = ("ml.customer_clusters", "ml.customer_clv")
+PUBLISHED_ML = ("ml.customer_clusters", "ml.customer_clv", "ml.item_similarities",
+                "ml.cart_complements")
 MART_KEYS = ("dim_customers", "dim_products", "fct_orders", "fct_order_items", "fct_sessions",
-             "customer_rfm", "customer_features", "segment_memberships", "segment_summary",
+             "customer_rfm", "customer_features", "customer_product_recommendations",
+             "segment_memberships", "segment_summary",
              "segment_transitions")
 
 
