@@ -53,7 +53,7 @@ def _transitions(home: Path) -> Counter:
 def days(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A store whose last days are held back, and the state after each day's refresh."""
     home = tmp_path_factory.mktemp("history")
-    _segmenta(home, "generate", "--customers", "1500", "--days", "45", "--seed", "21")
+    _segmenta(home, "generate", "--customers", "1000", "--days", "35", "--seed", "21")
     held = tmp_path_factory.mktemp("held_back")
     folders = sorted({path.name for path in (home / "landing" / "events").glob("dt=*")})
     for day in folders[-HELD_BACK:]:
