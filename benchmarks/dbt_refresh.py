@@ -1,6 +1,6 @@
 """Benchmark the dbt layer: a full build over all history vs the daily incremental refresh.
 
-    .venv/bin/python benchmarks/dbt_refresh.py --home /tmp/bench --customers 100000 --days 365
+    .venv/bin/python benchmarks/dbt_refresh.py --home ../bench100k --customers 100000 --days 365
 
 Generates the sample store (unless <home>/landing exists), loads every day but the last into a
 fresh warehouse and runs `dbt build --full-refresh` (the first run of a store); then loads the
