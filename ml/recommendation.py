@@ -306,3 +306,28 @@ def cart_complements(model: RepeatThenSimilar, data: Interactions, carts: pd.Dat
                           "product_id": data.products[top.ravel()].to_numpy(),
                           "score": values.ravel()})
     return frame[np.isfinite(frame["score"])].reset_index(drop=True)
+
+
+REASON_POPULAR_IN_GROUP = "popular_in_country"
+
+
+def popular_in_groups(lines: pd.DataFrame, group_of: pd.Series, n: int = 10,
+                      half_life_days: float = 90.0, exclude: set[str] | None = None,
+                      when: str = "ordered_at") -> pd.DataFrame:
+    """The n most popular products within each group of customers (e.g. their country), by
+    recent-weighted number of buyers: group, rank, product_id, score. The cold-start list for
+    customers who have not bought yet."""
+    frame = lines.assign(group=lines["customer_id"].astype(str).map(group_of))
+    frame = frame[frame["group"].notna()]
+    if exclude:
+        frame = frame[~frame["product_id"].astype(str).isin(exclude)]
+    ordered_at = pd.to_datetime(frame[when])
+    age = (ordered_at.max() - ordered_at).dt.total_seconds() / 86_400
+    frame = frame.assign(weight=np.power(0.5, age / half_life_days))
+    # a customer counts once per product, at their most recent purchase of it
+    per_buyer = frame.groupby(["group", "product_id", "customer_id"])["weight"].max()
+    scores = per_buyer.groupby(level=["group", "product_id"]).sum().rename("score").reset_index()
+    scores = scores.sort_values(["group", "score", "product_id"], ascending=[True, False, True])
+    scores["rank"] = scores.groupby("group").cumcount() + 1
+    return scores[scores["rank"] <= n][["group", "rank", "product_id", "score"]].reset_index(
+        drop=True)

@@ -115,3 +115,13 @@ def test_online_retail_beats_the_strongest_baseline_and_the_reference():
     # the baselines reproduce the published rows that do not depend on tie-breaking
     assert table.loc["global popularity", "ndcg@10"] == pytest.approx(0.0658, abs=0.002)
     assert table.loc["item-kNN (cosine, shrunk)", "hit_rate@10"] == pytest.approx(0.474, abs=0.02)
+
+
+def test_a_new_customer_gets_what_is_popular_in_their_country():
+    lines = _lines({"de1": [["beer"]], "de2": [["beer", "pretzel"]], "de3": [["pretzel"]],
+                    "de4": [["beer"]], "fr1": [["wine"]], "fr2": [["wine", "cheese"]]})
+    country = pd.Series({"de1": "DE", "de2": "DE", "de3": "DE", "de4": "DE", "fr1": "FR",
+                         "fr2": "FR"})
+    top = rec.popular_in_groups(lines, country, n=2, exclude={"cheese"})
+    by_country = top.groupby("group")["product_id"].agg(list).to_dict()
+    assert by_country == {"DE": ["beer", "pretzel"], "FR": ["wine"]}

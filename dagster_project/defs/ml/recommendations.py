@@ -87,19 +87,33 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         raise dg.Failure(f"No {PRODUCT_RECOMMENDER}@champion exists and v{registered.version} "
                          f"failed its gate ({'; '.join(registered.gate_failures)}).")
 
-    # score every known customer with the champion; no purchases yet: popular products
+    # score every buyer with the champion
     champion, version = load_champion(PRODUCT_RECOMMENDER)
     history = lines.groupby(["customer_id", "product_id"], as_index=False).agg(
-        n_orders=("order_id", "nunique"))
-    customers = db.query_df("select customer_id from marts.dim_customers where not is_deleted")
-    newcomers = customers[~customers["customer_id"].isin(history["customer_id"])]
-    history = pd.concat([history.astype({"n_orders": float}), pd.DataFrame({
-        "customer_id": newcomers["customer_id"], "product_id": str(data.products[0]),
-        "n_orders": 0.0})], ignore_index=True)
+        n_orders=("order_id", "nunique")).astype({"n_orders": float})
     recs = champion.predict(history)
     active = set(products.loc[products["is_active"].fillna(False), "product_id"].astype(str))
     recs = recs[recs["product_id"].isin(active)].copy()  # inactive since the champion trained
     recs["rank"] = recs.groupby("customer_id").cumcount() + 1
+    # erased customers get nothing; those who have not bought yet: popular in their country
+    customers = db.query_df(
+        "select customer_id, country from marts.dim_customers where not is_deleted")
+    recs = recs[recs["customer_id"].isin(customers["customer_id"])]
+    country = customers.set_index(customers["customer_id"].astype(str))["country"]
+    popular = rec.popular_in_groups(lines, country, n=10,
+                                    exclude=set(products["product_id"].astype(str)) - active)
+    everywhere = rec.popular_in_groups(lines, pd.Series("all", index=country.index), n=10,
+                                       exclude=set(products["product_id"].astype(str)) - active)
+    newcomers = customers[~customers["customer_id"].isin(history["customer_id"])]
+    in_country = newcomers.merge(popular, left_on="country", right_on="group")
+    elsewhere = newcomers[~newcomers["customer_id"].isin(in_country["customer_id"])]
+    columns = ["customer_id", "rank", "product_id", "score"]
+    recs = pd.concat([
+        recs,
+        in_country[columns].assign(reason=rec.REASON_POPULAR_IN_GROUP),
+        elsewhere.assign(group="all").merge(everywhere, on="group")[columns].assign(
+            reason=rec.REASON_POPULAR),
+    ], ignore_index=True)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     stamp = {"model_name": PRODUCT_RECOMMENDER, "model_version": version, "scored_at": now}
     db.replace_table("ml.customer_recommendations", recs.assign(**stamp))
