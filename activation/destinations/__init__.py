@@ -1,0 +1,1 @@
+"""Destination clients. Each implements `base.Destination`; `registry()` maps a YAML `type`."""
