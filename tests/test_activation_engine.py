@@ -1,0 +1,306 @@
+"""The sync engine against a real HTTP receiver (the webhook emulator) and a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from activation.audiences import Audience, AudienceError, Target, parse_audiences
+from activation.destinations.file import FileDestination
+from activation.destinations.webhook import WebhookDestination
+from activation.emulators.webhook import WebhookEmulator
+from activation.engine import SyncFailed, SyncOptions, SyncRefused, in_holdout, sync
+
+AUDIENCE = Audience("vip", "rfm_champions", ("first_name",), 0.0, (Target("webhook", "webhook"),))
+FAST = {"sleep": lambda seconds: None}
+
+
+def make_warehouse(path: Path, n: int = 60, members: range | None = None,
+                   no_consent: set[int] = frozenset()) -> None:
+    """Customers c000..c{n-1}; `members` of them in rfm_champions; email and ads consent for all
+    but `no_consent`."""
+    members = members if members is not None else range(n)
+    contacts = pd.DataFrame({
+        "customer_id": [f"c{i:03d}" for i in range(n)],
+        "email": [f"person.{i}@example.com" for i in range(n)],
+        "phone": [f"+34 6{i:08d}" for i in range(n)],
+        "first_name": [f"Name{i}" for i in range(n)],
+        "last_name": ["Doe"] * n,
+        "country": ["ES"] * n,
+        "has_email_consent": [i not in no_consent for i in range(n)],
+        "has_ads_consent": [i not in no_consent for i in range(n)],
+    })
+    memberships = pd.DataFrame({"customer_id": [f"c{i:03d}" for i in members],
+                                "segment_key": "rfm_champions", "segment_name": "Champions"})
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema if not exists marts")
+        con.register("_contacts", contacts)
+        con.register("_memberships", memberships)
+        con.execute("create or replace table marts.customer_contacts as select * from _contacts")
+        con.execute("create or replace table marts.segment_memberships as "
+                    "select * from _memberships")
+
+
+def run_sync(path: Path, emulator: WebhookEmulator, run_id: str, audience: Audience = AUDIENCE,
+             **options):
+    destination = WebhookDestination(emulator.url + "/hooks/audiences", "test-secret")
+    with duckdb.connect(str(path)) as con:
+        return sync(con, audience, audience.targets[0], destination, run_id,
+                    SyncOptions(**{**FAST, **options}), log=lambda message: None)
+
+
+def sent_members(emulator: WebhookEmulator, operation: str) -> list[str]:
+    return [m["customer_id"] for r in emulator.mutating_requests()
+            if r.body and r.body.get("operation") == operation for m in r.body["members"]]
+
+
+@pytest.fixture
+def emulator():
+    with WebhookEmulator() as server:
+        yield server
+
+
+def test_first_sync_then_only_the_difference_then_nothing(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, members=range(40), no_consent={5})
+    report = run_sync(db, emulator, "run1")
+    expected = {f"c{i:03d}" for i in range(40)} - {"c005"}
+    assert emulator.members("vip") == expected
+    assert (report.mode, report.status, report.n_added) == ("first_sync", "succeeded", 39)
+
+    # a day later: 10 leave, 5 join; only those 15 are sent
+    make_warehouse(db, members=range(10, 45), no_consent={5})
+    requests_before = len(emulator.mutating_requests())
+    report = run_sync(db, emulator, "run2", max_removal_share=0.5)
+    new = emulator.mutating_requests()[requests_before:]
+    sent = [(r.body["operation"], m["customer_id"]) for r in new for m in r.body["members"]]
+    assert sorted(sent) == sorted([("remove", f"c{i:03d}") for i in range(10) if i != 5]
+                                  + [("add", f"c{i:03d}") for i in range(40, 45)])
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(10, 45)}
+    assert (report.n_added, report.n_removed, report.n_updated) == (5, 9, 0)
+
+    # the same day again: nothing to send
+    before = len(emulator.mutating_requests())
+    report = run_sync(db, emulator, "run3")
+    assert len(emulator.mutating_requests()) == before
+    assert (report.n_to_add, report.n_to_remove, report.n_to_update) == (0, 0, 0)
+
+    with duckdb.connect(str(db)) as con:
+        runs = con.execute("select run_id, mode, status, n_added, n_removed "
+                           "from activation.sync_runs order by started_at").fetchall()
+        log = con.execute("select operation, status, count(*) from activation.sync_log "
+                          "group by all order by all").fetchall()
+    assert runs == [("run1", "first_sync", "succeeded", 39, 0),
+                    ("run2", "incremental", "succeeded", 5, 9),
+                    ("run3", "incremental", "succeeded", 0, 0)]
+    assert log == [("add", "confirmed", 44), ("remove", "confirmed", 9)]
+
+
+def test_a_changed_field_is_sent_as_an_update(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=10)
+    run_sync(db, emulator, "run1")
+    with duckdb.connect(str(db)) as con:
+        con.execute("update marts.customer_contacts set first_name = 'Renamed' "
+                    "where customer_id = 'c003'")
+    report = run_sync(db, emulator, "run2")
+    assert (report.n_updated, report.n_added, report.n_removed) == (1, 0, 0)
+    assert emulator.audiences["vip"]["c003"]["first_name"] == "Renamed"
+
+
+def test_consent_withdrawn_and_erasure_remove_the_customer(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=20)
+    run_sync(db, emulator, "run1")
+    with duckdb.connect(str(db)) as con:
+        con.execute("update marts.customer_contacts set has_email_consent = false "
+                    "where customer_id = 'c007'")
+        con.execute("delete from marts.customer_contacts where customer_id = 'c008'")  # erased
+    run_sync(db, emulator, "run2")
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(20)} - {"c007", "c008"}
+
+
+def test_a_killed_sync_resumes_without_duplicates_or_losses(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=100)
+    script = textwrap.dedent(f"""
+        import duckdb
+        from activation.audiences import Audience, Target
+        from activation.destinations.webhook import WebhookDestination
+        from activation.engine import SyncOptions, sync
+        WebhookDestination.max_batch = 10
+        audience = Audience("vip", "rfm_champions", ("first_name",), 0.0,
+                            (Target("webhook", "webhook"),))
+        destination = WebhookDestination({emulator.url + "/hooks/audiences"!r}, "test-secret")
+        with duckdb.connect({str(db)!r}) as con:
+            sync(con, audience, audience.targets[0], destination, "killed-run", SyncOptions())
+    """)
+    emulator.hang_after(4)     # the 4th batch lands at the receiver, its answer never arrives
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        assert emulator.hung.wait(60), "the sync never reached its 4th batch"
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        emulator.release()
+    assert len(emulator.members("vip")) == 40          # 4 batches landed, 3 confirmed
+
+    original = WebhookDestination.max_batch
+    WebhookDestination.max_batch = 10
+    try:
+        report = run_sync(db, emulator, "next-run")
+    finally:
+        WebhookDestination.max_batch = original
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(100)}
+    applied = [count for (_, op, _), count in emulator.applied.items() if op == "add"]
+    assert len(applied) == 100 and set(applied) == {1}, "a member was applied twice"
+    assert report.n_resumed == 70 and report.n_to_add == 0
+    with duckdb.connect(str(db)) as con:
+        statuses = dict(con.execute("select run_id, status from activation.sync_runs").fetchall())
+        assert con.execute("select count(*) from activation.sync_pending").fetchone()[0] == 0
+        assert con.execute("select count(*) from activation.sync_state").fetchone()[0] == 100
+    assert statuses == {"killed-run": "interrupted", "next-run": "succeeded"}
+
+
+def test_retry_storms_end_consistent(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=30)
+    waits = []
+    emulator.inject("rate_limit", times=3, retry_after=0.25)
+    emulator.inject("server_error", times=3)
+    destination = WebhookDestination(emulator.url + "/hooks/audiences", "test-secret",
+                                     timeout=0.5)
+    emulator.timeout_hold_seconds = 1.0
+    emulator.inject("timeout", times=1)
+    with duckdb.connect(str(db)) as con:
+        report = sync(con, AUDIENCE, AUDIENCE.targets[0], destination, "storm",
+                      SyncOptions(sleep=waits.append, backoff_base=0.01), log=lambda m: None)
+    assert report.status == "succeeded" and report.n_retries == 7
+    assert waits[:3] == [0.25, 0.25, 0.25]          # Retry-After honoured
+    assert all(0 < w <= 0.64 for w in waits[3:])    # then exponential backoff with jitter
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(30)}
+
+
+def test_retries_exhausted_leave_the_rest_pending_for_the_next_run(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=30)
+    emulator.inject("server_error", times=50)
+    with pytest.raises(SyncFailed, match="pending"):
+        run_sync(db, emulator, "run1", max_attempts=3)
+    assert emulator.members("vip") == set()
+    emulator._faults.clear()
+    report = run_sync(db, emulator, "run2")
+    assert report.status == "succeeded" and report.n_resumed == 30
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(30)}
+
+
+def test_one_bad_row_is_rejected_alone_and_retried_next_run(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=30)
+    emulator.reject("c017")
+    report = run_sync(db, emulator, "run1")
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(30)} - {"c017"}
+    assert (report.n_added, report.n_rejected) == (29, 1)
+    emulator.accept("c017")
+    report = run_sync(db, emulator, "run2")
+    assert report.n_added == 1 and "c017" in emulator.members("vip")
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("select run_id, status, error_code from activation.sync_log "
+                           "where customer_id = 'c017' order by logged_at").fetchall() == [
+            ("run1", "rejected", "invalid_member"), ("run2", "confirmed", None)]
+
+
+def test_a_refused_batch_is_split_to_isolate_the_bad_row(tmp_path):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=64)
+    with WebhookEmulator(strict=True) as strict:
+        strict.reject("c042")
+        report = run_sync(db, strict, "run1")
+        assert strict.members("vip") == {f"c{i:03d}" for i in range(64)} - {"c042"}
+        assert report.n_rejected == 1 and report.n_added == 63
+        # 64 -> 32 -> 16 -> 8 -> 4 -> 2 -> 1: one refused request per level plus the good halves
+        assert len(strict.mutating_requests()) == 13
+
+
+def test_removal_guard_refuses_a_mass_removal_unless_forced(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=100)
+    run_sync(db, emulator, "run1")
+    make_warehouse(db, n=100, members=range(30))
+    with pytest.raises(SyncRefused, match="would remove 70 of 100"):
+        run_sync(db, emulator, "run2")
+    assert len(emulator.members("vip")) == 100
+    run_sync(db, emulator, "run3", force_removals=True)
+    assert len(emulator.members("vip")) == 30
+
+
+def test_an_empty_segment_is_refused(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=10)
+    run_sync(db, emulator, "run1")
+    make_warehouse(db, n=10, members=range(0))
+    with pytest.raises(SyncRefused, match="no members"):
+        run_sync(db, emulator, "run2", force_removals=True)
+    assert len(emulator.members("vip")) == 10
+
+
+def test_dry_run_sends_nothing_and_shows_hashed_keys(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=25)
+    report = run_sync(db, emulator, "dry", dry_run=True)
+    assert emulator.mutating_requests() == []
+    assert (report.status, report.n_to_add, len(report.sample)) == ("dry_run", 25, 10)
+    assert all(len(s["key_sha256"]) == 16 and "@" not in json.dumps(s) for s in report.sample)
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("select count(*) from activation.sync_state").fetchone()[0] == 0
+
+
+def test_holdout_is_deterministic_recorded_and_never_sent(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=400)
+    audience = Audience("vip", "rfm_champions", (), 0.2, (Target("webhook", "webhook"),))
+    report = run_sync(db, emulator, "run1", audience=audience)
+    holdout = {f"c{i:03d}" for i in range(400) if in_holdout("vip", f"c{i:03d}", 0.2)}
+    assert 50 < len(holdout) < 110 and report.n_holdout == len(holdout)
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(400)} - holdout
+    with duckdb.connect(str(db)) as con:
+        recorded = {c for (c,) in con.execute("select customer_id from "
+                                               "activation.audience_assignments "
+                                               "where arm = 'holdout'").fetchall()}
+    assert recorded == holdout
+
+
+def test_file_destination_holds_the_confirmed_members(tmp_path):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=20, no_consent={3})
+    audience = Audience("vip", "rfm_champions", ("first_name",), 0.0,
+                        (Target("file", "file", {"format": "csv"}),))
+    destination = FileDestination(tmp_path / "exports")
+    with duckdb.connect(str(db)) as con:
+        sync(con, audience, audience.targets[0], destination, "run1",
+             SyncOptions(**FAST), log=lambda m: None)
+    frame = pd.read_csv(tmp_path / "exports" / "vip.csv", dtype=str)
+    assert set(frame["customer_id"]) == {f"c{i:03d}" for i in range(20)} - {"c003"}
+    assert list(frame.columns) == ["customer_id", "email", "first_name"]
+
+
+@pytest.mark.parametrize(("yaml_entry", "message"), [
+    ({"key": "Bad Key", "segment": "x", "destinations": ["file"]}, "key 'Bad Key'"),
+    ({"key": "a", "segment": "x", "destinations": ["fax"]}, "unknown destination 'fax'"),
+    ({"key": "a", "segment": "x", "destinations": [{"hubspot": {}}]}, "hubspot needs list_id"),
+    ({"key": "a", "segment": "x", "fields": ["shoe_size"], "destinations": ["file"]},
+     "unknown field"),
+    ({"key": "a", "segment": "x", "holdout": 0.9, "destinations": ["file"]}, "holdout"),
+])
+def test_audience_file_errors_name_the_audience_and_the_problem(yaml_entry, message):
+    with pytest.raises(AudienceError, match=message) as info:
+        parse_audiences({"audiences": [yaml_entry]}, "audiences.yml")
+    assert "audiences.yml, audience" in str(info.value)
