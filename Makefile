@@ -25,8 +25,8 @@ install: $(VENV)/.installed  ## create .venv and install the pinned dependencies
 dbt_project/target/manifest.json: $(VENV)/.installed $(DBT_SOURCES)
 	cd dbt_project && ../$(VENV)/bin/dbt parse --quiet --profiles-dir .
 
-run: install dbt_project/target/manifest.json  ## generate sample data if absent, materialize everything, print a summary
-	$(PY) -m dagster_project.cli run
+run: install dbt_project/target/manifest.json  ## generate sample data if absent, materialize everything, print a summary (DEMO=1: also sync to local platform emulators)
+	$(PY) -m dagster_project.cli run $(if $(DEMO),--demo-destinations)
 
 test: install dbt_project/target/manifest.json  ## run the test suite (unit, integration, end-to-end)
 	$(PY) -m pytest

@@ -9,9 +9,11 @@ file and no pipeline code) it says so and changes nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +25,7 @@ from dagster_project.warehouse import Warehouse
 
 STATE_FILE = "segmenta_run_state.json"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-CODE_GLOBS = ("dagster_project/**/*.py", "ml/**/*.py", "dbt_project/models/**/*",
+CODE_GLOBS = ("dagster_project/**/*.py", "ml/**/*.py", "activation/**/*.py", "segments/*.yml", "dbt_project/models/**/*",
               "dbt_project/seeds/**/*", "dbt_project/macros/**/*", "dbt_project/*.yml")
 
 
@@ -230,10 +232,99 @@ def summary(home: Home) -> str:
                              for t in tables),
         f"Warehouse:  {home.warehouse}",
         f"Analysts:   duckdb -readonly {home.published}",
-        f"Exports:    {home.exports / 'rfm_segments'}",
+        f"Audiences:  {home.exports / 'audiences'} (segmenta sync --dry-run shows what changes)",
         f"MLflow:     {home.mlflow_db}",
         "Dagster UI: make ui, then open http://127.0.0.1:3000",
     ]
+    return "\n".join(lines)
+
+
+DEMO_AUDIENCES = PROJECT_ROOT / "segments" / "audiences.demo.yml"
+
+
+@contextlib.contextmanager
+def demo_destinations(home: Home):
+    """Local emulators of every platform for the demo audiences, the destinations pointed at them
+    through the environment; they start empty, so the state of the non-file destinations is
+    cleared first (every platform gets a first sync)."""
+    os.environ["SEGMENTA_AUDIENCES"] = str(DEMO_AUDIENCES)
+    from activation.audiences import load_audiences
+    from activation.engine import ensure_tables
+    from dagster_project.activation import demo_environment
+
+    emulators, variables = demo_environment(load_audiences(DEMO_AUDIENCES))
+    os.environ.update(variables)
+    if home.warehouse.exists():
+        with Warehouse(home.warehouse).transaction() as con:
+            ensure_tables(con)
+            for table in ("sync_state", "sync_pending"):
+                con.execute(f"delete from activation.{table} where destination <> 'file'")
+    print("Demo destinations: local emulators of HubSpot, Klaviyo, Meta, Google and a webhook "
+          f"on 127.0.0.1 for the audiences of {DEMO_AUDIENCES.relative_to(PROJECT_ROOT)}.")
+    try:
+        yield emulators
+    finally:
+        for name, emulator in emulators.items():
+            print(f"  {name:8s} emulator at {emulator.url}: "
+                  f"{len(emulator.mutating_requests())} write requests received")
+            emulator.stop()
+
+
+def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool = False,
+         only: list[str] | None = None) -> int:
+    """Materialize the activation assets (every audience x destination, or `only` these
+    audiences) in one run, with the sync options."""
+    home = HOME.ensure()
+    ensure_dbt_manifest()
+    import dagster as dg
+
+    from dagster_project import activation
+    from dagster_project.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = [key for key in graph.get_all_asset_keys()
+            if key.path[0] == "activation" and (not only or key.path[1] in only)]
+    if not keys:
+        print(f"error: no audience {', '.join(only or [])} in {activation.AUDIENCES_FILE}",
+              file=sys.stderr)
+        return 2
+    uplift = dg.AssetKey(["marts", "audience_uplift"])
+    config = {"dry_run": dry_run, "full_refresh": full_refresh, "force_removals": force_removals}
+    run_config = {**QUIET_LOGS, "ops": {"__".join(key.path): {"config": config} for key in keys}}
+    job = defs.resolve_job_def("refresh_all")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance, asset_selection=keys + ([] if dry_run else [uplift]),
+            tags={"segmenta/trigger": "segmenta sync"}, run_config=run_config,
+            raise_on_error=False)
+    print(sync_report(home, result.run_id))
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                print(f"error: {event.step_key}: {error.message.strip() if error else ''}",
+                      file=sys.stderr)
+        return 1
+    return 0
+
+
+def sync_report(home: Home, run_id: str) -> str:
+    """The run's rows of activation.sync_runs, as a table."""
+    with Warehouse(home.warehouse).connect(read_only=True) as con:
+        rows = con.execute("""
+            select audience_key, destination, mode, status, n_desired, n_holdout, n_skipped,
+                   n_added, n_updated, n_removed, n_rejected, n_to_add, n_to_remove
+            from activation.sync_runs where run_id = ? order by audience_key, destination
+        """, [run_id]).fetchall()
+    lines = [f"Syncs of run {run_id} (activation.sync_runs; rows: activation.sync_log):",
+             (f"  {'audience':24s} {'destination':12s} {'status':10s} {'members':>8s} "
+             f"{'holdout':>8s} {'added':>6s} {'updated':>8s} {'removed':>8s} {'rejected':>9s}")]
+    for (audience, destination, mode, status, desired, holdout, _skipped, added, updated,
+         removed, rejected, to_add, to_remove) in rows:
+        if mode == "dry_run":
+            added, removed, status = f"+{to_add}", f"-{to_remove}", "dry run"
+        lines.append(f"  {audience:24s} {destination:12s} {status:10s} {desired:8,} "
+                     f"{holdout:8,} {added!s:>6s} {updated:8,} {removed!s:>8s} {rejected:9,}")
     return "\n".join(lines)
 
 
@@ -260,6 +351,24 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--full-refresh", action="store_true",
                          help="rebuild the incremental dbt models (events, sessions, orders) from "
                               "all history instead of the changed days")
+    run_cmd.add_argument("--demo-destinations", action="store_true",
+                         help="then sync the demo audiences (segments/audiences.demo.yml) to "
+                              "local emulators of HubSpot, Klaviyo, Meta, Google and a webhook")
+    sync_cmd = commands.add_parser(
+        "sync", help="sync the audiences (segments/audiences.yml) to their destinations",
+        description="Sync every audience to its destinations: only the changes since the "
+                    "destination's confirmed state are sent. Credentials come from environment "
+                    "variables (README, 'Activation').")
+    sync_cmd.add_argument("--dry-run", action="store_true",
+                          help="show what would be added and removed; send nothing")
+    sync_cmd.add_argument("--full-refresh", action="store_true",
+                          help="send every member again (replace the audience where possible)")
+    sync_cmd.add_argument("--force-removals", action="store_true",
+                          help="allow removing more than 20%% of an audience in one run")
+    sync_cmd.add_argument("--audience", action="append", metavar="KEY",
+                          help="only this audience (repeatable)")
+    sync_cmd.add_argument("--demo-destinations", action="store_true",
+                          help="sync the demo audiences to local emulators (no credentials)")
     commands.add_parser("summary", help="print segment sizes and where everything lives")
     backfill_cmd = commands.add_parser(
         "backfill", help="reload a range of landing days and rebuild everything, in one run",
@@ -287,8 +396,19 @@ def main(argv: list[str] | None = None) -> int:
         return sample_data.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "run" and args.demo_destinations:
+        with demo_destinations(HOME.ensure()):
+            code = run(force=args.force, full_refresh=args.full_refresh)
+            return sync() if code == 0 else code
     if args.command == "run":
         return run(force=args.force, full_refresh=args.full_refresh)
+    if args.command == "sync":
+        options = {"dry_run": args.dry_run, "full_refresh": args.full_refresh,
+                   "force_removals": args.force_removals, "only": args.audience}
+        if args.demo_destinations:
+            with demo_destinations(HOME.ensure()):
+                return sync(**options)
+        return sync(**options)
     if args.command == "backfill":
         if args.last < args.first:
             parser.error("--to is before --from")

@@ -1,63 +1,108 @@
-import datetime as dt
+"""One asset per audience x destination, built from the audiences file (segments/audiences.yml).
 
-import dagster as dg
-import pandas as pd
-
-from dagster_project.exports import write_segment_files
-from dagster_project.resources import HomeResource, WarehouseResource
-
-SYNC_RUNS_DDL = """
-create table if not exists activation.sync_runs (
-    run_id varchar, destination varchar, audience_key varchar, n_members bigint,
-    n_sent bigint, n_skipped bigint, started_at timestamp, finished_at timestamp, status varchar
-)
+Each asset syncs its audience with `activation.engine` (the diff against the destination's
+confirmed state, batches, retries, resumption) and reports the counts in its metadata. The assets
+sit downstream of the segment marts, so the marts' blocking checks stop them on bad data.
 """
 
 
-@dg.asset(
-    key=["activation", "rfm_segment_files"],
-    deps=[dg.AssetKey(["marts", "customer_rfm"]), dg.AssetKey(["marts", "customer_contacts"]),
-          dg.AssetKey(["ml", "customer_clusters"])],
-    group_name="activation",
-    kinds={"csv", "duckdb"},
-    pool="duckdb",
-)
-def rfm_segment_files(context: dg.AssetExecutionContext, home: HomeResource,
-                      warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """One CSV audience per RFM segment in exports/rfm_segments/, email-consented customers only."""
-    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    members = warehouse.warehouse.query_df("""
-        select rfm.customer_id, contacts.email, contacts.first_name, contacts.last_name,
-               contacts.country, contacts.has_email_consent, rfm.rfm_segment,
-               clusters.cluster_name
-        from marts.customer_rfm as rfm
-        left join marts.customer_contacts as contacts using (customer_id)
-        left join ml.customer_clusters as clusters using (customer_id)
-    """)
-    out_dir = home.home.exports / "rfm_segments"
-    report = write_segment_files(members, out_dir, context.run_id)
-    finished_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+import dagster as dg
+from pydantic import Field
 
-    segment_sizes = members.groupby("rfm_segment").size()
-    runs = pd.DataFrame([{
-        "run_id": context.run_id, "destination": "file", "audience_key": f"rfm_{key}",
-        "n_members": int(segment_sizes[audience["segment"]]), "n_sent": audience["rows"],
-        "n_skipped": int(segment_sizes[audience["segment"]]) - audience["rows"],
-        "started_at": started_at, "finished_at": finished_at, "status": "succeeded",
-    } for key, audience in report["audiences"].items()])
-    with warehouse.warehouse.transaction() as con:
-        con.execute("create schema if not exists activation")
-        con.execute(SYNC_RUNS_DDL)
-        if len(runs):
-            con.register("_runs", runs)
-            con.execute("insert into activation.sync_runs by name select * from _runs")
-    context.log.info(f"exported {report['exported']} of {report['members']} RFM members "
-                     f"({report['skipped_no_email_consent']} without email consent)")
-    return dg.MaterializeResult(metadata={
-        "folder": dg.MetadataValue.path(str(out_dir)),
-        "exported": dg.MetadataValue.int(report["exported"]),
-        "skipped_no_email_consent": dg.MetadataValue.int(report["skipped_no_email_consent"]),
-        "rows_per_audience": dg.MetadataValue.md(
-            "| audience | rows |\n|---|---|\n" + "\n".join(
-                f"| {a['segment']} | {a['rows']} |" for a in report["audiences"].values())),
-    })
+from activation.audiences import Audience, Target, check_segments
+from activation.engine import SyncFailed, SyncOptions, SyncRefused, sync
+from dagster_project.activation import AUDIENCES_FILE, DestinationsResource, audiences
+from dagster_project.resources import WarehouseResource
+
+KINDS = {"file": "csv", "webhook": "webhook", "hubspot": "hubspot", "klaviyo": "klaviyo",
+         "meta": "meta", "google": "googleads"}
+
+
+class SyncConfig(dg.Config):
+    """How to sync (set in the launchpad, or with `segmenta sync`)."""
+
+    dry_run: bool = Field(default=False, description="Compute the diff and show counts and a "
+                          "sample of hashed keys; send nothing and change no state.")
+    full_refresh: bool = Field(default=False, description="Send every member again (or replace "
+                               "the audience where the platform can), not only the changes.")
+    force_removals: bool = Field(default=False, description="Allow removing more than "
+                                 "max_removal_share of the audience in one run.")
+    max_removal_share: float = Field(default=0.2, description="Refuse a sync that would remove "
+                                     "more than this share of the confirmed audience.")
+
+
+def _markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)"
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
+    deps = [dg.AssetKey(["marts", "segment_memberships"]),
+            dg.AssetKey(["marts", "customer_contacts"])]
+    if "top_3_recommendations" in audience.fields:
+        deps.append(dg.AssetKey(["marts", "customer_product_recommendations"]))
+    if "rfm_segment" in audience.fields:
+        deps.append(dg.AssetKey(["marts", "customer_rfm"]))
+    if "predicted_value_90d" in audience.fields:
+        deps.append(dg.AssetKey(["ml", "customer_clv"]))
+
+    @dg.asset(
+        key=["activation", audience.key, target.name.replace(":", "_")],
+        deps=deps,
+        group_name="activation",
+        kinds={KINDS[target.type], "duckdb"},
+        pool="duckdb",
+        description=(f"Audience {audience.key!r} (segment {audience.segment}) synced to "
+                     f"{target.name}; holdout {audience.holdout:.0%}. "
+                     + (audience.description or "")),
+        tags={"audience": audience.key, "destination": target.type},
+    )
+    def _sync(context: dg.AssetExecutionContext, config: SyncConfig,
+              warehouse: WarehouseResource,
+              destinations: DestinationsResource) -> dg.MaterializeResult:
+        destination = destinations.client(target.type)
+        options = SyncOptions(dry_run=config.dry_run, full_refresh=config.full_refresh,
+                              force_removals=config.force_removals,
+                              max_removal_share=config.max_removal_share)
+        with warehouse.warehouse.connect() as con:
+            known = {k for (k,) in con.execute(
+                "select distinct segment_key from marts.segment_memberships").fetchall()}
+            check_segments([audience], known, str(AUDIENCES_FILE))
+            try:
+                report = sync(con, audience, target, destination, context.run_id, options,
+                              log=context.log.info)
+            except (SyncRefused, SyncFailed) as exc:
+                raise dg.Failure(str(exc), metadata={
+                    "sync_log": dg.MetadataValue.text(
+                        f"select * from activation.sync_log where run_id = "
+                        f"'{context.run_id}' and audience_key = '{audience.key}'")}) from exc
+        counts = {name: getattr(report, name) for name in (
+            "n_desired", "n_holdout", "n_skipped", "n_to_add", "n_to_update", "n_to_remove",
+            "n_added", "n_updated", "n_removed", "n_rejected", "n_resumed", "n_requests",
+            "n_retries")}
+        context.log.info(f"{audience.key} -> {target.name}: {report.status} "
+                         + ", ".join(f"{k[2:]} {v}" for k, v in counts.items() if v))
+        metadata = {
+            "status": dg.MetadataValue.text(report.status),
+            "mode": dg.MetadataValue.text(report.mode),
+            **{name: dg.MetadataValue.int(value) for name, value in counts.items()},
+            "duration_seconds": dg.MetadataValue.float(round(report.seconds, 2)),
+            "sync_log": dg.MetadataValue.text(
+                f"select * from activation.sync_log where run_id = '{context.run_id}' and "
+                f"audience_key = '{audience.key}' and destination = '{target.name}'"),
+        }
+        if report.message:
+            metadata["message"] = dg.MetadataValue.text(report.message)
+        if report.sample:
+            metadata["dry_run_sample"] = dg.MetadataValue.md(_markdown_table(report.sample))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _sync
+
+
+sync_assets = [sync_asset(audience, target) for audience in audiences()
+               for target in audience.targets]

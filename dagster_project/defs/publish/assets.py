@@ -10,7 +10,7 @@ PUBLISHED_ML = ("ml.customer_clusters", "ml.customer_clv", "ml.item_similarities
 MART_KEYS = ("dim_customers", "dim_products", "fct_orders", "fct_order_items", "fct_sessions",
              "customer_rfm", "customer_features", "customer_product_recommendations",
              "segment_memberships", "segment_summary",
-             "segment_transitions")
+             "segment_transitions", "audience_uplift")
 
 
 @dg.asset(

@@ -1,0 +1,138 @@
+"""Destinations as Dagster resources, the audiences file, and the demo emulators.
+
+Credentials come only from environment variables, read when a sync starts (so a run that syncs
+nowhere needs none):
+
+| destination | variables |
+|---|---|
+| file    | none (writes `SEGMENTA_HOME/exports/audiences/`) |
+| webhook | `SEGMENTA_WEBHOOK_URL`, `SEGMENTA_WEBHOOK_SECRET` (HMAC key) |
+| hubspot | `SEGMENTA_HUBSPOT_TOKEN` (private app token) |
+| klaviyo | `SEGMENTA_KLAVIYO_API_KEY` (private key) |
+| meta    | `SEGMENTA_META_ACCESS_TOKEN` (system user token) |
+| google  | `SEGMENTA_GOOGLE_ACCESS_TOKEN` (OAuth token, scope datamanager) |
+
+Each also takes `SEGMENTA_<PLATFORM>_URL` to point at another base URL (the demo emulators).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from activation.audiences import Audience, load_audiences
+from activation.destinations.base import Destination
+from dagster_project.settings import HOME, PROJECT_ROOT
+
+AUDIENCES_FILE = Path(os.environ.get("SEGMENTA_AUDIENCES")
+                      or PROJECT_ROOT / "segments" / "audiences.yml")
+
+CREDENTIALS = {
+    "webhook": ["SEGMENTA_WEBHOOK_URL", "SEGMENTA_WEBHOOK_SECRET"],
+    "hubspot": ["SEGMENTA_HUBSPOT_TOKEN"],
+    "klaviyo": ["SEGMENTA_KLAVIYO_API_KEY"],
+    "meta": ["SEGMENTA_META_ACCESS_TOKEN"],
+    "google": ["SEGMENTA_GOOGLE_ACCESS_TOKEN"],
+}
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise dg.Failure(f"{name} is not set: the destination's credentials come from the "
+                         f"environment only. Export {name} (see README, 'Activation'), or "
+                         "remove the destination from the audiences file.")
+    return value
+
+
+def _url(platform: str, default: str) -> str:
+    return os.environ.get(f"SEGMENTA_{platform.upper()}_URL") or default
+
+
+class DestinationsResource(dg.ConfigurableResource):
+    """Builds the client of a destination type; secrets are read from the environment here."""
+
+    exports_dir: str = str(HOME.exports / "audiences")
+    timeout_seconds: float = 30.0
+
+    def client(self, platform: str) -> Destination:
+        if platform == "file":
+            from activation.destinations.file import FileDestination
+            return FileDestination(self.exports_dir)
+        if platform == "webhook":
+            from activation.destinations.webhook import WebhookDestination
+            return WebhookDestination(_env("SEGMENTA_WEBHOOK_URL"),
+                                      _env("SEGMENTA_WEBHOOK_SECRET"), self.timeout_seconds)
+        if platform == "hubspot":
+            from activation.destinations.hubspot import HubSpotDestination
+            return HubSpotDestination(_env("SEGMENTA_HUBSPOT_TOKEN"),
+                                      base_url=_url("hubspot", "https://api.hubapi.com"),
+                                      timeout=self.timeout_seconds)
+        if platform == "klaviyo":
+            from activation.destinations.klaviyo import KlaviyoDestination
+            return KlaviyoDestination(_env("SEGMENTA_KLAVIYO_API_KEY"),
+                                      base_url=_url("klaviyo", "https://a.klaviyo.com"),
+                                      timeout=self.timeout_seconds)
+        if platform == "meta":
+            from activation.destinations.meta import MetaDestination
+            return MetaDestination(_env("SEGMENTA_META_ACCESS_TOKEN"),
+                                   base_url=_url("meta", "https://graph.facebook.com"),
+                                   timeout=self.timeout_seconds)
+        if platform == "google":
+            from activation.destinations.google import GoogleDataManagerDestination
+            return GoogleDataManagerDestination(
+                _env("SEGMENTA_GOOGLE_ACCESS_TOKEN"),
+                base_url=_url("google", "https://datamanager.googleapis.com"),
+                timeout=self.timeout_seconds)
+        raise dg.Failure(f"unknown destination type {platform!r}")
+
+
+def audiences() -> list[Audience]:
+    """The audiences file; an invalid file fails loading the definitions with its message."""
+    return load_audiences(AUDIENCES_FILE) if AUDIENCES_FILE.exists() else []
+
+
+def demo_environment(audience_list: list[Audience]):
+    """Start a local emulator for every platform, create the lists and audiences the audiences
+    name, and point the destinations at them through the environment. Returns (emulators,
+    variables to set). Used by `segmenta run --demo-destinations` so a new user sees a full sync
+    with no credentials; the emulators live as long as the command."""
+    from activation.emulators.google import GoogleEmulator
+    from activation.emulators.hubspot import HubSpotEmulator
+    from activation.emulators.klaviyo import KlaviyoEmulator
+    from activation.emulators.meta import MetaEmulator
+    from activation.emulators.webhook import WebhookEmulator
+
+    emulators = {"hubspot": HubSpotEmulator(list_id=None), "klaviyo": KlaviyoEmulator(list_id=None),
+                 "meta": MetaEmulator(), "google": GoogleEmulator(),
+                 "webhook": WebhookEmulator(secret="demo-secret")}
+    for audience in audience_list:
+        for target in audience.targets:
+            params = target.params
+            if target.type == "hubspot":
+                emulators["hubspot"].create_list(audience.key, "MANUAL", params["list_id"])
+            elif target.type == "klaviyo":
+                emulators["klaviyo"].create_list(params["list_id"])
+            elif target.type == "meta":
+                emulators["meta"].create_audience(params["audience_id"])
+            elif target.type == "google":
+                emulators["google"].create_user_list(
+                    params["user_list_id"], params["operating_account_id"].replace("-", ""),
+                    params.get("account_type", "GOOGLE_ADS"))
+    for emulator in emulators.values():
+        emulator.start()
+    variables = {
+        "SEGMENTA_HUBSPOT_URL": emulators["hubspot"].url,
+        "SEGMENTA_HUBSPOT_TOKEN": emulators["hubspot"].token,
+        "SEGMENTA_KLAVIYO_URL": emulators["klaviyo"].url,
+        "SEGMENTA_KLAVIYO_API_KEY": emulators["klaviyo"].token,
+        "SEGMENTA_META_URL": emulators["meta"].url,
+        "SEGMENTA_META_ACCESS_TOKEN": emulators["meta"].token,
+        "SEGMENTA_GOOGLE_URL": emulators["google"].url,
+        "SEGMENTA_GOOGLE_ACCESS_TOKEN": emulators["google"].token,
+        "SEGMENTA_WEBHOOK_URL": emulators["webhook"].url + "/hooks/audiences",
+        "SEGMENTA_WEBHOOK_SECRET": "demo-secret",
+    }
+    return emulators, variables
