@@ -1,15 +1,21 @@
 """Product recommendations from purchase history: baselines, item-to-item similarity and a
 personalized blend, with the offline metrics that compare them.
 
-Every model takes `Interactions` (customer x product weights built from order lines, optionally
-views and cart adds) and returns, per customer, the top-N products with a score and a reason
-code. The models:
+Every model takes `Interactions` (customer x product weights built from order lines, plus
+weighted product views and cart adds) and returns, per customer, the top-N products with a score
+and a reason code. The models:
 
-- `popularity`: recent-weighted purchase counts; the cold-start fallback.
-- `item_similarity`: "people also bought" — cosine similarity between products' buyer vectors,
-  shrunk for pairs with few common buyers, so it does not merely echo popularity.
+- `popularity`: recent-weighted purchase counts; the cold-start fallback, with
+  `popular_in_groups` / `cold_start` for popularity per segment and per country.
+- `item_similarity`: "people also bought" — cosine similarity between products' buyer (and,
+  optionally, viewer) vectors, shrunk for pairs with few common customers, so it does not merely
+  echo popularity; optionally pruned to the top k neighbours of each product.
 - `RepeatThenSimilar` (the shipped model): the customer's own products first (repeat buying
-  dominates many stores), then item-kNN over their history blended with popularity.
+  dominates many stores) or not, then item-kNN over their purchases (and views and cart adds)
+  blended with popularity; business rules (inactive products, non-replenishable products,
+  at most k products of one category) applied after scoring.
+- `candidates()` / `select_candidate`: the configurations a store chooses from on a validation
+  split of its training data.
 - `baselines()`: global popularity, item-kNN alone, and the customer's own most-bought
   products then popularity.
 """
@@ -25,26 +31,51 @@ from scipy import sparse
 REASON_OWN = "buy_again"
 REASON_SIMILAR = "also_bought"
 REASON_POPULAR = "popular"
+REASON_POPULAR_IN_SEGMENT = "popular_in_segment"
+REASON_POPULAR_IN_COUNTRY = "popular_in_country"
+
+# implicit feedback: what a view and a cart add weigh against a purchase
+EVENT_WEIGHTS = {"Product Viewed": 1.0, "Product Added": 3.0}
+PURCHASE_WEIGHT = 5.0
 
 
 @dataclass
 class Interactions:
-    """A customer x product matrix of weights, with the ids of its rows and columns."""
+    """A customer x product matrix of order counts, with the ids of its rows and columns, the
+    same counts decayed by age (`recency`) and the weighted views and cart adds (`engagement`)."""
 
     matrix: sparse.csr_matrix
     customers: pd.Index
     products: pd.Index
     recency: sparse.csr_matrix | None = field(default=None, repr=False)  # decayed weights
+    engagement: sparse.csr_matrix | None = field(default=None, repr=False)  # views, cart adds
+    purchase_weight: float = PURCHASE_WEIGHT
 
     @classmethod
     def from_lines(cls, lines: pd.DataFrame, as_of: pd.Timestamp | None = None,
                    half_life_days: float = 90.0, customer: str = "customer_id",
                    product: str = "product_id", when: str = "ordered_at",
-                   weight: str | None = None) -> Interactions:
+                   weight: str | None = None, events: pd.DataFrame | None = None,
+                   event_weights: dict[str, float] | None = None,
+                   purchase_weight: float = PURCHASE_WEIGHT) -> Interactions:
         """Order lines (one row per customer, product and order) to counts of orders per
-        customer and product, plus the same counts decayed by age (half-life in days)."""
-        customers = pd.Index(lines[customer].astype(str).unique(), name=customer)
-        products = pd.Index(lines[product].astype(str).unique(), name=product)
+        customer and product, plus the same counts decayed by age (half-life in days).
+
+        `events` (customer_id, product_id, event_name, and optionally n_events when already
+        aggregated) add implicit feedback: each event weighs `event_weights[event_name]`
+        (default: a view 1, a cart add 3) against `purchase_weight` per order (default 5).
+        A customer who only browsed gets a row too, with no orders."""
+        event_weights = event_weights if event_weights is not None else EVENT_WEIGHTS
+        if events is not None:
+            events = events[events["event_name"].isin(list(event_weights))]
+        has_events = events is not None and len(events) > 0
+        customer_ids = lines[customer].astype(str)
+        product_ids = lines[product].astype(str)
+        if has_events:
+            customer_ids = pd.concat([customer_ids, events[customer].astype(str)])
+            product_ids = pd.concat([product_ids, events[product].astype(str)])
+        customers = pd.Index(customer_ids.unique(), name=customer)
+        products = pd.Index(product_ids.unique(), name=product)
         rows = customers.get_indexer(lines[customer].astype(str))
         cols = products.get_indexer(lines[product].astype(str))
         values = lines[weight].to_numpy(float) if weight else np.ones(len(lines))
@@ -55,7 +86,25 @@ class Interactions:
         age = (as_of - when_ts).dt.total_seconds().to_numpy() / 86_400
         decayed = values * np.power(0.5, np.clip(age, 0, None) / half_life_days)
         recency = sparse.csr_matrix((decayed, (rows, cols)), shape=shape)
-        return cls(matrix, customers, products, recency)
+        engagement = None
+        if has_events:
+            counts = (events["n_events"].to_numpy(float) if "n_events" in events
+                      else np.ones(len(events)))
+            engagement = sparse.csr_matrix(
+                (events["event_name"].map(event_weights).to_numpy(float) * counts,
+                 (customers.get_indexer(events[customer].astype(str)),
+                  products.get_indexer(events[product].astype(str)))), shape=shape)
+        return cls(matrix, customers, products, recency, engagement, purchase_weight)
+
+    def signal(self, rows: np.ndarray | slice | None = None, use_events: bool = True
+               ) -> sparse.csr_matrix:
+        """Orders (x purchase_weight) plus weighted views and cart adds, for the given rows:
+        what item-kNN learns from and scores with. Orders only when `use_events` is False or
+        there are no events."""
+        rows = slice(None) if rows is None else rows
+        if not use_events or self.engagement is None:
+            return self.matrix[rows]
+        return (self.purchase_weight * self.matrix[rows] + self.engagement[rows]).tocsr()
 
 
 def _top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,21 +128,36 @@ def popularity(data: Interactions) -> np.ndarray:
     return counts / counts.max() if counts.max() > 0 else counts
 
 
-def item_similarity(data: Interactions, shrinkage: float = 10.0,
-                    min_common: int = 2) -> sparse.csr_matrix:
-    """Product x product cosine similarity of buyer vectors, shrunk by n / (n + shrinkage) where
-    n is the number of common buyers, so pairs seen once do not dominate; the diagonal is 0."""
-    bought = (data.matrix > 0).astype(np.float32).tocsc()
-    common = (bought.T @ bought).tocsr()
-    common.setdiag(0)
-    common.eliminate_zeros()
-    common.data[common.data < min_common] = 0
-    common.eliminate_zeros()
-    norms = np.sqrt(np.asarray(bought.sum(axis=0)).ravel())
-    sim = common.tocoo()
-    cosine = sim.data / (norms[sim.row] * norms[sim.col])
-    shrunk = cosine * sim.data / (sim.data + shrinkage)
-    return sparse.csr_matrix((shrunk, (sim.row, sim.col)), shape=common.shape)
+def item_similarity(data: Interactions, shrinkage: float = 10.0, min_common: int = 2,
+                    use_events: bool = False, top_k: int | None = None,
+                    block: int = 2_048) -> sparse.csr_matrix:
+    """Product x product cosine similarity of customer vectors (who bought each product, and
+    with `use_events` who viewed it or added it to a cart), shrunk by n / (n + shrinkage) where
+    n is the number of common customers, so pairs seen once do not dominate; the diagonal is 0.
+
+    Computed for `block` products at a time; `top_k` keeps only each product's k most similar
+    products (row i = the neighbours of product i), which bounds memory at large catalogues."""
+    touched = (data.signal(use_events=use_events) > 0).astype(np.float32).tocsr()
+    by_product = touched.T.tocsr()
+    norms = np.sqrt(np.asarray(touched.sum(axis=0)).ravel())
+    n_products = touched.shape[1]
+    pieces = []
+    for start in range(0, n_products, block):
+        end = min(start + block, n_products)
+        common = (by_product[start:end] @ touched).tocoo()  # products start:end x all
+        keep = (common.data >= min_common) & (common.row + start != common.col)
+        row, col, n = common.row[keep], common.col[keep], common.data[keep]
+        value = (n / (norms[row + start] * norms[col]) * n / (n + shrinkage)).astype(np.float32)
+        if top_k is not None:
+            order = np.lexsort((-value, row))  # by product, most similar first
+            row, col, value = row[order], col[order], value[order]
+            first = np.searchsorted(row, row, side="left")
+            rank = np.arange(len(row)) - first
+            row, col, value = row[rank < top_k], col[rank < top_k], value[rank < top_k]
+        pieces.append(sparse.csr_matrix((value, (row, col)), shape=(end - start, n_products)))
+    if not pieces:
+        return sparse.csr_matrix((0, 0), dtype=np.float32)
+    return sparse.vstack(pieces).tocsr()
 
 
 REASONS = np.array([REASON_OWN, REASON_SIMILAR, REASON_POPULAR])
@@ -104,26 +168,36 @@ class RepeatThenSimilar:
     """The shipped recommender: the customer's own products first, then products like them.
 
     Tier 1, "buy again": products the customer already ordered, most-ordered first, ties broken
-    by recent popularity. Tier 2, "also bought" / "popular": the rest, by item-kNN over the
-    customer's history (weight `similar_weight`) plus recent popularity. Products in
-    `one_time_products` (a boolean mask: non-replenishable categories) are never recommended
-    again to a customer who bought them. On the Online Retail benchmark, ordering the own
-    products by recency or mixing similarity into them lowered NDCG (docs/recommendations.md).
+    by recent popularity (`own_weight` 0 turns this tier off: "similar first"). Tier 2, "also
+    bought" / "popular": the rest, by item-kNN over the customer's history (weight
+    `similar_weight`) plus recent popularity. With `use_events` the history and the similarity
+    include weighted product views and cart adds (`Interactions.engagement`).
+
+    Business rules, applied after scoring: products in `exclude` (inactive) are never shown;
+    products in `one_time_products` (non-replenishable categories) are never recommended again
+    to a customer who bought them; with `categories` (an integer code per product) and
+    `max_per_category`, at most that many products of one category enter a top-n.
     """
 
     similar_weight: float = 3.0
     shrinkage: float = 10.0
     own_weight: float = 1.0  # 0 turns tier 1 off (a pure similarity + popularity model)
+    own_blend: float = 0.0  # without tier 1: own repeat purchases added to the blended score
+    use_events: bool = False  # learn from views and cart adds as well as orders
     plain_popularity: bool = False  # rank by all-time counts instead of recent ones
-    # boolean product masks, by product index: never recommended / not re-offered to buyers
+    top_k: int | None = None  # keep each product's k nearest neighbours only
+    max_per_category: int | None = None
+    # by product index: never recommended / not re-offered to buyers / category code
     exclude: np.ndarray | None = field(default=None, repr=False)
     one_time_products: np.ndarray | None = field(default=None, repr=False)
+    categories: np.ndarray | None = field(default=None, repr=False)
     similarity: sparse.csr_matrix | None = field(default=None, repr=False)
     popular: np.ndarray | None = field(default=None, repr=False)
 
     def fit(self, data: Interactions) -> RepeatThenSimilar:
-        self.similarity = (item_similarity(data, self.shrinkage) if self.similar_weight > 0
-                           else None)
+        self.similarity = (item_similarity(data, self.shrinkage, use_events=self.use_events,
+                                           top_k=self.top_k)
+                           if self.similar_weight > 0 else None)
         if self.plain_popularity:
             counts = np.asarray((data.matrix > 0).sum(axis=0)).ravel().astype(float)
             self.popular = counts / max(counts.max(), 1.0)
@@ -136,21 +210,42 @@ class RepeatThenSimilar:
         """Scores (tier 1 above 1, tier 2 below 1) and the reason index of each product."""
         counts = data.matrix[rows].toarray()
         owned = counts > 0
+        popular = self.popular[None, :]
         if self.similarity is not None:
-            history = data.matrix[rows]
+            history = data.signal(rows, self.use_events)
             history = history.multiply(1.0 / np.maximum(history.sum(axis=1), 1)).tocsr()
-            similar = _scale_rows(np.asarray((history @ self.similarity).todense()))
+            similar = _scale_rows((history @ self.similarity).toarray().astype(float))
+            similar *= self.similar_weight
+            reason = np.where(similar > popular, 1, 2).astype(np.int8)
+            scores = similar
+            scores += popular
         else:
-            similar = np.zeros_like(counts)
-        popular = np.broadcast_to(self.popular, counts.shape)
-        fill = (self.similar_weight * similar + popular) / (self.similar_weight + 1) * 0.999
-        own = 1 + _scale_rows(counts) + 1e-6 * popular
-        scores = np.where(owned & (self.own_weight > 0), own, fill)
-        reason = np.where(owned & (self.own_weight > 0), 0,
-                          np.where(self.similar_weight * similar > popular, 1, 2))
+            reason = np.full(counts.shape, 2, dtype=np.int8)
+            scores = np.broadcast_to(popular, counts.shape).copy()
+        if self.own_blend > 0:  # own purchases (and views and cart adds) in the same score
+            mine = data.signal(rows, self.use_events).toarray() if self.use_events else counts
+            scores += self.own_blend * _scale_rows(mine)
+        scores *= 0.999 / (self.similar_weight + self.own_blend + 1)
+        if self.own_weight > 0:
+            own = 1 + _scale_rows(counts) + 1e-6 * popular
+            scores[owned] = own[owned]
+            reason[owned] = 0
         if one_time_products is not None:
             scores[owned & one_time_products[None, :]] = -np.inf
         return scores, reason
+
+
+def diversify(cols: np.ndarray, categories: np.ndarray, max_per_category: int, n: int
+              ) -> np.ndarray:
+    """Which of each row's ranked candidates (product indices `cols`, best first) stay when at
+    most `max_per_category` products of one category may enter the top n: a boolean mask,
+    true for the first n candidates (per row) whose category is not already full."""
+    category = categories[cols]
+    same = category[:, :, None] == category[:, None, :]
+    earlier = np.tril(np.ones((cols.shape[1], cols.shape[1]), dtype=bool), k=-1)
+    seen_before = (same & earlier[None, :, :]).sum(axis=2)
+    allowed = seen_before < max_per_category
+    return allowed & (np.cumsum(allowed, axis=1) <= n)
 
 
 def recommend(model: RepeatThenSimilar, data: Interactions, n: int = 10, batch: int = 2_000,
@@ -159,24 +254,30 @@ def recommend(model: RepeatThenSimilar, data: Interactions, n: int = 10, batch: 
     """Top-n products per customer of `data`: customer_id, rank, product_id, score, reason.
 
     `exclude` is a boolean product mask never recommended (e.g. inactive products);
-    `one_time_products` are not recommended to customers who already bought them. Scores are
-    computed in batches of customers so memory stays bounded."""
+    `one_time_products` are not recommended to customers who already bought them; the model's
+    `categories` / `max_per_category` cap the products of one category. Scores are computed in
+    batches of customers so memory stays bounded."""
     exclude = exclude if exclude is not None else model.exclude
     one_time_products = (one_time_products if one_time_products is not None
                          else model.one_time_products)
+    capped = model.categories is not None and model.max_per_category is not None
     frames = []
     for start in range(0, len(data.customers), batch):
         rows = np.arange(start, min(start + batch, len(data.customers)))
         scores, reason = model.scores(data, rows, one_time_products)
         if exclude is not None:
             scores[:, exclude] = -np.inf
-        cols, values = _top_n(scores, n)
-        keep = np.isfinite(values).ravel()
+        cols, values = _top_n(scores, n * 5 if capped else n)
+        keep = np.isfinite(values)
+        if capped:
+            keep &= diversify(cols, model.categories, model.max_per_category, n)
+        rank = np.cumsum(keep, axis=1)
+        keep = keep.ravel()
         frames.append(pd.DataFrame({
             "customer_id": np.repeat(data.customers[rows].to_numpy(), cols.shape[1]),
-            "rank": np.tile(np.arange(1, cols.shape[1] + 1), len(rows)),
+            "rank": rank.ravel(),
             "product_id": data.products[cols.ravel()].to_numpy(),
-            "score": values.ravel(),
+            "score": values.ravel().astype(float),
             "reason": REASONS[np.take_along_axis(reason, cols, axis=1).ravel()],
         })[keep])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
@@ -219,7 +320,8 @@ def as_lists(recommendations: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def baselines() -> dict[str, RepeatThenSimilar]:
-    """The rules a store would use without a model (the shipped model must beat the best)."""
+    """The rules a store would use without a model (the shipped model must beat the best),
+    all learnt from orders only."""
     return {
         "global popularity": RepeatThenSimilar(similar_weight=0.0, own_weight=0.0,
                                                plain_popularity=True),
@@ -247,10 +349,18 @@ def subset(data: Interactions, customers: list[str]) -> Interactions:
     rows = data.customers.get_indexer(pd.Index(customers))
     rows = rows[rows >= 0]
     return Interactions(data.matrix[rows], data.customers[rows], data.products,
-                        data.recency[rows] if data.recency is not None else None)
+                        data.recency[rows] if data.recency is not None else None,
+                        data.engagement[rows] if data.engagement is not None else None,
+                        data.purchase_weight)
 
 
 # ---------------------------------------------------------------- time-based evaluation
+
+
+def split_date(lines: pd.DataFrame, holdout_days: int, when: str = "ordered_at"
+               ) -> pd.Timestamp:
+    """The first day of the last `holdout_days` days of `lines`."""
+    return pd.to_datetime(lines[when]).max().normalize() - pd.Timedelta(days=holdout_days - 1)
 
 
 def time_split(lines: pd.DataFrame, holdout_days: int, when: str = "ordered_at"
@@ -258,7 +368,7 @@ def time_split(lines: pd.DataFrame, holdout_days: int, when: str = "ordered_at"
     """Training lines before the last `holdout_days`, and what each already-known customer
     bought in them (the relevant products of the offline evaluation)."""
     ordered_at = pd.to_datetime(lines[when])
-    cutoff = ordered_at.max().normalize() - pd.Timedelta(days=holdout_days - 1)
+    cutoff = split_date(lines, holdout_days, when)
     train = lines[ordered_at < cutoff]
     known = set(train["customer_id"].astype(str))
     test = lines[(ordered_at >= cutoff) & lines["customer_id"].astype(str).isin(known)]
@@ -308,9 +418,6 @@ def cart_complements(model: RepeatThenSimilar, data: Interactions, carts: pd.Dat
     return frame[np.isfinite(frame["score"])].reset_index(drop=True)
 
 
-REASON_POPULAR_IN_GROUP = "popular_in_country"
-
-
 def popular_in_groups(lines: pd.DataFrame, group_of: pd.Series, n: int = 10,
                       half_life_days: float = 90.0, exclude: set[str] | None = None,
                       when: str = "ordered_at") -> pd.DataFrame:
@@ -331,3 +438,88 @@ def popular_in_groups(lines: pd.DataFrame, group_of: pd.Series, n: int = 10,
     scores["rank"] = scores.groupby("group").cumcount() + 1
     return scores[scores["rank"] <= n][["group", "rank", "product_id", "score"]].reset_index(
         drop=True)
+
+
+def cold_start(lines: pd.DataFrame, profile: pd.DataFrame, who: list[str], n: int = 10,
+               min_buyers: int = 20, exclude: set[str] | None = None,
+               half_life_days: float = 90.0, when: str = "ordered_at") -> pd.DataFrame:
+    """Recommendations for customers without history (`who`): what is popular among buyers of
+    their segment (reason `popular_in_segment`) when that segment has at least `min_buyers`
+    buyers, else in their country (`popular_in_country`, same threshold), else everywhere
+    (`popular`). `profile` has customer_id, segment and country for every customer (buyers
+    too: their purchases make the lists); a missing segment or country skips that level.
+    Returns customer_id, rank, product_id, score, reason."""
+    profile = profile.set_index(profile["customer_id"].astype(str))
+    buyers = lines["customer_id"].astype(str)
+    remaining = pd.Index(pd.Index(who).astype(str).unique())
+    levels = [("segment", REASON_POPULAR_IN_SEGMENT, min_buyers),
+              ("country", REASON_POPULAR_IN_COUNTRY, min_buyers), (None, REASON_POPULAR, 1)]
+    frames = []
+    for column, reason, needed in levels:
+        if remaining.empty:
+            break
+        group_of = (profile[column].dropna() if column
+                    else pd.Series("all", index=profile.index.union(buyers.unique())))
+        n_buyers = buyers.drop_duplicates().map(group_of).value_counts()
+        top = popular_in_groups(lines, group_of, n, half_life_days, exclude, when)
+        top = top[top["group"].isin(n_buyers[n_buyers >= needed].index)]
+        target = pd.DataFrame({"customer_id": remaining,
+                               "group": group_of.reindex(remaining).to_numpy()})
+        found = target.merge(top, on="group")
+        frames.append(found[["customer_id", "rank", "product_id", "score"]].assign(
+            reason=reason))
+        remaining = remaining.difference(pd.Index(found["customer_id"].unique()), sort=False)
+    columns = ["customer_id", "rank", "product_id", "score", "reason"]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns))
+
+
+def candidates() -> dict[str, RepeatThenSimilar]:
+    """The configurations a store chooses from on a validation split of its training data:
+    its customers' own products first (stores where repeat buying dominates, e.g. Online
+    Retail), or one blended score where products like the ones they bought (and browsed) can
+    outrank their own past purchases (stores where the next purchase is something new), each
+    learning from orders only or also from views and cart adds. On the sample store the
+    blended score with own purchases at 0.5 beat 0, 1 and 2 (docs/recommendations.md)."""
+    return {
+        "own first, orders": RepeatThenSimilar(),
+        "own first, orders + browsing": RepeatThenSimilar(use_events=True),
+        "similar first, own blended, orders": RepeatThenSimilar(own_weight=0.0, own_blend=0.5),
+        "similar first, own blended, orders + browsing": RepeatThenSimilar(
+            own_weight=0.0, own_blend=0.5, use_events=True),
+    }
+
+
+def select_candidate(train: Interactions, validation: dict[str, set[str]],
+                     models: dict[str, RepeatThenSimilar] | None = None
+                     ) -> tuple[str, pd.DataFrame]:
+    """The candidate with the best NDCG@10 on `validation` (held-out purchases that come after
+    `train`, both taken from the training period, never from the final holdout), and the
+    validation table. The first candidate wins ties and is chosen when there is nothing to
+    validate on."""
+    models = models if models is not None else candidates()
+    if train.engagement is None:  # no views or cart adds: those candidates are duplicates
+        models = {name: model for name, model in models.items() if not model.use_events}
+    if not validation or train.matrix.nnz == 0:
+        return next(iter(models)), pd.DataFrame()
+    table = evaluate(models, train, validation)
+    best = table[f"ndcg@{K}"]
+    return str(best.index[int(np.argmax(best.to_numpy()))]), table
+
+
+def fallback(evaluation: pd.DataFrame, shipped: str) -> tuple[str, str, pd.DataFrame]:
+    """For a store whose first model lost to a baseline: the strongest baseline's name (a key
+    of `baselines()`), the name it is registered under, and the evaluation table with its row
+    repeated under that name (so its gate compares it, at a lift of exactly 1, with itself and
+    the rejected model's row stays in the table)."""
+    best = str(evaluation.drop(index=shipped)[f"ndcg@{K}"].idxmax())
+    name = f"fallback: {best}"
+    return best, name, pd.concat([evaluation, evaluation.loc[[best]].rename(index={best: name})])
+
+
+def configured(name: str, **rules) -> RepeatThenSimilar:
+    """A fresh candidate `name` with the business rules (exclude, one_time_products,
+    categories, max_per_category, top_k) set."""
+    model = candidates()[name]
+    for key, value in rules.items():
+        setattr(model, key, value)
+    return model

@@ -20,7 +20,8 @@ import mlflow.pyfunc
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 
 from ml.clv import HoldoutReport, LifetimeValueModel
 from ml.evaluation import check_gate, gate_params
@@ -203,36 +204,54 @@ def profile_plot(fit: SegmenterFit) -> plt.Figure:
 PRODUCT_RECOMMENDER = "product_recommender"
 
 
-class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
-    """The fitted recommender as an MLflow pyfunc. Input: purchase history, one row per
-    customer and product (customer_id, product_id, n_orders); output: the top-n products per
-    customer (customer_id, rank, product_id, score, reason)."""
+RECOMMENDER_INPUT = Schema([ColSpec("string", "customer_id"), ColSpec("string", "product_id"),
+                            ColSpec("double", "n_orders"),
+                            ColSpec("double", "engagement", required=False)])
 
-    def __init__(self, model, products: pd.Index, n: int = 10):
+
+class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
+    """The fitted recommender as an MLflow pyfunc. Input: one row per customer and product
+    (customer_id, product_id, n_orders, and optionally engagement: the weighted views and cart
+    adds); output: the top-n products per customer (customer_id, rank, product_id, score,
+    reason)."""
+
+    def __init__(self, model, products: pd.Index, n: int = 10,
+                 purchase_weight: float | None = None):
         self.model = model
         self.products = products
         self.n = n
+        self.purchase_weight = purchase_weight
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from scipy import sparse
 
-        from ml.recommendation import Interactions, recommend
+        from ml.recommendation import PURCHASE_WEIGHT, Interactions, recommend
 
         customers = pd.Index(model_input["customer_id"].astype(str).unique(), name="customer_id")
         cols = self.products.get_indexer(model_input["product_id"].astype(str))
         known = cols >= 0
         rows = customers.get_indexer(model_input["customer_id"].astype(str))
-        matrix = sparse.csr_matrix(
-            (model_input["n_orders"].to_numpy(float)[known], (rows[known], cols[known])),
-            shape=(len(customers), len(self.products)))
-        return recommend(self.model, Interactions(matrix, customers, self.products), n=self.n)
+        shape = (len(customers), len(self.products))
+        if "engagement" not in model_input:
+            model_input = model_input.assign(engagement=0.0)
+        matrix, engagement = (sparse.csr_matrix(
+            (model_input[column].to_numpy(float)[known], (rows[known], cols[known])), shape=shape)
+            for column in ("n_orders", "engagement"))
+        matrix.eliminate_zeros()
+        weight = getattr(self, "purchase_weight", None) or PURCHASE_WEIGHT
+        data = Interactions(matrix, customers, self.products, engagement=engagement,
+                            purchase_weight=weight)
+        return recommend(self.model, data, n=self.n)
 
 
 def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: pd.DataFrame,
                     shipped: str, data_window: dict[str, str],
-                    gate: dict[str, tuple[str, float]]) -> Registered:
+                    gate: dict[str, tuple[str, float]], params: dict[str, str] | None = None,
+                    tables: dict[str, pd.DataFrame] | None = None,
+                    purchase_weight: float | None = None) -> Registered:
     """Log the offline comparison (model vs baselines) and the model fitted on all history;
-    register; promote if the model beat the strongest baseline."""
+    register; promote if the model beat the strongest baseline. `params` and `tables` (e.g.
+    the chosen configuration and the validation table it was chosen on) are logged too."""
     ours = evaluation.loc[shipped]
     best_baseline = evaluation.drop(index=shipped)["ndcg@10"].max()
     metrics = {**{k.replace("@", "_at_"): float(v) for k, v in ours.items()},
@@ -240,20 +259,28 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
                "ndcg_lift_over_best_baseline": float(ours["ndcg@10"] / best_baseline)
                if best_baseline > 0 else 0.0}
     failures = check_gate({**metrics}, gate)
-    pyfunc = RecommenderPyfunc(model, products)
+    pyfunc = RecommenderPyfunc(model, products, purchase_weight=purchase_weight)
     example = pd.DataFrame({"customer_id": ["example"], "product_id": [str(products[0])],
-                            "n_orders": [1.0]})
+                            "n_orders": [1.0], "engagement": [0.0]})
     with mlflow.start_run(experiment_id=experiment_id, run_name=PRODUCT_RECOMMENDER) as run:
         mlflow.log_params({"model": type(model).__name__, "similar_weight": model.similar_weight,
+                           "own_weight": model.own_weight,
+                           "own_blend": getattr(model, "own_blend", 0.0),
+                           "use_events": getattr(model, "use_events", False),
+                           "max_per_category": getattr(model, "max_per_category", None),
                            "shrinkage": model.shrinkage, "n_products": len(products),
-                           **gate_params(gate),
+                           **(params or {}), **gate_params(gate),
                            **{f"data.{key}": value for key, value in data_window.items()}})
         mlflow.log_metrics(metrics)
         mlflow.log_table(evaluation.reset_index(), "offline_evaluation.json")
+        for name, table in (tables or {}).items():
+            mlflow.log_table(table.reset_index(), f"{name}.json")
         mlflow.log_figure(comparison_plot(evaluation, shipped), "model_vs_baselines.png")
         info = mlflow.pyfunc.log_model(
             name="model", python_model=pyfunc, registered_model_name=PRODUCT_RECOMMENDER,
-            signature=infer_signature(example, pyfunc.predict(None, example)),
+            signature=ModelSignature(RECOMMENDER_INPUT,
+                                     infer_signature(example, pyfunc.predict(None, example)
+                                                     ).outputs),
             input_example=example, pip_requirements=["scipy", "pandas", "numpy"])
     return promote_if_passed(PRODUCT_RECOMMENDER, str(info.registered_model_version),
                              run.info.run_id, failures)

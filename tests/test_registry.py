@@ -113,3 +113,33 @@ def test_a_recommender_that_does_not_beat_the_baselines_is_rejected(tracking):
                                           "n_orders": [1.0, 2.0]}))
     assert version == first.version
     assert list(recs["product_id"][:2]) == ["phone", "case"]
+
+
+def test_a_store_whose_first_recommender_loses_gets_the_strongest_baseline_as_champion(
+        tracking):
+    from ml import recommendation as rec
+    from ml.evaluation import RECOMMENDER_GATE
+    from tests.test_recommendation import STORE, _lines
+
+    data = rec.Interactions.from_lines(_lines(STORE))
+    columns = ["ndcg@10", "hit_rate@10", "customers"]
+    evaluation = pd.DataFrame([[0.20, 0.7, 10], [0.25, 0.6, 10], [0.05, 0.3, 10]],
+                              columns=columns,
+                              index=["ours", "customer's own most-bought, then popularity",
+                                     "global popularity"])
+    lost = registry.log_recommender(tracking, rec.RepeatThenSimilar().fit(data), data.products,
+                                    evaluation, "ours", {}, RECOMMENDER_GATE)
+    assert not lost.promoted and lost.champion_version is None
+
+    best, name, table = rec.fallback(evaluation, "ours")
+    assert best == "customer's own most-bought, then popularity"
+    assert list(table.index) == [*evaluation.index, name]  # the rejected row stays visible
+    fallback = registry.log_recommender(tracking, rec.baselines()[best].fit(data),
+                                        data.products, table, name, {}, RECOMMENDER_GATE)
+    assert fallback.promoted and fallback.champion_version == fallback.version
+    run = mlflow.get_run(fallback.run_id)
+    assert run.data.metrics["ndcg_lift_over_best_baseline"] == pytest.approx(1.0)
+    champion, _ = registry.load_champion(registry.PRODUCT_RECOMMENDER)
+    recs = champion.predict(pd.DataFrame({"customer_id": ["x"], "product_id": ["tea"],
+                                          "n_orders": [1.0]}))  # no engagement column
+    assert list(recs["product_id"][:2]) == ["tea", "mug"]  # own, then the most popular

@@ -11,14 +11,27 @@ SHIPPED = "Segmenta: RepeatThenSimilar"
 
 
 class RecommenderConfig(dg.Config):
-    """Business rules of the recommendations (set in the launchpad)."""
+    """Business rules and signals of the recommendations (set in the launchpad)."""
 
     one_time_subcategories: list[str] = Field(
         default=["Phones", "Cameras", "Laptops", "Coffee Makers", "Cookware", "Tents",
                  "Running Shoes", "Shoes"],
         description="Products nobody buys twice soon: never recommended again to a customer "
                     "who bought one (matched against dim_products.subcategory or category).")
-    holdout_days: int = Field(default=28, description="Days held out for the offline evaluation.")
+    holdout_days: int = Field(default=28, description="Days held out for the offline evaluation "
+                              "(the configuration is chosen on the same number of days before).")
+    max_per_category: int | None = Field(
+        default=5, description="At most this many products of one category in a customer's "
+                               "top 10 (null: no limit).")
+    view_weight: float = Field(default=1.0, description="Weight of a product view.")
+    cart_add_weight: float = Field(default=3.0, description="Weight of a cart add.")
+    purchase_weight: float = Field(default=5.0, description="Weight of an order of a product.")
+    event_lookback_days: int = Field(
+        default=180, description="Views and cart adds of identified customers from this many "
+                                 "days before the newest event are used.")
+    segment_min_buyers: int = Field(
+        default=20, description="Customers without history get what is popular in their ML "
+                                "cluster when it has this many buyers, else in their country.")
 
 
 @dg.multi_asset(
@@ -27,7 +40,8 @@ class RecommenderConfig(dg.Config):
                      deps=[dg.AssetKey(["marts", "fct_order_items"]),
                            dg.AssetKey(["marts", "dim_products"]),
                            dg.AssetKey(["marts", "dim_customers"]),
-                           dg.AssetKey(["marts", "fct_sessions"])],
+                           dg.AssetKey(["marts", "fct_sessions"]),
+                           dg.AssetKey(["ml", "customer_clusters"])],
                      description="Top 10 products per customer from the champion "
                                  "product_recommender, with a reason code and model version."),
         dg.AssetSpec(["ml", "item_similarities"], kinds={"duckdb"},
@@ -41,8 +55,9 @@ class RecommenderConfig(dg.Config):
 )
 def product_recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig,
                             warehouse: WarehouseResource, mlflow: MlflowResource):
-    """Train the recommender, compare it offline with the baselines, register it, promote it
-    if it beats them, and score every customer with the champion."""
+    """Choose the recommender's configuration on a validation split, compare it offline with
+    the baselines on the held-out weeks, register it, promote it if it beats them, and score
+    every customer with the champion."""
     from ml import recommendation as rec
     from ml.evaluation import RECOMMENDER_GATE
     from ml.registry import PRODUCT_RECOMMENDER, load_champion, log_recommender
@@ -53,67 +68,117 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         from marts.fct_order_items
         where is_completed and customer_id is not null and quantity > 0
     """)
-    products = db.query_df("select product_id, category, subcategory, is_active "
+    products = db.query_df("select product_id, product_name, category, subcategory, is_active "
                            "from marts.dim_products")
     if lines.empty:
         raise dg.Failure("No completed orders in marts.fct_order_items: nothing to learn from.")
+    # implicit feedback: identified customers' product views and cart adds, one row per
+    # customer, product and event name with the number of events
+    events = db.query_df("""
+        select customer_id, product_id, event_name, event_date, count(*) as n_events
+        from intermediate.int_events_sessionized
+        where customer_id is not null and product_id is not null
+          and event_name in ('Product Viewed', 'Product Added')
+          and event_date >= (select max(event_date) - ?::integer
+                             from intermediate.int_events_sessionized)
+        group by all
+    """, [config.event_lookback_days])
+    weights = {"event_weights": {"Product Viewed": config.view_weight,
+                                 "Product Added": config.cart_add_weight},
+               "purchase_weight": config.purchase_weight}
 
-    # offline evaluation on the last `holdout_days`
+    def interactions(order_lines: pd.DataFrame, before: pd.Timestamp | None = None):
+        """Orders plus the views and cart adds before `before` (days, so no event of a
+        held-out day leaks into training)."""
+        kept = (events if before is None
+                else events[pd.to_datetime(events["event_date"]) < before])
+        return rec.Interactions.from_lines(order_lines, events=kept, **weights)
+
+    # the configuration: chosen on the `holdout_days` before the holdout (validation)
     train_lines, relevant = rec.time_split(lines, config.holdout_days)
-    train = rec.Interactions.from_lines(train_lines)
-    evaluation = rec.evaluate({**rec.baselines(), SHIPPED: rec.RepeatThenSimilar()}, train,
-                              relevant)
+    validation_lines, validation = rec.time_split(train_lines, config.holdout_days)
+    train = interactions(train_lines, rec.split_date(lines, config.holdout_days))
+    validation_data = interactions(validation_lines,
+                                   rec.split_date(train_lines, config.holdout_days))
+    chosen, validation_table = rec.select_candidate(
+        validation_data, validation,
+        _with_categories(rec.candidates(), validation_data, products, config))
+    context.log.info(f"recommender configuration chosen on the validation weeks: {chosen}")
+
+    # offline evaluation of the chosen configuration on the holdout, against the baselines
+    shipped = _with_categories({SHIPPED: rec.candidates()[chosen]}, train, products, config)
+    evaluation = rec.evaluate({**rec.baselines(), **shipped}, train, relevant)
 
     # the model to ship: fitted on all history, with the business rules
-    data = rec.Interactions.from_lines(lines)
+    data = interactions(lines)
     info = products.set_index(products["product_id"].astype(str)).reindex(data.products)
-    one_time = set(config.one_time_subcategories)
-    model = rec.RepeatThenSimilar(
-        exclude=~info["is_active"].fillna(False).astype(bool).to_numpy(),
-        one_time_products=(info["subcategory"].isin(one_time)
-                           | info["category"].isin(one_time)).to_numpy()).fit(data)
+    rules = _rules(info, config)
+    model = rec.configured(chosen, **rules).fit(data)
+    data_window = {
+        "first_order": str(pd.to_datetime(lines["ordered_at"]).min().date()),
+        "last_order": str(pd.to_datetime(lines["ordered_at"]).max().date()),
+        "holdout_days": str(config.holdout_days), "n_customers": str(len(data.customers)),
+        "events": str(int(events["n_events"].sum()) if len(events) else 0)}
+    params = {"configuration": chosen, "view_weight": config.view_weight,
+              "cart_add_weight": config.cart_add_weight,
+              "purchase_weight": config.purchase_weight}
+    experiment_id = mlflow.experiment_id(RECOMMENDER_EXPERIMENT)
     registered = log_recommender(
-        mlflow.experiment_id(RECOMMENDER_EXPERIMENT), model, data.products, evaluation, SHIPPED,
-        {"first_order": str(pd.to_datetime(lines["ordered_at"]).min().date()),
-         "last_order": str(pd.to_datetime(lines["ordered_at"]).max().date()),
-         "holdout_days": str(config.holdout_days), "n_customers": str(len(data.customers))},
-        RECOMMENDER_GATE)
+        experiment_id, model, data.products, evaluation, SHIPPED, data_window, RECOMMENDER_GATE,
+        params=params, tables={"validation": validation_table},
+        purchase_weight=config.purchase_weight)
     if registered.promoted:
         context.log.info(f"{PRODUCT_RECOMMENDER} v{registered.version} passed its gate")
     else:
         context.log.warning(f"{PRODUCT_RECOMMENDER} v{registered.version} rejected: "
                             f"{'; '.join(registered.gate_failures)}")
     if registered.champion_version is None:
+        # a store's first model lost to a baseline: ship that baseline rather than nothing
+        best, fallback, fallback_evaluation = rec.fallback(evaluation, SHIPPED)
+        context.log.warning(f"No {PRODUCT_RECOMMENDER}@champion yet: registering the strongest "
+                            f"baseline ({best}) as the first champion.")
+        model = rec.baselines()[best]
+        for key, value in rules.items():
+            setattr(model, key, value)
+        model.fit(data)
+        registered = log_recommender(
+            experiment_id, model, data.products, fallback_evaluation, fallback, data_window, RECOMMENDER_GATE,
+            params={**params, "configuration": fallback}, purchase_weight=config.purchase_weight)
+    if registered.champion_version is None:
         raise dg.Failure(f"No {PRODUCT_RECOMMENDER}@champion exists and v{registered.version} "
                          f"failed its gate ({'; '.join(registered.gate_failures)}).")
 
-    # score every buyer with the champion
+    # score every customer with history (orders, views, cart adds) with the champion
     champion, version = load_champion(PRODUCT_RECOMMENDER)
-    history = lines.groupby(["customer_id", "product_id"], as_index=False).agg(
-        n_orders=("order_id", "nunique")).astype({"n_orders": float})
+    orders = lines.groupby(["customer_id", "product_id"], as_index=False).agg(
+        n_orders=("order_id", "nunique"))
+    engaged = events.assign(engagement=events["event_name"].map(
+        weights["event_weights"]) * events["n_events"]).groupby(
+        ["customer_id", "product_id"], as_index=False)["engagement"].sum()
+    history = orders.merge(engaged, on=["customer_id", "product_id"], how="outer").fillna(
+        {"n_orders": 0.0, "engagement": 0.0}).astype({"n_orders": float, "engagement": float})
     recs = champion.predict(history)
     active = set(products.loc[products["is_active"].fillna(False), "product_id"].astype(str))
     recs = recs[recs["product_id"].isin(active)].copy()  # inactive since the champion trained
     recs["rank"] = recs.groupby("customer_id").cumcount() + 1
-    # erased customers get nothing; those who have not bought yet: popular in their country
-    customers = db.query_df(
-        "select customer_id, country from marts.dim_customers where not is_deleted")
-    recs = recs[recs["customer_id"].isin(customers["customer_id"])]
-    country = customers.set_index(customers["customer_id"].astype(str))["country"]
-    popular = rec.popular_in_groups(lines, country, n=10,
-                                    exclude=set(products["product_id"].astype(str)) - active)
-    everywhere = rec.popular_in_groups(lines, pd.Series("all", index=country.index), n=10,
-                                       exclude=set(products["product_id"].astype(str)) - active)
-    newcomers = customers[~customers["customer_id"].isin(history["customer_id"])]
-    in_country = newcomers.merge(popular, left_on="country", right_on="group")
-    elsewhere = newcomers[~newcomers["customer_id"].isin(in_country["customer_id"])]
-    columns = ["customer_id", "rank", "product_id", "score"]
-    recs = pd.concat([
-        recs,
-        in_country[columns].assign(reason=rec.REASON_POPULAR_IN_GROUP),
-        elsewhere.assign(group="all").merge(everywhere, on="group")[columns].assign(
-            reason=rec.REASON_POPULAR),
-    ], ignore_index=True)
+    # erased customers get nothing; those without history: popular in their ML cluster (on the
+    # sample store twice the NDCG of country popularity for first-time buyers), their country,
+    # or everywhere
+    profile = db.query_df("""
+        select customers.customer_id, clusters.cluster_name as segment, customers.country
+        from marts.dim_customers as customers
+        left join ml.customer_clusters as clusters using (customer_id)
+        where not customers.is_deleted
+    """)
+    # a customer the model found nothing personal for (only "popular") is a newcomer too
+    personal = recs.loc[recs["reason"] != rec.REASON_POPULAR, "customer_id"].unique()
+    recs = recs[recs["customer_id"].isin(profile["customer_id"])
+                & recs["customer_id"].isin(personal)]
+    newcomers = profile.loc[~profile["customer_id"].isin(recs["customer_id"]), "customer_id"]
+    cold = rec.cold_start(lines, profile, list(newcomers), n=10,
+                          min_buyers=config.segment_min_buyers,
+                          exclude=set(products["product_id"].astype(str)) - active)
+    recs = pd.concat([recs, cold], ignore_index=True)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     stamp = {"model_name": PRODUCT_RECOMMENDER, "model_version": version, "scored_at": now}
     db.replace_table("ml.customer_recommendations", recs.assign(**stamp))
@@ -133,18 +198,21 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     db.replace_table("ml.cart_complements", complements)
 
     table = evaluation.drop(columns="customers").round(4)
-    sample = recs[recs["customer_id"].isin(recs["customer_id"].drop_duplicates().head(3))]
     yield dg.MaterializeResult(asset_key=["ml", "customer_recommendations"], metadata={
         "rows": dg.MetadataValue.int(len(recs)),
         "customers": dg.MetadataValue.int(int(recs["customer_id"].nunique())),
         "model_version": dg.MetadataValue.text(version),
         "trained_version": dg.MetadataValue.text(registered.version),
         "promoted": dg.MetadataValue.bool(registered.promoted),
+        "configuration": dg.MetadataValue.text(chosen),
         "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
         "mlflow_experiment": dg.MetadataValue.text(RECOMMENDER_EXPERIMENT),
         "offline_evaluation": dg.MetadataValue.md(table.to_markdown()),
+        "validation": dg.MetadataValue.md(
+            validation_table.drop(columns="customers").round(4).to_markdown()
+            if len(validation_table) else "(too little history to validate)"),
         "reasons": dg.MetadataValue.json(recs["reason"].value_counts().to_dict()),
-        "sample": dg.MetadataValue.md(sample.round(4).to_markdown(index=False)),
+        "sample": dg.MetadataValue.md(_sample(recs, products).to_markdown(index=False)),
     })
     yield dg.MaterializeResult(asset_key=["ml", "item_similarities"], metadata={
         "rows": dg.MetadataValue.int(len(similar)),
@@ -152,3 +220,37 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     yield dg.MaterializeResult(asset_key=["ml", "cart_complements"], metadata={
         "rows": dg.MetadataValue.int(len(complements)),
         "open_carts": dg.MetadataValue.int(int(carts["customer_id"].nunique()))})
+
+
+def _rules(info: pd.DataFrame, config: RecommenderConfig) -> dict:
+    """The business rules as model settings, by product (`info` is dim_products in the
+    model's product order): inactive products excluded, one-time products not re-offered, at
+    most `max_per_category` products of a category."""
+    one_time = set(config.one_time_subcategories)
+    return {"exclude": ~info["is_active"].fillna(False).astype(bool).to_numpy(),
+            "one_time_products": (info["subcategory"].isin(one_time)
+                                  | info["category"].isin(one_time)).to_numpy(),
+            "categories": pd.Categorical(info["category"].fillna("")).codes,
+            "max_per_category": config.max_per_category}
+
+
+def _with_categories(models: dict, data, products: pd.DataFrame,
+                     config: RecommenderConfig) -> dict:
+    """The models with the category cap set, so validation and the offline evaluation measure
+    the top 10 that ships (the baselines are left as they are)."""
+    info = products.set_index(products["product_id"].astype(str)).reindex(data.products)
+    for model in models.values():
+        model.categories = pd.Categorical(info["category"].fillna("")).codes
+        model.max_per_category = config.max_per_category
+    return models
+
+
+def _sample(recs: pd.DataFrame, products: pd.DataFrame, per_reason: int = 1) -> pd.DataFrame:
+    """The full top 10 of a few customers, one for each kind of first recommendation (buy
+    again, also bought, popular in segment, ...), with product names and categories."""
+    first = recs[recs["rank"] == 1].drop_duplicates("reason").head(6)
+    chosen = first.groupby("reason").head(per_reason)["customer_id"]
+    sample = recs[recs["customer_id"].isin(chosen)].merge(
+        products[["product_id", "product_name", "category"]], on="product_id", how="left")
+    return sample[["customer_id", "rank", "product_name", "category", "reason",
+                   "score"]].round(4)
