@@ -354,13 +354,15 @@ class Sync:
     # -- planning -------------------------------------------------------------------------------
     def plan(self) -> list[_Planned]:
         """The operations that make the destination equal to the desired set."""
-        if segment_size(self.con, self.audience.segment) == 0:
-            raise SyncRefused(
-                f"audience {self.audience.key!r}: segment {self.audience.segment!r} has no "
-                "members in marts.segment_memberships; refusing to sync an empty source (it "
-                "would empty the destination). Check the segment key and the upstream run.")
-        desired, hashes = self._desired()
         state = self._state()
+        if segment_size(self.con, self.audience.segment) == 0:
+            if not state.empty:
+                raise SyncRefused(
+                    f"audience {self.audience.key!r}: segment {self.audience.segment!r} has no "
+                    "members in marts.segment_memberships; refusing to sync an empty source (it "
+                    "would empty the destination). Check the segment key and the upstream run.")
+            self.report.message = f"segment {self.audience.segment!r} is empty: nothing to send"
+        desired, hashes = self._desired()
         if state.empty and self.report.mode == "incremental":
             self.report.mode = "first_sync"
         confirmed = set(state.index)
