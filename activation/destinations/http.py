@@ -29,6 +29,22 @@ def retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+def _retry_delay_in_body(response: requests.Response) -> float | None:
+    """Google's `RetryInfo` detail: {"error": {"details": [{"retryDelay": "12s"}]}}."""
+    try:
+        details = response.json().get("error", {}).get("details", [])
+    except ValueError:
+        return None
+    for detail in details if isinstance(details, list) else []:
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                return None
+    return None
+
+
 def call(session: requests.Session, method: str, url: str, *, headers: dict | None = None,
          json: object = None, params: dict | None = None, data: bytes | None = None,
          timeout: float = DEFAULT_TIMEOUT) -> requests.Response:
@@ -42,8 +58,10 @@ def call(session: requests.Session, method: str, url: str, *, headers: dict | No
     request_id = (response.headers.get("X-Request-Id") or response.headers.get("x-fb-trace-id")
                   or response.headers.get("X-Klaviyo-Req-Id"))
     if response.status_code == 429:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         raise RetryableError(f"{method} {url}: rate limited (429)", "rate_limited", request_id,
-                             retry_after_seconds(response.headers.get("Retry-After")))
+                             retry_after if retry_after is not None
+                             else _retry_delay_in_body(response))
     if response.status_code >= 500:
         raise RetryableError(f"{method} {url}: server error {response.status_code}",
                              f"http_{response.status_code}", request_id,

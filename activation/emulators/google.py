@@ -125,11 +125,11 @@ class GoogleEmulator(Emulator):
         return None                   # the API takes no idempotency key; ingest is set-like
 
     def render_rate_limit(self, retry_after: float | None) -> Response:
+        # like Google: the delay is a RetryInfo detail in the body, not a Retry-After header
         extra, headers = [], {}
         if retry_after is not None:
             extra = [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
                       "retryDelay": f"{retry_after:g}s"}]
-            headers = {"Retry-After": f"{retry_after:g}"}
         body = google_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded: requests per minute.",
                             "RESOURCE_EXHAUSTED", extra=extra)
         return Response(429, body, headers)

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,13 +62,6 @@ def _profile_id() -> str:
     """A 26-character id shaped like Klaviyo's profile ids (ULID alphabet)."""
     value = uuid.uuid4().int
     return "".join(_ULID_ALPHABET[(value >> (5 * i)) & 31] for i in range(26))
-
-
-def _wake(address: tuple) -> None:
-    try:
-        socket.create_connection(address[:2], timeout=0.2).close()
-    except OSError:
-        pass
 
 
 def error(status: int, code: str, title: str, detail: str, pointer: str = "/data") -> Response:
@@ -106,20 +97,6 @@ class KlaviyoEmulator(Emulator):
         self.add_counts: Counter = Counter()           # (list id, email) -> imports into the list
         if list_id:
             self.create_list(list_id)
-
-    def start(self) -> KlaviyoEmulator:
-        super().start()
-        # Accepted connections inherit TCP_NODELAY: without it every response (headers and body
-        # written separately) waits ~40 ms on delayed ACKs, and a 10,000-profile job reads 100+
-        # pages.
-        self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self
-
-    def stop(self) -> None:
-        # `shutdown()` waits for serve_forever's next 0.5 s poll; a connection wakes it at once.
-        if self._server is not None:
-            threading.Timer(0.005, _wake, args=(self._server.server_address,)).start()
-        super().stop()
 
     # ---- accessors for tests ------------------------------------------------------------------
     def create_list(self, list_id: str) -> None:
