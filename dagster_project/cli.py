@@ -298,6 +298,14 @@ def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool
             tags={"segmenta/trigger": "segmenta sync"}, run_config=run_config,
             raise_on_error=False)
     print(sync_report(home, result.run_id))
+    if dry_run:
+        for event in result.get_asset_materialization_events():
+            materialization = event.event_specific_data.materialization
+            sample = materialization.metadata.get("dry_run_sample")
+            if sample is not None:
+                print(f"\n{materialization.asset_key.to_user_string()}: first changes "
+                      f"(hashed keys)\n{sample.value}")
+        print("\nDry run: nothing was sent and no state changed.")
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
