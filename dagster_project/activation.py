@@ -51,42 +51,91 @@ def _url(platform: str, default: str) -> str:
     return os.environ.get(f"SEGMENTA_{platform.upper()}_URL") or default
 
 
-class DestinationsResource(dg.ConfigurableResource):
-    """Builds the client of a destination type; secrets are read from the environment here."""
+class FileDestinationResource(dg.ConfigurableResource):
+    """Audience files in `folder` (the embedded default destination)."""
 
-    exports_dir: str = str(HOME.exports / "audiences")
+    folder: str = str(HOME.exports / "audiences")
+
+    def client(self) -> Destination:
+        from activation.destinations.file import FileDestination
+        return FileDestination(self.folder)
+
+
+class WebhookResource(dg.ConfigurableResource):
+    """JSON POSTs signed with HMAC-SHA256; the URL and the key come from the environment."""
+
+    url_env: str = "SEGMENTA_WEBHOOK_URL"
+    secret_env: str = "SEGMENTA_WEBHOOK_SECRET"
     timeout_seconds: float = 30.0
 
-    def client(self, platform: str) -> Destination:
-        if platform == "file":
-            from activation.destinations.file import FileDestination
-            return FileDestination(self.exports_dir)
-        if platform == "webhook":
-            from activation.destinations.webhook import WebhookDestination
-            return WebhookDestination(_env("SEGMENTA_WEBHOOK_URL"),
-                                      _env("SEGMENTA_WEBHOOK_SECRET"), self.timeout_seconds)
-        if platform == "hubspot":
-            from activation.destinations.hubspot import HubSpotDestination
-            return HubSpotDestination(_env("SEGMENTA_HUBSPOT_TOKEN"),
-                                      base_url=_url("hubspot", "https://api.hubapi.com"),
-                                      timeout=self.timeout_seconds)
-        if platform == "klaviyo":
-            from activation.destinations.klaviyo import KlaviyoDestination
-            return KlaviyoDestination(_env("SEGMENTA_KLAVIYO_API_KEY"),
-                                      base_url=_url("klaviyo", "https://a.klaviyo.com"),
-                                      timeout=self.timeout_seconds)
-        if platform == "meta":
-            from activation.destinations.meta import MetaDestination
-            return MetaDestination(_env("SEGMENTA_META_ACCESS_TOKEN"),
-                                   base_url=_url("meta", "https://graph.facebook.com"),
-                                   timeout=self.timeout_seconds)
-        if platform == "google":
-            from activation.destinations.google import GoogleDataManagerDestination
-            return GoogleDataManagerDestination(
-                _env("SEGMENTA_GOOGLE_ACCESS_TOKEN"),
-                base_url=_url("google", "https://datamanager.googleapis.com"),
-                timeout=self.timeout_seconds)
-        raise dg.Failure(f"unknown destination type {platform!r}")
+    def client(self) -> Destination:
+        from activation.destinations.webhook import WebhookDestination
+        return WebhookDestination(_env(self.url_env), _env(self.secret_env),
+                                  self.timeout_seconds)
+
+
+class HubSpotResource(dg.ConfigurableResource):
+    """HubSpot CRM: contacts upserted by email, membership of MANUAL lists."""
+
+    token_env: str = "SEGMENTA_HUBSPOT_TOKEN"
+    timeout_seconds: float = 30.0
+
+    def client(self) -> Destination:
+        from activation.destinations.hubspot import HubSpotDestination
+        return HubSpotDestination(_env(self.token_env),
+                                  base_url=_url("hubspot", "https://api.hubapi.com"),
+                                  timeout=self.timeout_seconds)
+
+
+class KlaviyoResource(dg.ConfigurableResource):
+    """Klaviyo: profile bulk import jobs into lists, removals by profile id."""
+
+    api_key_env: str = "SEGMENTA_KLAVIYO_API_KEY"
+    timeout_seconds: float = 30.0
+
+    def client(self) -> Destination:
+        from activation.destinations.klaviyo import KlaviyoDestination
+        return KlaviyoDestination(_env(self.api_key_env),
+                                  base_url=_url("klaviyo", "https://a.klaviyo.com"),
+                                  timeout=self.timeout_seconds)
+
+
+class MetaResource(dg.ConfigurableResource):
+    """Meta Custom Audiences: hashed multi-key rows in sessions."""
+
+    token_env: str = "SEGMENTA_META_ACCESS_TOKEN"
+    timeout_seconds: float = 30.0
+
+    def client(self) -> Destination:
+        from activation.destinations.meta import MetaDestination
+        return MetaDestination(_env(self.token_env),
+                               base_url=_url("meta", "https://graph.facebook.com"),
+                               timeout=self.timeout_seconds)
+
+
+class GoogleResource(dg.ConfigurableResource):
+    """Google Data Manager API: hashed audience members with consent."""
+
+    token_env: str = "SEGMENTA_GOOGLE_ACCESS_TOKEN"
+    timeout_seconds: float = 30.0
+
+    def client(self) -> Destination:
+        from activation.destinations.google import GoogleDataManagerDestination
+        return GoogleDataManagerDestination(
+            _env(self.token_env), base_url=_url("google", "https://datamanager.googleapis.com"),
+            timeout=self.timeout_seconds)
+
+
+# destination type -> (resource key, resource): the resources hold the names of the environment
+# variables, never a secret
+DESTINATION_RESOURCES = {
+    "file": ("file_destination", FileDestinationResource()),
+    "webhook": ("webhook_destination", WebhookResource()),
+    "hubspot": ("hubspot", HubSpotResource()),
+    "klaviyo": ("klaviyo", KlaviyoResource()),
+    "meta": ("meta", MetaResource()),
+    "google": ("google_ads", GoogleResource()),
+}
 
 
 def audiences() -> list[Audience]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from dagster_project.activation import DestinationsResource
+from dagster_project.activation import DESTINATION_RESOURCES, FileDestinationResource
 from dagster_project.defs.transform.project import dbt_project
 from dagster_project.quality import SUITES_DIR
 from dagster_project.resources import (
@@ -34,7 +34,8 @@ def resources() -> dg.Definitions:
                 artifact_root=str(HOME.mlflow_artifacts),
             ),
             "expectations": ExpectationsResource(suites_dir=str(SUITES_DIR)),
-            "destinations": DestinationsResource(exports_dir=str(HOME.exports / "audiences")),
+            **{key: resource for key, resource in DESTINATION_RESOURCES.values()},
+            "file_destination": FileDestinationResource(folder=str(HOME.exports / "audiences")),
             "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=_dbt_executable()),
         }
     )

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from activation.audiences import Audience, Target, check_segments
 from activation.engine import SyncFailed, SyncOptions, SyncRefused, sync
-from dagster_project.activation import AUDIENCES_FILE, DestinationsResource, audiences
+from dagster_project.activation import AUDIENCES_FILE, DESTINATION_RESOURCES, audiences
 from dagster_project.resources import WarehouseResource
 
 KINDS = {"file": "csv", "webhook": "webhook", "hubspot": "hubspot", "klaviyo": "klaviyo",
@@ -50,8 +50,11 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
     if "predicted_value_90d" in audience.fields:
         deps.append(dg.AssetKey(["ml", "customer_clv"]))
 
+    resource_key = DESTINATION_RESOURCES[target.type][0]
+
     @dg.asset(
         key=["activation", audience.key, target.name.replace(":", "_")],
+        required_resource_keys={resource_key, "warehouse"},
         deps=deps,
         group_name="activation",
         kinds={KINDS[target.type], "duckdb"},
@@ -61,10 +64,9 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
                      + (audience.description or "")),
         tags={"audience": audience.key, "destination": target.type},
     )
-    def _sync(context: dg.AssetExecutionContext, config: SyncConfig,
-              warehouse: WarehouseResource,
-              destinations: DestinationsResource) -> dg.MaterializeResult:
-        destination = destinations.client(target.type)
+    def _sync(context: dg.AssetExecutionContext, config: SyncConfig) -> dg.MaterializeResult:
+        destination = getattr(context.resources, resource_key).client()
+        warehouse: WarehouseResource = context.resources.warehouse
         options = SyncOptions(dry_run=config.dry_run, full_refresh=config.full_refresh,
                               force_removals=config.force_removals,
                               max_removal_share=config.max_removal_share)
