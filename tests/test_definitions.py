@@ -26,19 +26,21 @@ def test_assets_and_groups(graph):
         "raw/products": "ingest", "staging/stg_shop__order_lines": "staging",
         "marts/customer_rfm": "marts", "marts/fct_orders": "marts",
         "marts/dim_customers": "marts", "ml/customer_clusters": "ml",
-        "activation/rfm_segment_files": "activation", "published/marts": "publish",
+        "activation/champions_newsletter/file": "activation",
+        "marts/audience_uplift": "activation", "published/marts": "publish",
     }
     assert {k: groups.get(k) for k in expected} == expected
 
 
 def test_one_lineage_from_landing_to_export(graph):
-    upstream = graph.get(_key("activation/rfm_segment_files")).parent_keys
+    upstream = graph.get(_key("activation/at_risk_winback/file")).parent_keys
     seen, frontier = set(), set(upstream)
     while frontier:
         key = frontier.pop()
         seen.add(key)
         frontier |= set(graph.get(key).parent_keys) - seen
-    for path in ("ml/customer_clusters", "marts/customer_rfm", "staging/stg_shop__order_lines",
+    for path in ("marts/segment_memberships", "marts/customer_product_recommendations",
+                 "ml/customer_clusters", "marts/customer_rfm", "staging/stg_shop__order_lines",
                  "raw/orders", "raw/customers"):
         assert _key(path) in seen, f"{path} is not upstream of the export"
 
@@ -69,5 +71,24 @@ def test_daily_schedule_runs_by_default_and_covers_everything():
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     job = defs.resolve_job_def("refresh_all")
-    assert _key("activation/rfm_segment_files") in job.asset_layer.executable_asset_keys
+    assert _key("activation/champions_newsletter/file") in job.asset_layer.executable_asset_keys
     assert _key("raw/orders") in job.asset_layer.executable_asset_keys
+
+
+def test_one_asset_per_audience_and_destination_with_its_platform(monkeypatch):
+    """The demo audiences file yields one asset per audience x destination, kinds naming the
+    platform, each requiring only its own destination resource."""
+    from activation.audiences import load_audiences
+    from dagster_project.activation import DESTINATION_RESOURCES
+    from dagster_project.defs.activation.assets import KINDS, sync_asset
+    from dagster_project.settings import PROJECT_ROOT
+
+    audiences = load_audiences(PROJECT_ROOT / "segments" / "audiences.demo.yml")
+    assets = {a.key.to_user_string(): (a, t) for audience in audiences
+              for t in audience.targets for a in [sync_asset(audience, t)]}
+    assert len(assets) == 10 and "activation/cart_abandoners/google" in assets
+    for assets_def, target in assets.values():
+        spec = next(iter(assets_def.specs))
+        assert spec.group_name == "activation"
+        assert KINDS[target.type] in spec.kinds
+        assert DESTINATION_RESOURCES[target.type][0] in assets_def.required_resource_keys
