@@ -667,7 +667,7 @@ class Sync:
         """Finish the batches a killed or failed run left pending, with their original keys."""
         pending = self.con.execute("""
             select * from activation.sync_pending where audience_key = ? and destination = ?
-            order by run_id, operation, batch_number
+            order by rowid
         """, [self.audience.key, self.target.name]).df()
         if pending.empty:
             return 0
@@ -680,15 +680,14 @@ class Sync:
         contacts = {c.customer_id: c for c in _contacts(desired_frame)}
         n = 0
         opened = None
-        for (run_id, operation, number), rows in pending.groupby(
-                ["run_id", "operation", "batch_number"], sort=False):
+        for (run_id, key), rows in pending.groupby(["run_id", "batch_key"], sort=False):
+            operation, number = rows["operation"].iloc[0], int(rows["batch_number"].iloc[0])
             if opened != run_id:
                 if opened is not None:
                     self.destination.close(self.params, True)
                 self.destination.open(self.params, run_id, False)
                 opened = run_id
-            key = rows["batch_key"].iloc[0]
-            batch = Batch("add" if operation == "update" else operation, int(number),
+            batch = Batch("add" if operation == "update" else operation, number,
                           int(rows["batch_total"].iloc[0]), key)
             rebuilt, same = [], True
             for record in rows.to_dict("records"):

@@ -304,3 +304,49 @@ def test_audience_file_errors_name_the_audience_and_the_problem(yaml_entry, mess
     with pytest.raises(AudienceError, match=message) as info:
         parse_audiences({"audiences": [yaml_entry]}, "audiences.yml")
     assert "audiences.yml, audience" in str(info.value)
+
+
+def test_an_expired_token_stops_the_sync_and_the_next_run_finishes_it(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=30)
+    emulator.inject("expired_token")
+    with pytest.raises(SyncFailed, match="credentials"):
+        run_sync(db, emulator, "run1")
+    assert emulator.members("vip") == set()
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("select status, n_pending from activation.sync_runs").fetchall() == [
+            ("failed", 30)]
+    report = run_sync(db, emulator, "run2")
+    assert report.n_resumed == 30 and emulator.members("vip") == {f"c{i:03d}" for i in range(30)}
+
+
+def test_an_interrupted_update_of_hashed_identifiers_resumes_in_order(tmp_path):
+    """Ad platforms match on hashes: a changed email is a removal of the old hash and an add of
+    the new one, and a run killed between the two finishes both, in that order."""
+    from activation.destinations.meta import MetaDestination
+    from activation.emulators.meta import MetaEmulator
+    from activation.normalize import meta_email, sha256_hex
+
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=30)
+    audience = Audience("vip", "rfm_champions", (), 0.0, (Target("meta", "meta",
+                                                                 {"audience_id": "1"}),))
+    with MetaEmulator(audience_id="1") as meta, duckdb.connect(str(db)) as con:
+        destination = MetaDestination(meta.token, base_url=meta.url)
+        sync(con, audience, audience.targets[0], destination, "run1", SyncOptions(**FAST),
+             log=lambda m: None)
+        con.execute("update marts.customer_contacts set email = 'new.' || email "
+                    "where customer_id in ('c001', 'c002')")
+        con.execute("delete from marts.segment_memberships where customer_id = 'c003'")
+        meta.inject("server_error", times=100, path="/users$")   # every request fails ...
+        with pytest.raises(SyncFailed):
+            sync(con, audience, audience.targets[0], destination, "run2",
+                 SyncOptions(max_attempts=2, **FAST), log=lambda m: None)
+        meta._faults.clear()                                      # ... until the next run
+        report = sync(con, audience, audience.targets[0], destination, "run3",
+                      SyncOptions(**FAST), log=lambda m: None)
+        expected = {sha256_hex(meta_email(f"person.{i}@example.com")) for i in range(30)
+                    if i not in (1, 2, 3)}
+        expected |= {sha256_hex(meta_email(f"new.person.{i}@example.com")) for i in (1, 2)}
+        assert meta.members("1") == expected
+        assert report.n_resumed == 5 and report.n_to_add == report.n_to_remove == 0
