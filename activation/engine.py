@@ -275,8 +275,8 @@ def segment_size(con: duckdb.DuckDBPyConnection, segment_key: str) -> int:
 
 def _contacts(frame: pd.DataFrame) -> Iterator[Contact]:
     base = {"customer_id", "email", "phone", "first_name", "last_name", "country"}
-    for record in frame.to_dict("records"):
-        clean = {k: (None if pd.isna(v) else v) for k, v in record.items()}
+    frame = frame.astype(object).where(frame.notna(), None)
+    for clean in frame.to_dict("records"):
         yield Contact(
             customer_id=str(clean["customer_id"]), email=clean["email"], phone=clean["phone"],
             first_name=clean["first_name"], last_name=clean["last_name"],
@@ -366,22 +366,24 @@ class Sync:
         if state.empty and self.report.mode == "incremental":
             self.report.mode = "first_sync"
         confirmed = set(state.index)
+        confirmed_hash = dict(zip(state.index, state["payload_hash"], strict=True))
+        stored_payload = dict(zip(state.index, state["payload_json"], strict=True))
+        stored_id = dict(zip(state.index, state["destination_id"], strict=True))
         removes = sorted(confirmed - set(desired))
         if self.options.full_refresh:
             adds, updates = sorted(desired), []
         else:
             adds = sorted(set(desired) - confirmed)
             updates = sorted(c for c in set(desired) & confirmed
-                             if state.at[c, "payload_hash"] != hashes[c])
+                             if confirmed_hash[c] != hashes[c])
         self.report.n_to_add, self.report.n_to_update = len(adds), len(updates)
         self.report.n_to_remove = len(removes)
         self._guard_removals(len(removes), len(confirmed))
 
         def removal_row(customer: str) -> Row:
-            stored = state.at[customer, "payload_json"]
+            stored = stored_payload[customer]
             payload = json.loads(stored) if isinstance(stored, str) else {}
-            destination_id = state.at[customer, "destination_id"]
-            return Row(customer, payload, None if pd.isna(destination_id) else destination_id)
+            return Row(customer, payload, _none(stored_id[customer]))
 
         plan = []
         if self.options.full_refresh and self.destination.supports_replace:
@@ -396,7 +398,7 @@ class Sync:
             plan.append(self._planned("add", [desired[c] for c in updates], hashes, "update"))
         elif updates:
             plan.append(self._planned("add", [dataclasses.replace(
-                desired[c], destination_id=_none(state.at[c, "destination_id"]))
+                desired[c], destination_id=_none(stored_id[c]))
                 for c in updates], hashes, "update"))
         if adds:
             plan.append(self._planned("add", [desired[c] for c in adds], hashes))
