@@ -69,15 +69,17 @@ class Interactions:
         if events is not None:
             events = events[events["event_name"].isin(list(event_weights))]
         has_events = events is not None and len(events) > 0
-        customer_ids = lines[customer].astype(str)
-        product_ids = lines[product].astype(str)
+        customer_ids, product_ids = _ids(lines[customer]), _ids(lines[product])
         if has_events:
-            customer_ids = pd.concat([customer_ids, events[customer].astype(str)])
-            product_ids = pd.concat([product_ids, events[product].astype(str)])
-        customers = pd.Index(customer_ids.unique(), name=customer)
-        products = pd.Index(product_ids.unique(), name=product)
-        rows = customers.get_indexer(lines[customer].astype(str))
-        cols = products.get_indexer(lines[product].astype(str))
+            event_customers, event_products = _ids(events[customer]), _ids(events[product])
+            customers = pd.Index(pd.concat([customer_ids, event_customers]).unique(),
+                                 name=customer)
+            products = pd.Index(pd.concat([product_ids, event_products]).unique(), name=product)
+        else:
+            customers = pd.Index(customer_ids.unique(), name=customer)
+            products = pd.Index(product_ids.unique(), name=product)
+        rows = customers.get_indexer(customer_ids)
+        cols = products.get_indexer(product_ids)
         values = lines[weight].to_numpy(float) if weight else np.ones(len(lines))
         shape = (len(customers), len(products))
         matrix = sparse.csr_matrix((values, (rows, cols)), shape=shape)
@@ -92,8 +94,8 @@ class Interactions:
                       else np.ones(len(events)))
             engagement = sparse.csr_matrix(
                 (events["event_name"].map(event_weights).to_numpy(float) * counts,
-                 (customers.get_indexer(events[customer].astype(str)),
-                  products.get_indexer(events[product].astype(str)))), shape=shape)
+                 (customers.get_indexer(event_customers), products.get_indexer(event_products))),
+                shape=shape)
         return cls(matrix, customers, products, recency, engagement, purchase_weight)
 
     def signal(self, rows: np.ndarray | slice | None = None, use_events: bool = True
@@ -107,11 +109,19 @@ class Interactions:
         return (self.purchase_weight * self.matrix[rows] + self.engagement[rows]).tocsr()
 
 
-def _top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices and values of the n best scores per row (best first)."""
+def _ids(values: pd.Series) -> pd.Series:
+    """Ids as strings, except integer ids, which are kept (and matched) as integers."""
+    return values if pd.api.types.is_integer_dtype(values) else values.astype(str)
+
+
+def _top_n(scores: np.ndarray, n: int, overwrite: bool = False
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the n best scores per row (best first). With `overwrite`
+    the scores are negated in place instead of in a copy."""
     n = min(n, scores.shape[1])
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    values = np.take_along_axis(scores, part, axis=1)
+    negated = np.negative(scores, out=scores if overwrite else None)
+    part = np.argpartition(negated, n - 1, axis=1)[:, :n]
+    values = -np.take_along_axis(negated, part, axis=1)
     order = np.argsort(-values, axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(values, order, axis=1)
 
@@ -130,31 +140,31 @@ def popularity(data: Interactions) -> np.ndarray:
 
 def item_similarity(data: Interactions, shrinkage: float = 10.0, min_common: int = 2,
                     use_events: bool = False, top_k: int | None = None,
-                    block: int = 2_048) -> sparse.csr_matrix:
+                    block_cells: int = 20_000_000) -> sparse.csr_matrix:
     """Product x product cosine similarity of customer vectors (who bought each product, and
     with `use_events` who viewed it or added it to a cart), shrunk by n / (n + shrinkage) where
     n is the number of common customers, so pairs seen once do not dominate; the diagonal is 0.
 
-    Computed for `block` products at a time; `top_k` keeps only each product's k most similar
-    products (row i = the neighbours of product i), which bounds memory at large catalogues."""
+    Computed for a block of products at a time (at most `block_cells` cells of a dense block);
+    `top_k` keeps only each product's k most similar products (row i = the neighbours of
+    product i), which bounds memory at large catalogues."""
     touched = (data.signal(use_events=use_events) > 0).astype(np.float32).tocsr()
     by_product = touched.T.tocsr()
-    norms = np.sqrt(np.asarray(touched.sum(axis=0)).ravel())
+    norms = np.sqrt(np.asarray(touched.sum(axis=0)).ravel()).astype(np.float32)
     n_products = touched.shape[1]
+    block = max(1, block_cells // max(n_products, 1))
     pieces = []
     for start in range(0, n_products, block):
         end = min(start + block, n_products)
-        common = (by_product[start:end] @ touched).tocoo()  # products start:end x all
-        keep = (common.data >= min_common) & (common.row + start != common.col)
-        row, col, n = common.row[keep], common.col[keep], common.data[keep]
-        value = (n / (norms[row + start] * norms[col]) * n / (n + shrinkage)).astype(np.float32)
-        if top_k is not None:
-            order = np.lexsort((-value, row))  # by product, most similar first
-            row, col, value = row[order], col[order], value[order]
-            first = np.searchsorted(row, row, side="left")
-            rank = np.arange(len(row)) - first
-            row, col, value = row[rank < top_k], col[rank < top_k], value[rank < top_k]
-        pieces.append(sparse.csr_matrix((value, (row, col)), shape=(end - start, n_products)))
+        common = (by_product[start:end] @ touched).toarray()  # products start:end x all
+        common[np.arange(end - start), np.arange(start, end)] = 0
+        common[common < min_common] = 0
+        value = common / np.maximum(norms[start:end, None] * norms[None, :], 1e-12)
+        value *= common / (common + shrinkage)
+        if top_k is not None and top_k < n_products:
+            weakest = np.argpartition(-value, top_k, axis=1)[:, top_k:]
+            np.put_along_axis(value, weakest, 0, axis=1)
+        pieces.append(sparse.csr_matrix(value.astype(np.float32)))
     if not pieces:
         return sparse.csr_matrix((0, 0), dtype=np.float32)
     return sparse.vstack(pieces).tocsr()
@@ -205,47 +215,99 @@ class RepeatThenSimilar:
             self.popular = popularity(data)
         return self
 
-    def scores(self, data: Interactions, rows: np.ndarray,
-               one_time_products: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Scores (tier 1 above 1, tier 2 below 1) and the reason index of each product."""
-        counts = data.matrix[rows].toarray()
-        owned = counts > 0
-        popular = self.popular[None, :]
+    def score_batch(self, data: Interactions, rows: np.ndarray,
+                    one_time_products: np.ndarray | None = None,
+                    out: np.ndarray | None = None, order: np.ndarray | None = None):
+        """Dense scores of every product for the customers `rows` (tier 1 above 1, tier 2
+        below 1), and a function giving the reason index (0 buy again, 1 also bought, 2
+        popular) of chosen columns. The sparse signals are added into one dense array (`out`,
+        reused across batches when given), so a batch costs one rows x products array. With
+        `order`, column j of the scores is product order[j] (e.g. products sorted by
+        category); otherwise column j is product j."""
+        counts = _scale_sparse_rows(data.matrix[rows])
+        scores = out if out is not None else np.empty((len(rows), len(self.popular)))
+        position = np.arange(len(self.popular)) if order is None else np.argsort(order)
+        scores[:] = self.popular if order is None else self.popular[order]
+        similar = None
         if self.similarity is not None:
             history = data.signal(rows, self.use_events)
             history = history.multiply(1.0 / np.maximum(history.sum(axis=1), 1)).tocsr()
-            similar = _scale_rows((history @ self.similarity).toarray().astype(float))
-            similar *= self.similar_weight
-            reason = np.where(similar > popular, 1, 2).astype(np.int8)
-            scores = similar
-            scores += popular
-        else:
-            reason = np.full(counts.shape, 2, dtype=np.int8)
-            scores = np.broadcast_to(popular, counts.shape).copy()
+            similar = _scale_sparse_rows((history @ self.similarity).tocsr(),
+                                         self.similar_weight)
+            _add_into(scores, similar, position)
         if self.own_blend > 0:  # own purchases (and views and cart adds) in the same score
-            mine = data.signal(rows, self.use_events).toarray() if self.use_events else counts
-            scores += self.own_blend * _scale_rows(mine)
+            mine = (_scale_sparse_rows(data.signal(rows, True)) if self.use_events
+                    else counts)
+            _add_into(scores, mine, position, self.own_blend)
         scores *= 0.999 / (self.similar_weight + self.own_blend + 1)
+        owned = counts.tocoo()
         if self.own_weight > 0:
-            own = 1 + _scale_rows(counts) + 1e-6 * popular
-            scores[owned] = own[owned]
-            reason[owned] = 0
+            scores[owned.row, position[owned.col]] = (1 + owned.data
+                                                      + 1e-6 * self.popular[owned.col])
         if one_time_products is not None:
-            scores[owned & one_time_products[None, :]] = -np.inf
-        return scores, reason
+            once = one_time_products[owned.col]
+            scores[owned.row[once], position[owned.col[once]]] = -np.inf
+
+        def explain(cols: np.ndarray) -> np.ndarray:
+            at = np.broadcast_to(np.arange(cols.shape[0])[:, None], cols.shape)
+            reason = np.full(cols.shape, 2, dtype=np.int8)
+            if similar is not None:
+                value = np.asarray(similar[at.ravel(), cols.ravel()]).reshape(cols.shape)
+                reason[value > self.popular[cols]] = 1
+            if self.own_weight > 0:
+                bought = np.asarray(counts[at.ravel(), cols.ravel()]).reshape(cols.shape)
+                reason[bought > 0] = 0
+            return reason
+
+        return scores, explain
 
 
-def diversify(cols: np.ndarray, categories: np.ndarray, max_per_category: int, n: int
-              ) -> np.ndarray:
-    """Which of each row's ranked candidates (product indices `cols`, best first) stay when at
-    most `max_per_category` products of one category may enter the top n: a boolean mask,
-    true for the first n candidates (per row) whose category is not already full."""
-    category = categories[cols]
-    same = category[:, :, None] == category[:, None, :]
-    earlier = np.tril(np.ones((cols.shape[1], cols.shape[1]), dtype=bool), k=-1)
-    seen_before = (same & earlier[None, :, :]).sum(axis=2)
-    allowed = seen_before < max_per_category
-    return allowed & (np.cumsum(allowed, axis=1) <= n)
+def _scale_sparse_rows(matrix: sparse.csr_matrix, to: float = 1.0) -> sparse.csr_matrix:
+    """Each row of a sparse matrix scaled to a maximum of `to` (empty rows stay empty)."""
+    top = matrix.max(axis=1).toarray().ravel()
+    factor = np.divide(to, top, out=np.zeros_like(top, dtype=float), where=top > 0)
+    scaled = matrix.multiply(factor[:, None]).tocsr()
+    scaled.eliminate_zeros()
+    return scaled
+
+
+def _add_into(dense: np.ndarray, matrix: sparse.csr_matrix, position: np.ndarray,
+              weight: float = 1.0) -> None:
+    """dense[:, position] += weight * matrix, touching only the matrix's non-zero cells."""
+    coo = matrix.tocoo()
+    coo.sum_duplicates()
+    dense[coo.row, position[coo.col]] += weight * coo.data
+
+
+def top_n_diverse(scores: np.ndarray, categories: np.ndarray, max_per_category: int, n: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Diversity: column indices and values of the n best scores per row (best first) with at
+    most `max_per_category` products of one category: the same list as taking products best
+    first and skipping those whose category is full."""
+    by_category = np.argsort(categories, kind="stable")
+    cols, values = _top_n_in_blocks(scores[:, by_category], categories[by_category],
+                                    max_per_category, n)
+    return by_category[cols], values
+
+
+def _top_n_in_blocks(scores: np.ndarray, sorted_categories: np.ndarray, max_per_category: int,
+                     n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`top_n_diverse` for scores whose columns are already sorted by category: the best
+    `max_per_category` of each category's slice, then the best n of those."""
+    bounds = np.flatnonzero(np.diff(sorted_categories)) + 1
+    cols, values = [], []
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(sorted_categories)], strict=True):
+        block = scores[:, lo:hi]
+        if hi - lo <= max_per_category:
+            best = np.broadcast_to(np.arange(hi - lo), block.shape)
+        else:
+            best = np.argpartition(block, hi - lo - max_per_category, axis=1)[
+                :, hi - lo - max_per_category:]
+        cols.append(lo + best)
+        values.append(np.take_along_axis(block, best, axis=1))
+    cols, values = np.hstack(cols), np.hstack(values)
+    top, top_values = _top_n(values, n)
+    return np.take_along_axis(cols, top, axis=1), top_values
 
 
 def recommend(model: RepeatThenSimilar, data: Interactions, n: int = 10, batch: int = 2_000,
@@ -261,24 +323,33 @@ def recommend(model: RepeatThenSimilar, data: Interactions, n: int = 10, batch: 
     one_time_products = (one_time_products if one_time_products is not None
                          else model.one_time_products)
     capped = model.categories is not None and model.max_per_category is not None
+    # with the category cap the score columns are the products sorted by category, so each
+    # category is a slice
+    order = np.argsort(model.categories, kind="stable") if capped else None
+    if exclude is not None and order is not None:
+        exclude = exclude[order]
+    # one rows x products buffer reused by every batch (fresh large arrays cost page faults)
+    buffer = np.empty((min(batch, len(data.customers)), len(data.products)))
     frames = []
     for start in range(0, len(data.customers), batch):
         rows = np.arange(start, min(start + batch, len(data.customers)))
-        scores, reason = model.scores(data, rows, one_time_products)
+        scores, explain = model.score_batch(data, rows, one_time_products,
+                                            out=buffer[:len(rows)], order=order)
         if exclude is not None:
             scores[:, exclude] = -np.inf
-        cols, values = _top_n(scores, n * 5 if capped else n)
-        keep = np.isfinite(values)
         if capped:
-            keep &= diversify(cols, model.categories, model.max_per_category, n)
-        rank = np.cumsum(keep, axis=1)
-        keep = keep.ravel()
+            cols, values = _top_n_in_blocks(scores, model.categories[order],
+                                            model.max_per_category, n)
+            cols = order[cols]
+        else:
+            cols, values = _top_n(scores, n, overwrite=True)
+        keep = np.isfinite(values).ravel()
         frames.append(pd.DataFrame({
             "customer_id": np.repeat(data.customers[rows].to_numpy(), cols.shape[1]),
-            "rank": rank.ravel(),
+            "rank": np.tile(np.arange(1, cols.shape[1] + 1), len(rows)),
             "product_id": data.products[cols.ravel()].to_numpy(),
-            "score": values.ravel().astype(float),
-            "reason": REASONS[np.take_along_axis(reason, cols, axis=1).ravel()],
+            "score": values.ravel(),
+            "reason": REASONS[explain(cols).ravel()],
         })[keep])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["customer_id", "rank", "product_id", "score", "reason"])

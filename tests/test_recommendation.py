@@ -165,11 +165,11 @@ def test_views_and_cart_adds_weigh_against_purchases_as_configured():
 
 
 def test_at_most_k_products_of_one_category_in_a_top_n():
-    # candidates best first: four phones accessories, then two kitchen products
-    cols = np.array([[0, 1, 2, 3, 4, 5]])
-    categories = np.array([0, 0, 0, 0, 1, 1])
-    keep = rec.diversify(cols, categories, max_per_category=2, n=3)
-    assert keep.tolist() == [[True, True, False, False, True, False]]
+    # four phone accessories and two kitchen products
+    scores = np.array([[0.9, 0.4, 0.8, 0.7, 0.5, 0.6]])
+    categories = np.array([0, 1, 0, 0, 1, 0])
+    cols, values = rec.top_n_diverse(scores, categories, max_per_category=2, n=4)
+    assert cols.tolist() == [[0, 2, 4, 1]] and values.tolist() == [[0.9, 0.8, 0.5, 0.4]]
 
     lines = _lines({**STORE, "fan": [["mug", "tea", "case"]]})
     data = rec.Interactions.from_lines(lines)
@@ -185,10 +185,12 @@ def test_at_most_k_products_of_one_category_in_a_top_n():
 def test_top_k_pruning_keeps_each_products_nearest_neighbours():
     data = rec.Interactions.from_lines(_lines(STORE))
     full = rec.item_similarity(data, shrinkage=1.0, min_common=1).toarray()
-    pruned = rec.item_similarity(data, shrinkage=1.0, min_common=1, top_k=1, block=2).toarray()
+    pruned = rec.item_similarity(data, shrinkage=1.0, min_common=1, top_k=1,
+                                 block_cells=10).toarray()
     assert ((pruned > 0).sum(axis=1) <= 1).all()
     assert np.allclose(pruned.max(axis=1), full.max(axis=1))
-    assert np.allclose(rec.item_similarity(data, shrinkage=1.0, min_common=1, block=2).toarray(),
+    assert np.allclose(rec.item_similarity(data, shrinkage=1.0, min_common=1,
+                                          block_cells=10).toarray(),
                        full)
 
 
