@@ -12,6 +12,7 @@ from pydantic import Field
 from activation.audiences import Audience, Target, check_segments
 from activation.engine import SyncFailed, SyncOptions, SyncRefused, sync
 from dagster_project.activation import AUDIENCES_FILE, DESTINATION_RESOURCES, audiences
+from dagster_project.defs.transform.checks import CHECKED_MARTS
 from dagster_project.resources import WarehouseResource
 
 KINDS = {"file": "csv", "webhook": "webhook", "hubspot": "hubspot", "klaviyo": "klaviyo",
@@ -38,6 +39,25 @@ def _markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
     return "\n".join(lines)
+
+
+# the marts a sync reads: their latest checks must have passed, also when the sync runs alone
+SOURCE_MARTS = ("customer_rfm", "dim_customers", "segment_memberships", "customer_contacts")
+
+
+def failed_upstream_checks(context: dg.AssetExecutionContext) -> list[str]:
+    """The asset checks of the source marts whose latest execution failed (any run)."""
+    sources = {dg.AssetKey(["marts", name]) for name in SOURCE_MARTS}
+    # the run's graph holds the checks of the assets it runs; the marts' Great Expectations
+    # checks are named here too, for a sync launched on its own
+    keys = {key for key in context.job_def.asset_layer.asset_graph.asset_check_keys
+            if key.asset_key in sources}
+    keys |= {dg.AssetCheckKey(dg.AssetKey(["marts", name]), "great_expectations")
+             for name in CHECKED_MARTS}
+    latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        sorted(keys, key=str))
+    return sorted(f"{key.asset_key.to_user_string()}:{key.name}" for key, record
+                  in latest.items() if record.status.value == "FAILED")
 
 
 def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
@@ -70,18 +90,24 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
         options = SyncOptions(dry_run=config.dry_run, full_refresh=config.full_refresh,
                               force_removals=config.force_removals,
                               max_removal_share=config.max_removal_share)
+        failed = failed_upstream_checks(context)
+        if failed:
+            raise dg.Failure(
+                f"refusing to sync {audience.key!r} to {target.name}: the latest run of "
+                f"{', '.join(failed)} failed, so the segments may be built from bad data. Fix "
+                "the data and re-run the checks (make run); nothing was sent.")
         with warehouse.warehouse.connect() as con:
             known = {k for (k,) in con.execute(
                 "select distinct segment_key from marts.segment_memberships").fetchall()}
             check_segments([audience], known, str(AUDIENCES_FILE))
             try:
-                report = sync(con, audience, target, destination, context.run_id, options,
+                report = sync(con, audience, target, destination, context.run.run_id, options,
                               log=context.log.info)
             except (SyncRefused, SyncFailed) as exc:
                 raise dg.Failure(str(exc), metadata={
                     "sync_log": dg.MetadataValue.text(
                         f"select * from activation.sync_log where run_id = "
-                        f"'{context.run_id}' and audience_key = '{audience.key}'")}) from exc
+                        f"'{context.run.run_id}' and audience_key = '{audience.key}'")}) from exc
         counts = {name: getattr(report, name) for name in (
             "n_desired", "n_holdout", "n_skipped", "n_to_add", "n_to_update", "n_to_remove",
             "n_added", "n_updated", "n_removed", "n_rejected", "n_resumed", "n_requests",
@@ -94,7 +120,7 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
             **{name: dg.MetadataValue.int(value) for name, value in counts.items()},
             "duration_seconds": dg.MetadataValue.float(round(report.seconds, 2)),
             "sync_log": dg.MetadataValue.text(
-                f"select * from activation.sync_log where run_id = '{context.run_id}' and "
+                f"select * from activation.sync_log where run_id = '{context.run.run_id}' and "
                 f"audience_key = '{audience.key}' and destination = '{target.name}'"),
         }
         if report.message:
