@@ -254,7 +254,7 @@ class RepeatThenSimilar:
             if similar is not None:
                 value = np.asarray(similar[at.ravel(), cols.ravel()]).reshape(cols.shape)
                 reason[value > self.popular[cols]] = 1
-            if self.own_weight > 0:
+            if self.own_weight > 0 or self.own_blend > 0:
                 bought = np.asarray(counts[at.ravel(), cols.ravel()]).reshape(cols.shape)
                 reason[bought > 0] = 0
             return reason

@@ -131,7 +131,8 @@ def test_champion_models_scored_every_customer_with_their_version(home):
     customers = _query(home, "select customer_id from marts.dim_customers where not is_deleted")
     assert set(recs["customer_id"]) == set(customers["customer_id"])
     assert recs.groupby("customer_id")["rank"].max().eq(10).all()
-    assert set(recs["reason"]) <= {"buy_again", "also_bought", "popular", "popular_in_country"}
+    assert set(recs["reason"]) <= {"buy_again", "also_bought", "popular", "popular_in_segment",
+                                   "popular_in_country"}
     assert "popular_in_country" in set(recs["reason"])  # customers who have not bought yet
 
 

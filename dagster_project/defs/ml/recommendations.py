@@ -72,34 +72,40 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
                            "from marts.dim_products")
     if lines.empty:
         raise dg.Failure("No completed orders in marts.fct_order_items: nothing to learn from.")
+    # the holdout (last `holdout_days`) and, before it, the validation weeks
+    train_lines, relevant = rec.time_split(lines, config.holdout_days)
+    validation_lines, validation = rec.time_split(train_lines, config.holdout_days)
+    holdout_start = rec.split_date(lines, config.holdout_days)
+    validation_start = (rec.split_date(train_lines, config.holdout_days) if len(train_lines)
+                        else holdout_start)
     # implicit feedback: identified customers' product views and cart adds, one row per
-    # customer, product and event name with the number of events
+    # customer, product, event name and period (0 before the validation weeks, 1 in them, 2
+    # in the holdout) with the number of events
     events = db.query_df("""
-        select customer_id, product_id, event_name, event_date, count(*) as n_events
+        select customer_id, product_id, event_name,
+               case when event_date < ?::date then 0 when event_date < ?::date then 1
+                    else 2 end as period,
+               count(*) as n_events
         from intermediate.int_events_sessionized
         where customer_id is not null and product_id is not null
           and event_name in ('Product Viewed', 'Product Added')
           and event_date >= (select max(event_date) - ?::integer
                              from intermediate.int_events_sessionized)
         group by all
-    """, [config.event_lookback_days])
+    """, [validation_start.date(), holdout_start.date(), config.event_lookback_days])
     weights = {"event_weights": {"Product Viewed": config.view_weight,
                                  "Product Added": config.cart_add_weight},
                "purchase_weight": config.purchase_weight}
 
-    def interactions(order_lines: pd.DataFrame, before: pd.Timestamp | None = None):
-        """Orders plus the views and cart adds before `before` (days, so no event of a
-        held-out day leaks into training)."""
-        kept = (events if before is None
-                else events[pd.to_datetime(events["event_date"]) < before])
+    def interactions(order_lines: pd.DataFrame, before_period: int | None = None):
+        """Orders plus the views and cart adds of the periods before `before_period`, so no
+        event of the validation or held-out weeks leaks into what is trained for them."""
+        kept = events if before_period is None else events[events["period"] < before_period]
         return rec.Interactions.from_lines(order_lines, events=kept, **weights)
 
-    # the configuration: chosen on the `holdout_days` before the holdout (validation)
-    train_lines, relevant = rec.time_split(lines, config.holdout_days)
-    validation_lines, validation = rec.time_split(train_lines, config.holdout_days)
-    train = interactions(train_lines, rec.split_date(lines, config.holdout_days))
-    validation_data = interactions(validation_lines,
-                                   rec.split_date(train_lines, config.holdout_days))
+    # the configuration: chosen on the validation weeks
+    train = interactions(train_lines, before_period=2)
+    validation_data = interactions(validation_lines, before_period=1)
     chosen, validation_table = rec.select_candidate(
         validation_data, validation,
         _with_categories(rec.candidates(), validation_data, products, config))
