@@ -181,7 +181,9 @@ class RepeatThenSimilar:
     by recent popularity (`own_weight` 0 turns this tier off: "similar first"). Tier 2, "also
     bought" / "popular": the rest, by item-kNN over the customer's history (weight
     `similar_weight`) plus recent popularity. With `use_events` the history and the similarity
-    include weighted product views and cart adds (`Interactions.engagement`).
+    include weighted product views and cart adds (`Interactions.engagement`). Without tier 1,
+    `own_blend` adds the customer's own purchases (and browsing) to that blended score, so a
+    product they bought or left in a cart competes with similar ones instead of coming first.
 
     Business rules, applied after scoring: products in `exclude` (inactive) are never shown;
     products in `one_time_products` (non-replenishable categories) are never recommended again
