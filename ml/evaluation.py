@@ -22,6 +22,9 @@ LIFETIME_VALUE_GATE: dict[str, tuple[str, float]] = {
 # rule a store would use without it (popularity; own most-bought then popularity; item-kNN).
 RECOMMENDER_GATE: dict[str, tuple[str, float]] = {
     "ndcg_lift_over_best_baseline": (">=", 1.0),
+    # the champion's configuration refitted on the same training weeks and scored on the same
+    # holdout (1.0 when there is no champion yet)
+    "ndcg_vs_current_champion": (">=", 1.0),
 }
 
 

@@ -175,6 +175,15 @@ def holdout_plot(report: HoldoutReport) -> plt.Figure:
     return fig
 
 
+def champion_params(name: str) -> tuple[str, dict[str, str]] | None:
+    """The champion's version and the parameters its MLflow run logged, or None."""
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    return str(version.version), mlflow.get_run(version.run_id).data.params
+
+
 def champion_version(name: str) -> str | None:
     try:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
@@ -248,16 +257,23 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
                     shipped: str, data_window: dict[str, str],
                     gate: dict[str, tuple[str, float]], params: dict[str, str] | None = None,
                     tables: dict[str, pd.DataFrame] | None = None,
-                    purchase_weight: float | None = None) -> Registered:
+                    purchase_weight: float | None = None,
+                    champion_row: str | None = None) -> Registered:
     """Log the offline comparison (model vs baselines) and the model fitted on all history;
-    register; promote if the model beat the strongest baseline. `params` and `tables` (e.g.
+    register; promote if the model beat the strongest baseline and does not fall below the
+    current champion (`champion_row`: the champion's row of `evaluation`). `params` and `tables` (e.g.
     the chosen configuration and the validation table it was chosen on) are logged too."""
     ours = evaluation.loc[shipped]
-    best_baseline = evaluation.drop(index=shipped)["ndcg@10"].max()
+    best_baseline = evaluation.drop(index=[shipped, *([champion_row] if champion_row else [])]
+                                    )["ndcg@10"].max()
+    champion_ndcg = float(evaluation.loc[champion_row, "ndcg@10"]) if champion_row else None
     metrics = {**{k.replace("@", "_at_"): float(v) for k, v in ours.items()},
                "best_baseline_ndcg_at_10": float(best_baseline),
                "ndcg_lift_over_best_baseline": float(ours["ndcg@10"] / best_baseline)
-               if best_baseline > 0 else 0.0}
+               if best_baseline > 0 else 0.0,
+               # nothing to fall below without a champion
+               "ndcg_vs_current_champion": 1.0 if not champion_ndcg
+               else float(ours["ndcg@10"] / champion_ndcg)}
     failures = check_gate({**metrics}, gate)
     pyfunc = RecommenderPyfunc(model, products, purchase_weight=purchase_weight)
     example = pd.DataFrame({"customer_id": ["example"], "product_id": [str(products[0])],

@@ -115,6 +115,35 @@ def test_a_recommender_that_does_not_beat_the_baselines_is_rejected(tracking):
     assert list(recs["product_id"][:2]) == ["phone", "case"]
 
 
+def test_a_recommender_that_falls_below_the_current_champion_is_rejected(tracking):
+    from ml import recommendation as rec
+    from ml.evaluation import RECOMMENDER_GATE
+    from tests.test_recommendation import STORE, _lines
+
+    data = rec.Interactions.from_lines(_lines(STORE))
+    model = rec.RepeatThenSimilar().fit(data)
+    columns = ["ndcg@10", "hit_rate@10", "customers"]
+    first = registry.log_recommender(
+        tracking, model, data.products,
+        pd.DataFrame([[0.30, 0.7, 10], [0.25, 0.6, 10]], columns=columns,
+                     index=["ours", "own then popular"]), "ours", {}, RECOMMENDER_GATE,
+        params={"configuration": "own first, orders"})
+    assert first.promoted
+    version, params = registry.champion_params(registry.PRODUCT_RECOMMENDER)
+    assert (version, params["configuration"]) == (first.version, "own first, orders")
+    # beats every baseline, but not the champion's configuration on the same holdout
+    evaluation = pd.DataFrame([[0.28, 0.7, 10], [0.25, 0.6, 10], [0.31, 0.7, 10]],
+                              columns=columns, index=["ours", "own then popular",
+                                                      "current champion (v1)"])
+    second = registry.log_recommender(tracking, model, data.products, evaluation, "ours", {},
+                                      RECOMMENDER_GATE, champion_row="current champion (v1)")
+    assert not second.promoted and second.champion_version == first.version
+    rejected = MlflowClient().get_model_version(registry.PRODUCT_RECOMMENDER,
+                                                second.version).tags["rejected"]
+    assert "ndcg_vs_current_champion = 0.9032 is below 1.0" in rejected
+    assert "ndcg_lift_over_best_baseline" not in rejected   # 0.28 > 0.25: that half passed
+
+
 def test_a_store_whose_first_recommender_loses_gets_the_strongest_baseline_as_champion(
         tracking):
     from ml import recommendation as rec

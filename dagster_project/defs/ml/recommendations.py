@@ -60,7 +60,12 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     every customer with the champion."""
     from ml import recommendation as rec
     from ml.evaluation import RECOMMENDER_GATE
-    from ml.registry import PRODUCT_RECOMMENDER, load_champion, log_recommender
+    from ml.registry import (
+        PRODUCT_RECOMMENDER,
+        champion_params,
+        load_champion,
+        log_recommender,
+    )
 
     db = warehouse.warehouse
     lines = db.query_df("""
@@ -114,6 +119,18 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     # offline evaluation of the chosen configuration on the holdout, against the baselines
     shipped = _with_categories({SHIPPED: rec.candidates()[chosen]}, train, products, config)
     evaluation = rec.evaluate({**rec.baselines(), **shipped}, train, relevant)
+    # ... and against the current champion, refitted the same way (its own model was trained
+    # on weeks that include this holdout, so it is compared by its configuration)
+    champion_row = None
+    if (current := champion_params(PRODUCT_RECOMMENDER)) is not None:
+        version, champion_logged = current
+        name = champion_logged.get("configuration", "").removeprefix("fallback: ")
+        if name in rec.candidates() or name in rec.baselines():
+            champion_row = f"current champion (v{version}: {name})"
+            model = (_with_categories({champion_row: rec.candidates()[name]}, train, products,
+                                      config) if name in rec.candidates()
+                     else {champion_row: rec.baselines()[name]})
+            evaluation = pd.concat([evaluation, rec.evaluate(model, train, relevant)])
 
     # the model to ship: fitted on all history, with the business rules
     data = interactions(lines)
@@ -132,7 +149,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     registered = log_recommender(
         experiment_id, model, data.products, evaluation, SHIPPED, data_window, RECOMMENDER_GATE,
         params=params, tables={"validation": validation_table},
-        purchase_weight=config.purchase_weight)
+        purchase_weight=config.purchase_weight, champion_row=champion_row)
     if registered.promoted:
         context.log.info(f"{PRODUCT_RECOMMENDER} v{registered.version} passed its gate")
     else:
