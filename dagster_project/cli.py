@@ -214,7 +214,15 @@ def summary(home: Home) -> str:
             select segment_name, n_customers, n_reachable_email, n_reachable_ads
             from marts.segment_summary where segment_type = 'rule' order by 2 desc
         """).fetchall() if "marts.segment_summary" in existing else []
-    width = max((len(row[0]) for row in segments + clusters + rules), default=10)
+        syncs = con.execute("""
+            select audience_key || ' -> ' || destination, status, n_desired, n_holdout,
+                   n_added, n_removed, n_rejected
+            from activation.sync_runs where mode <> 'dry_run'
+            qualify row_number() over (partition by audience_key, destination
+                                       order by started_at desc) = 1
+            order by 1
+        """).fetchall() if "activation.sync_runs" in existing else []
+    width = max((len(row[0]) for row in segments + clusters + rules + syncs), default=10)
     lines = []
     if segments:
         lines.append(f"RFM segments as of {segments[0][3]}:")
@@ -227,6 +235,11 @@ def summary(home: Home) -> str:
         lines.append("Rule segments (segments/rules.yml):")
         lines += [f"  {name:<{width}}  {n:>7,} customers  {email:>7,} by email  {ads:>7,} by ads"
                   for name, n, email, ads in rules]
+    if syncs:
+        lines.append("Audiences (segments/audiences.yml; last sync of each destination):")
+        lines += [f"  {name:<{width}}  {status:<9} {n:>7,} members {holdout:>5,} held out  "
+                  f"+{added:,} -{removed:,} ({rejected:,} rejected)"
+                  for name, status, n, holdout, added, removed, rejected in syncs]
     lines += [
         "Rows: " + ", ".join(f"{t} {counts[t]:,}" if t in counts else f"{t} missing"
                              for t in tables),
