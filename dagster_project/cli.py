@@ -420,7 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run" and args.demo_destinations:
         with demo_destinations(HOME.ensure()):
             code = run(force=args.force, full_refresh=args.full_refresh)
-            return sync() if code == 0 else code
+            if code == 0:
+                print("\nThe same audiences synced once more: only changes are sent (none now, "
+                      "unless this run found nothing new and this is the demo's first sync).")
+                code = sync()
+            return code
     if args.command == "run":
         return run(force=args.force, full_refresh=args.full_refresh)
     if args.command == "sync":
