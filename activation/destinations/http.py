@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -47,7 +48,10 @@ def _retry_delay_in_body(response: requests.Response) -> float | None:
 
 def call(session: requests.Session, method: str, url: str, *, headers: dict | None = None,
          json: object = None, params: dict | None = None, data: bytes | None = None,
-         timeout: float = DEFAULT_TIMEOUT) -> requests.Response:
+         timeout: float = DEFAULT_TIMEOUT,
+         classify: Callable[[requests.Response], None] | None = None) -> requests.Response:
+    """`classify`, when given, sees every response first and may raise the platform's own
+    error from its body (HubSpot's 429 policy, Meta's throttle codes sent as 400/403)."""
     try:
         response = session.request(method, url, headers=headers, json=json, params=params,
                                    data=data, timeout=timeout)
@@ -55,8 +59,9 @@ def call(session: requests.Session, method: str, url: str, *, headers: dict | No
         raise RetryableError(f"{method} {url}: no answer within {timeout:g} s", "timeout") from exc
     except requests.ConnectionError as exc:
         raise RetryableError(f"{method} {url}: connection failed", "connection_error") from exc
-    request_id = (response.headers.get("X-Request-Id") or response.headers.get("x-fb-trace-id")
-                  or response.headers.get("X-Klaviyo-Req-Id"))
+    if classify is not None:
+        classify(response)
+    request_id = request_id_of(response)
     if response.status_code == 429:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         raise RetryableError(f"{method} {url}: rate limited (429)", "rate_limited", request_id,

@@ -20,8 +20,8 @@ Auth is a private-app access token as a Bearer header. Throttling
 (https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines) answers 429
 with {"status": "error", "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING" |
 "DAILY", "correlationId": ...}: the rolling ten-second limit is retryable, the daily one is not
-worth retrying within a run (FatalError). `http.call` maps 429 before the body is read, so this
-client reads the policy in a `requests` response hook on its session.
+worth retrying within a run (FatalError): `_throttle` reads the policy before `http.call` maps
+the status.
 
 An add is two requests: the upsert (which creates or updates the contact and returns its record
 id; per-row refusals such as an invalid email come back in the 207 `errors`) and the membership
@@ -80,10 +80,10 @@ def property_value(value: object) -> str | None:
     return str(value)
 
 
-def _throttle_hook(response: requests.Response, *args, **kwargs) -> requests.Response:
-    """Read HubSpot's 429 policy before `http.call` maps the status."""
+def _throttle(response: requests.Response) -> None:
+    """HubSpot's 429 policy, read before `http.call` maps the status."""
     if response.status_code != 429:
-        return response
+        return
     try:
         body = response.json()
     except ValueError:
@@ -143,7 +143,6 @@ class HubSpotDestination(Destination):
         self.session.headers.update({"Authorization": f"Bearer {access_token}",
                                      "Content-Type": "application/json",
                                      "Accept": "application/json"})
-        self.session.hooks["response"].append(_throttle_hook)
         self._checked_lists: set[str] = set()
 
     # ---- payload ------------------------------------------------------------------------------
@@ -242,7 +241,7 @@ class HubSpotDestination(Destination):
         if list_id in self._checked_lists:
             return list_id
         response = call(self.session, "GET", f"{self.base_url}/crm/v3/lists/{list_id}",
-                        timeout=self.timeout)
+                        timeout=self.timeout, classify=_throttle)
         if response.status_code == 404:
             raise FatalError(f"HubSpot list {list_id} does not exist", "list_not_found",
                              request_id(response))
@@ -265,7 +264,7 @@ class HubSpotDestination(Destination):
 
     def _batch(self, path: str, body: dict, what: str) -> tuple[dict, str | None]:
         response = call(self.session, "POST", f"{self.base_url}{path}", json=body,
-                        timeout=self.timeout)
+                        timeout=self.timeout, classify=_throttle)
         rid = request_id(response)
         if response.status_code in (200, 201, 207):
             return response.json(), rid
@@ -290,7 +289,7 @@ class HubSpotDestination(Destination):
         response = call(self.session, "PUT",
                         f"{self.base_url}/crm/v3/lists/{list_id}/memberships/add-and-remove",
                         json={"recordIdsToAdd": to_add, "recordIdsToRemove": to_remove},
-                        timeout=self.timeout)
+                        timeout=self.timeout, classify=_throttle)
         rid = request_id(response)
         if response.status_code == 200:
             return response.json(), rid

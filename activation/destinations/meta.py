@@ -44,7 +44,12 @@ from activation.destinations.base import (
     RetryableError,
     Row,
 )
-from activation.destinations.http import DEFAULT_TIMEOUT, request_id_of, retry_after_seconds
+from activation.destinations.http import (
+    DEFAULT_TIMEOUT,
+    call,
+    request_id_of,
+    retry_after_seconds,
+)
 from activation.normalize import META_SCHEMA, meta_identifiers
 
 THROTTLE_CODES = {4, 17, 613, 80003}          # app, user, ad-account, custom-audience throttles
@@ -176,36 +181,21 @@ class MetaDestination(Destination):
         return answer, request_id
 
     def _request(self, method: str, url: str, body: dict, label: str) -> tuple[dict, str | None]:
-        """`http.call`'s mapping (timeouts, connection errors, 429, 5xx) plus the Graph error
-        body, read before the status: Meta sends throttles as 400/403 with a code."""
-        try:
-            response = self.session.request(method, url, json=body, timeout=self.timeout)
-        except requests.Timeout as exc:
-            raise RetryableError(f"{label}: no answer within {self.timeout:g} s",
-                                 "timeout") from exc
-        except requests.ConnectionError as exc:
-            raise RetryableError(f"{label}: connection failed", "connection_error") from exc
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        error = answer.get("error") if isinstance(answer, dict) else None
-        request_id = (response.headers.get("x-fb-trace-id")
-                      or (error or {}).get("fbtrace_id") or request_id_of(response))
-        if response.status_code < 300 and isinstance(answer, dict) and error is None:
-            return answer, request_id
-        if isinstance(error, dict):
-            raise _graph_error(error, response, request_id, label)
-        status = response.status_code
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        if status == 429 or status >= 500:
-            raise RetryableError(f"{label}: HTTP {status}", f"http_{status}", request_id,
-                                 retry_after)
-        if status in (401, 403):
-            raise FatalError(f"{label}: {status} - the access token was refused; set a valid "
-                             "token in the environment variable", f"http_{status}", request_id)
-        raise BatchRejected(f"{label}: HTTP {status} without a Graph error", f"http_{status}",
-                            request_id)
+        """One Graph call: `http.call`'s mapping, with the Graph error body read first (Meta
+        sends throttles as 400/403 with a code)."""
+
+        def graph_errors(response: requests.Response) -> None:
+            error = _json(response).get("error")
+            if isinstance(error, dict):
+                raise _graph_error(error, response, _trace_id(response, error), label)
+
+        response = call(self.session, method, url, json=body, timeout=self.timeout,
+                        classify=graph_errors)
+        answer = _json(response)
+        if response.status_code >= 300 or not answer:
+            raise BatchRejected(f"{label}: HTTP {response.status_code} without a Graph error",
+                                f"http_{response.status_code}", _trace_id(response, {}))
+        return answer, _trace_id(response, {})
 
     def _outcome(self, answer: dict, request_id: str | None, rows: list[Row],
                  data: list[list[str]], label: str) -> BatchOutcome:
@@ -285,6 +275,19 @@ def _graph_error(error: dict, response: requests.Response, request_id: str | Non
             or (isinstance(code, int) and 200 <= code < 300)):
         return FatalError(f"{detail}: {_safe_message(error)}", tag, request_id)
     return BatchRejected(f"{detail}: {_safe_message(error)}", tag, request_id)
+
+
+def _json(response: requests.Response) -> dict:
+    try:
+        answer = response.json()
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _trace_id(response: requests.Response, error: dict) -> str | None:
+    return (response.headers.get("x-fb-trace-id") or error.get("fbtrace_id")
+            or request_id_of(response))
 
 
 def _safe_message(error: dict) -> str:
