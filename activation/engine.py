@@ -81,7 +81,7 @@ create table if not exists activation.sync_runs (
     n_desired bigint, n_holdout bigint, n_skipped bigint,
     n_to_add bigint, n_to_update bigint, n_to_remove bigint,
     n_added bigint, n_updated bigint, n_removed bigint, n_rejected bigint, n_pending bigint,
-    n_requests bigint, n_retries bigint,
+    n_requests bigint, n_retries bigint, n_resumed bigint,
     started_at timestamp, finished_at timestamp,
     message varchar
 );
@@ -164,6 +164,15 @@ def now() -> dt.datetime:
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The activation tables; a `sync_runs` of the earlier RFM file export (no `mode` column)
+    is kept as `sync_runs_v1`."""
+    columns = {name for (name,) in con.execute(
+        "select column_name from information_schema.columns where table_schema = "
+        "'activation' and table_name = 'sync_runs'").fetchall()}
+    if columns and "mode" not in columns:
+        con.execute("alter table activation.sync_runs rename to sync_runs_v1")
+    elif columns and "n_resumed" not in columns:
+        con.execute("alter table activation.sync_runs add column n_resumed bigint")
     con.execute(DDL)
 
 
@@ -219,7 +228,6 @@ class SyncReport:
     def row(self) -> dict:
         data = dataclasses.asdict(self)
         data.pop("sample")
-        data.pop("n_resumed")
         return data
 
     @property

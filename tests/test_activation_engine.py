@@ -350,3 +350,19 @@ def test_an_interrupted_update_of_hashed_identifiers_resumes_in_order(tmp_path):
         expected |= {sha256_hex(meta_email(f"new.person.{i}@example.com")) for i in (1, 2)}
         assert meta.members("1") == expected
         assert report.n_resumed == 5 and report.n_to_add == report.n_to_remove == 0
+
+
+def test_the_earlier_export_log_is_kept_aside(tmp_path, emulator):
+    """A warehouse from before the sync engine has the RFM export's sync_runs: it is kept as
+    sync_runs_v1 and the sync works."""
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=5)
+    with duckdb.connect(str(db)) as con:
+        con.execute("create schema activation")
+        con.execute("create table activation.sync_runs (run_id varchar, destination varchar, "
+                    "audience_key varchar, n_members bigint, n_sent bigint)")
+        con.execute("insert into activation.sync_runs values ('old', 'file', 'rfm_x', 3, 3)")
+    assert run_sync(db, emulator, "run1").n_added == 5
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("select run_id from activation.sync_runs_v1").fetchall() == [("old",)]
+        assert con.execute("select run_id from activation.sync_runs").fetchall() == [("run1",)]
