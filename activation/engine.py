@@ -651,6 +651,7 @@ class Sync:
                     self._log_unsent(planned.operation, rows, batch.key, "failed", exc.code,
                                      str(exc))
                     raise SyncFailed(self.report.message) from exc
+                self._progress(index + 1, work)
             if self.options.full_refresh and self.destination.supports_replace:
                 self._drop_unconfirmed_after_replace()
             succeeded = True
@@ -659,6 +660,15 @@ class Sync:
             self.destination.close(self.params, succeeded)
             self.report.finished_at = now()
             self._record_run()
+
+    def _progress(self, done: int, work: list) -> None:
+        """A log line at each tenth of the batches of a long sync (20 batches or more)."""
+        total = len(work)
+        if total >= 20 and done * 10 // total != (done - 1) * 10 // total:
+            rows = sum(len(r) for _, _, r in work[:done])
+            elapsed = (now() - self.report.started_at).total_seconds()
+            self.log(f"{self.target.name}: {done}/{total} batches ({rows:,} rows) in "
+                     f"{elapsed:.0f} s")
 
     def _skip_removals(self, rows: list[Row], batch: Batch) -> None:
         self.con.execute("begin transaction")
