@@ -52,7 +52,7 @@ check: install dbt_project/target/manifest.json  ## validate the Dagster definit
 	$(VENV)/bin/dg check defs
 
 lint: install dbt_project/target/manifest.json  ## ruff on the Python code, sqlfluff (dbt templater) on the models
-	$(VENV)/bin/ruff check dagster_project ml tests benchmarks
+	$(VENV)/bin/ruff check dagster_project ml activation tests benchmarks
 	@# the dbt templater opens a warehouse: an empty one, so every clone lints the same SQL
 	@# (a full build's branch of the incremental models, whatever the local warehouse holds)
 	lint_home=$$(mktemp -d) && SEGMENTA_HOME=$$lint_home $(VENV)/bin/sqlfluff lint dbt_project/models; \
