@@ -35,7 +35,7 @@ test-fast: install dbt_project/target/manifest.json  ## the tests without the en
 	$(PY) -m pytest -m "not e2e"
 
 ui: install dbt_project/target/manifest.json  ## Dagster UI on http://127.0.0.1:3000
-	$(PY) -c "from dagster_project.settings import HOME; HOME.ensure()"
+	$(PY) -c "from core.settings import HOME; HOME.ensure()"
 	DAGSTER_HOME=$(SEGMENTA_HOME)/dagster $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
 
 mlflow: install  ## MLflow UI on http://127.0.0.1:5000 over SEGMENTA_HOME's runs and registry
@@ -43,7 +43,7 @@ mlflow: install  ## MLflow UI on http://127.0.0.1:5000 over SEGMENTA_HOME's runs
 		--default-artifact-root "$(SEGMENTA_HOME)/mlflow/artifacts" --host 127.0.0.1 --port 5000
 
 generate: install  ## write the sample store (ARGS="--customers 5000 --days 365 --force")
-	$(PY) -m dagster_project.sample_data $(ARGS)
+	$(PY) -m generator $(ARGS)
 
 summary: install  ## print segment sizes and where everything lives
 	$(PY) -m dagster_project.cli summary
@@ -52,7 +52,7 @@ check: install dbt_project/target/manifest.json  ## validate the Dagster definit
 	$(VENV)/bin/dg check defs
 
 lint: install dbt_project/target/manifest.json  ## ruff on the Python code, sqlfluff (dbt templater) on the models
-	$(VENV)/bin/ruff check dagster_project ml activation tests benchmarks
+	$(VENV)/bin/ruff check core ingest generator segments ml activation dagster_project tests benchmarks
 	@# the dbt templater opens a warehouse: an empty one, so every clone lints the same SQL
 	@# (a full build's branch of the incremental models, whatever the local warehouse holds)
 	lint_home=$$(mktemp -d) && SEGMENTA_HOME=$$lint_home $(VENV)/bin/sqlfluff lint dbt_project/models; \

@@ -19,11 +19,17 @@ problem, so a typo fails before anything is sent.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from core.settings import PROJECT_ROOT
+
+AUDIENCES_FILE = Path(os.environ.get("SEGMENTA_AUDIENCES")
+                      or PROJECT_ROOT / "segments" / "audiences.yml")
 
 # destination type -> (consent it needs, settings it requires)
 DESTINATION_TYPES = {
@@ -163,3 +169,8 @@ def check_segments(audiences: list[Audience], known: set[str], source: str) -> N
                 f"{source}, audience {audience.key!r}: segment {audience.segment!r} is not in "
                 f"marts.segment_memberships" + (f" (did you mean {', '.join(close)}?)"
                                                 if close else ""))
+
+
+def configured_audiences() -> list[Audience]:
+    """The audiences file in use (`AUDIENCES_FILE`); none when it does not exist."""
+    return load_audiences(AUDIENCES_FILE) if AUDIENCES_FILE.exists() else []

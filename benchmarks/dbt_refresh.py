@@ -23,9 +23,10 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project import landing, sample_data
-from dagster_project.settings import DBT_PROJECT_DIR
-from dagster_project.warehouse import Warehouse
+import generator
+from core.settings import DBT_PROJECT_DIR
+from core.warehouse import Warehouse
+from ingest import landing
 
 # everything dbt builds from the landing feeds alone (segment_memberships and what follows it
 # also read the ML and rule-segment assets that Dagster writes)
@@ -69,8 +70,8 @@ def main() -> int:
     home = args.home.resolve()
     if not (home / "landing").exists():
         started = time.monotonic()
-        sample_data.generate(home / "landing", home / "generator", customers=args.customers,
-                             days=args.days)
+        generator.generate(home / "landing", home / "generator", customers=args.customers,
+                           days=args.days)
         print(f"generated in {(time.monotonic() - started) / 60:.1f} min", flush=True)
     (home / "warehouse.duckdb").unlink(missing_ok=True)
     warehouse = Warehouse(home / "warehouse.duckdb")

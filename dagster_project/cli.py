@@ -19,19 +19,21 @@ import sys
 import time
 from pathlib import Path
 
-from dagster_project import landing
-from dagster_project.settings import DBT_PROJECT_DIR, HOME, PROJECT_ROOT, Home
-from dagster_project.warehouse import Warehouse
+from core.settings import DBT_PROJECT_DIR, HOME, PROJECT_ROOT, Home
+from core.warehouse import Warehouse
+from ingest import landing
 
 STATE_FILE = "segmenta_run_state.json"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-CODE_GLOBS = ("dagster_project/**/*.py", "ml/**/*.py", "activation/**/*.py", "segments/*.yml", "dbt_project/models/**/*",
+CODE_GLOBS = ("dagster_project/**/*.py", "core/**/*.py", "ingest/**/*.py", "generator/**/*.py",
+              "segments/*.py", "ml/**/*.py", "activation/**/*.py", "segments/*.yml",
+              "dbt_project/models/**/*",
               "dbt_project/seeds/**/*", "dbt_project/macros/**/*", "dbt_project/*.yml")
 
 
 def code_fingerprint() -> str:
     """A hash of the pipeline's code, dbt project and segment rules: a change means rebuild."""
-    from dagster_project.segments import RULES_FILE
+    from segments.rules import RULES_FILE
 
     digest = hashlib.sha256()
     if RULES_FILE.exists():
@@ -92,10 +94,10 @@ def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
 def run(force: bool = False, full_refresh: bool = False) -> int:
     home = HOME.ensure()
     if not any(home.landing.glob("*/dt=*/*")):
-        from dagster_project import sample_data
+        import generator
 
         print(f"No landing files in {home.landing}: generating the sample store.")
-        sample_data.generate(home.landing, home.generator)
+        generator.generate(home.landing, home.generator)
 
     changed_days, rest_changed, rebuild, new_state = plan(home, force)
     if not changed_days and not rest_changed:
@@ -262,8 +264,8 @@ def demo_destinations(home: Home):
     cleared first (every platform gets a first sync)."""
     os.environ["SEGMENTA_AUDIENCES"] = str(DEMO_AUDIENCES)
     from activation.audiences import load_audiences
-    from activation.engine import ensure_tables
-    from dagster_project.activation import demo_environment
+    from activation.emulators.demo import demo_environment
+    from activation.state import ensure_tables
 
     emulators, variables = demo_environment(load_audiences(DEMO_AUDIENCES))
     os.environ.update(variables)
@@ -291,14 +293,14 @@ def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool
     ensure_dbt_manifest()
     import dagster as dg
 
-    from dagster_project import activation
+    from activation.audiences import AUDIENCES_FILE
     from dagster_project.definitions import defs
 
     graph = defs.resolve_asset_graph()
     keys = [key for key in graph.get_all_asset_keys()
             if key.path[0] == "activation" and (not only or key.path[1] in only)]
     if not keys:
-        print(f"error: no audience {', '.join(only or [])} in {activation.AUDIENCES_FILE}",
+        print(f"error: no audience {', '.join(only or [])} in {AUDIENCES_FILE}",
               file=sys.stderr)
         return 2
     uplift = dg.AssetKey(["marts", "audience_uplift"])
@@ -412,9 +414,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the synthetic sample store (see `segmenta generate --help`)")
     args, rest = parser.parse_known_args(argv)
     if args.command == "generate":
-        from dagster_project import sample_data
+        import generator
 
-        return sample_data.main(rest)
+        return generator.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run" and args.demo_destinations:
@@ -439,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--to is before --from")
         return backfill(args.first, args.last)
     if args.command == "import":
-        from dagster_project.importer import MappingError, import_file
+        from ingest.importer import MappingError, import_file
 
         try:
             report = import_file(args.mapping, args.source, HOME.ensure().landing)

@@ -8,9 +8,9 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from dagster_project import quality
-from dagster_project.settings import Home
-from dagster_project.warehouse import Warehouse
+from core.settings import Home
+from core.warehouse import Warehouse
+from ingest import quality
 
 
 class HomeResource(dg.ConfigurableResource):

@@ -267,3 +267,16 @@ def evaluate_holdout(transactions: pd.DataFrame, calibration_end: pd.Timestamp,
                                  "actual": actual}).groupby("frequency").agg(
         customers=("actual", "size"), predicted=("predicted", "mean"), actual=("actual", "mean"))
     return model, HoldoutReport(metrics, by_frequency)
+
+
+def empty_scores() -> pd.DataFrame:
+    """`ml.customer_clv` with no rows, for a store that has no lifetime-value model yet."""
+    return pd.DataFrame({
+        "customer_id": pd.Series(dtype="string"), "as_of_date": pd.Series(dtype="datetime64[s]"),
+        **{c: pd.Series(dtype="int64") for c in ("n_repeat_purchases",)},
+        **{c: pd.Series(dtype="float64") for c in (
+            "recency_weeks", "tenure_weeks", "avg_repeat_spend", "probability_alive",
+            "expected_purchases_90d", "expected_spend_per_purchase", "expected_value_90d")},
+        "model_name": pd.Series(dtype="string"), "model_version": pd.Series(dtype="string"),
+        "scored_at": pd.Series(dtype="datetime64[us]"),
+    })

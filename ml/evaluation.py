@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
@@ -61,3 +63,20 @@ def persona_agreement(clusters: pd.Series, personas: pd.Series) -> dict[str, flo
         "persona_purity": float(table.max(axis=1).sum() / len(joined)),
         "persona_customers": float(len(joined)),
     }
+
+
+WELL_OBSERVED_SESSIONS = 4
+
+
+def sample_store_agreement(personas_file: Path, cluster_keys, frame: pd.DataFrame) -> dict:
+    """ARI and purity against the sample generator's hidden personas, when the store is the
+    sample store (`personas_file` exists); also for the customers seen in 4 or more visits.
+    `cluster_keys` are the clusters of `frame`'s rows, in order."""
+    if not personas_file.exists():
+        return {}
+    personas = pd.read_csv(personas_file, dtype=str).set_index("customer_id")["persona"]
+    keys = pd.Series(cluster_keys, index=frame.index)
+    observed = frame["n_sessions_lifetime"] >= WELL_OBSERVED_SESSIONS
+    return {**persona_agreement(keys, personas),
+            **{f"{name}_well_observed": value
+               for name, value in persona_agreement(keys[observed], personas).items()}}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 SHARED_DATA = Path(os.environ.get("SEGMENTA_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 

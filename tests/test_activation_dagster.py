@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from activation.audiences import Audience, Target
-from dagster_project.activation import FileDestinationResource
 from dagster_project.defs.activation.assets import sync_asset
+from dagster_project.defs.activation.resources import FileDestinationResource
 from dagster_project.resources import WarehouseResource
 from tests.test_activation_engine import make_warehouse
 

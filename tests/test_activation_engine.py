@@ -17,7 +17,8 @@ from activation.audiences import Audience, AudienceError, Target, parse_audience
 from activation.destinations.file import FileDestination
 from activation.destinations.webhook import WebhookDestination
 from activation.emulators.webhook import WebhookEmulator
-from activation.engine import SyncFailed, SyncOptions, SyncRefused, in_holdout, sync
+from activation.engine import SyncFailed, SyncOptions, SyncRefused, sync
+from activation.plan import in_holdout
 
 AUDIENCE = Audience("vip", "rfm_champions", ("first_name",), 0.0, (Target("webhook", "webhook"),))
 FAST = {"sleep": lambda seconds: None}

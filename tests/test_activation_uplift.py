@@ -9,8 +9,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from activation.engine import ensure_tables
-from dagster_project.defs.activation.uplift import build_uplift
+from activation.state import ensure_tables
+from activation.uplift import build_uplift
 
 
 def test_uplift_compares_synced_and_holdout_customers_after_the_first_sync(tmp_path):

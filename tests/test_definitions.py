@@ -1,4 +1,4 @@
-"""The code location loads, and its assets, groups, pools and schedule are as DESIGN.md says."""
+"""The code location loads, and its assets, groups, pools and schedule are as docs/architecture.md says."""
 
 from __future__ import annotations
 
@@ -79,9 +79,9 @@ def test_one_asset_per_audience_and_destination_with_its_platform(monkeypatch):
     """The demo audiences file yields one asset per audience x destination, kinds naming the
     platform, each requiring only its own destination resource."""
     from activation.audiences import load_audiences
-    from dagster_project.activation import DESTINATION_RESOURCES
+    from core.settings import PROJECT_ROOT
     from dagster_project.defs.activation.assets import KINDS, sync_asset
-    from dagster_project.settings import PROJECT_ROOT
+    from dagster_project.defs.activation.resources import DESTINATION_RESOURCES
 
     audiences = load_audiences(PROJECT_ROOT / "segments" / "audiences.demo.yml")
     assets = {a.key.to_user_string(): (a, t) for audience in audiences

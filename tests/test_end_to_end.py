@@ -252,7 +252,7 @@ def test_memberships_unite_rfm_rule_and_ml_segments(home):
 
 
 def test_a_new_yaml_rule_appears_after_a_refresh_and_a_broken_one_is_named(home, tmp_path):
-    from dagster_project.segments import RULES_FILE
+    from segments.rules import RULES_FILE
 
     rules = tmp_path / "rules.yml"
     rules.write_text(RULES_FILE.read_text() + """

@@ -14,10 +14,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project import landing
-from dagster_project.importer import MappingError, import_file
-from dagster_project.settings import DBT_PROJECT_DIR, PROJECT_ROOT
-from dagster_project.warehouse import Warehouse
+from core.settings import DBT_PROJECT_DIR, PROJECT_ROOT
+from core.warehouse import Warehouse
+from ingest import landing
+from ingest.importer import MappingError, import_file
 
 MAPPING = PROJECT_ROOT / "mappings" / "online_retail.yaml"
 

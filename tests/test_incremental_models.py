@@ -14,9 +14,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from dagster_project import landing, sample_data
-from dagster_project.settings import DBT_PROJECT_DIR
-from dagster_project.warehouse import Warehouse
+import generator
+from core.settings import DBT_PROJECT_DIR
+from core.warehouse import Warehouse
+from ingest import landing
 
 pytestmark = pytest.mark.e2e
 
@@ -69,8 +70,8 @@ def incremental_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, di
     """A warehouse built on the first days, then refreshed one load day at a time."""
     home = tmp_path_factory.mktemp("incremental")
     end = dt.date(2026, 6, 14)
-    sample_data.generate(home / "landing", home / "generator", customers=600, days=14,
-                         end_date=end, seed=11, progress=False)
+    generator.generate(home / "landing", home / "generator", customers=600, days=14,
+                       end_date=end, seed=11, progress=False)
     warehouse = Warehouse(home / "warehouse.duckdb")
     for feed in ("customers", "products"):
         landing.load_all_days(warehouse, home / "landing", feed)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from dagster_project.defs.ingest.assets import raw_orders
-from dagster_project.quality import SUITES_DIR
 from dagster_project.resources import ExpectationsResource, HomeResource, WarehouseResource
+from ingest.quality import SUITES_DIR
 
 HEADER = ("order_id,line_number,customer_id,ordered_at,product_id,quantity,unit_price,currency,"
           "status,channel,shipping_country,discount_amount")

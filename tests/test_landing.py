@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project import landing
-from dagster_project.warehouse import Warehouse
+from core.warehouse import Warehouse
+from ingest import landing
 
 DAY = dt.date(2026, 5, 1)
 HEADER = ("order_id,line_number,customer_id,ordered_at,product_id,quantity,unit_price,currency,"

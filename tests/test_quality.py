@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from dagster_project import quality
+from ingest import quality
 
 
 @pytest.mark.parametrize("path", sorted(quality.SUITES_DIR.glob("*.json")), ids=lambda p: p.stem)

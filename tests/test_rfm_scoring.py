@@ -11,8 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project import landing
-from dagster_project.settings import DBT_PROJECT_DIR
+from core.settings import DBT_PROJECT_DIR
+from ingest import landing
 
 
 def _dbt(home: Path, *args: str) -> subprocess.CompletedProcess:

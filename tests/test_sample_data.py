@@ -12,14 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dagster_project import sample_data
+import generator
 
 END = dt.date(2026, 3, 31)
 
 
 def _generate(root: Path, seed: int = 7, defect_rate: float = 0.0) -> dict:
-    return sample_data.generate(root / "landing", root / "generator", customers=150, days=20,
-                                end_date=END, seed=seed, progress=False, defect_rate=defect_rate)
+    return generator.generate(root / "landing", root / "generator", customers=150, days=20,
+                              end_date=END, seed=seed, progress=False, defect_rate=defect_rate)
 
 
 def _digest(folder: Path) -> str:
@@ -67,13 +67,13 @@ def test_files_follow_the_contract(world):
     landing = root / "landing"
     orders = pd.concat(pd.read_csv(p, dtype=str, keep_default_na=False)
                        for p in (landing / "orders").rglob("*.csv"))
-    assert list(orders.columns) == sample_data.ORDER_COLUMNS
+    assert list(orders.columns) == generator.ORDER_COLUMNS
     assert set(orders["status"]) <= {"completed", "cancelled", "refunded"}
     assert set(orders["channel"]) <= {"web", "app", "store", "marketplace"}
     assert orders["ordered_at"].str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$").all()
     assert (orders["customer_id"] == "").any(), "guest checkouts are part of the contract"
     customers = pd.read_csv(next((landing / "customers").rglob("*.csv")), dtype=str)
-    assert list(customers.columns) == sample_data.CUSTOMER_COLUMNS
+    assert list(customers.columns) == generator.CUSTOMER_COLUMNS
     assert set(customers["email_consent"]) <= {"true", "false"}
     assert customers["birth_date"].notna().all() and customers["city"].notna().all()
     products = pd.read_csv(next((landing / "products").rglob("*.csv")))
@@ -110,19 +110,19 @@ def test_personas_side_file_is_outside_the_landing_zone(world):
 
 def test_command_line_help_and_refusal_to_overwrite(world):
     root, _ = world
-    help_text = subprocess.run([sys.executable, "-m", "dagster_project.sample_data", "--help"],
+    help_text = subprocess.run([sys.executable, "-m", "generator", "--help"],
                                capture_output=True, text=True, check=True).stdout
     for flag in ("--customers", "--days", "--seed", "--end-date"):
         assert flag in help_text
-    refused = subprocess.run([sys.executable, "-m", "dagster_project.sample_data",
+    refused = subprocess.run([sys.executable, "-m", "generator",
                               "--home", str(root), "--days", "2"],
                              capture_output=True, text=True, check=False)
     assert refused.returncode == 2 and "--force" in refused.stderr
 
 
 def test_injected_defects_land_in_quarantine_with_their_reasons(tmp_path):
-    from dagster_project import landing
-    from dagster_project.warehouse import Warehouse
+    from core.warehouse import Warehouse
+    from ingest import landing
 
     manifest = _generate(tmp_path, defect_rate=0.03)
     assert sum(manifest["defects"].values()) > 20

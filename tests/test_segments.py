@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project import segments
-from dagster_project.warehouse import Warehouse
+from core.warehouse import Warehouse
+from segments import rules as segments
 
 
 @pytest.fixture

@@ -101,7 +101,7 @@ class RemovalsNotAllowed(DestinationError):
 
 class Destination(abc.ABC):
     """One platform. Subclasses are pydantic-free plain classes; the Dagster `ConfigurableResource`
-    wrappers in `dagster_project/activation.py` build them from environment
+    wrappers in `dagster_project/defs/activation/resources.py` build them from environment
     variables. `target` is the audience's destination entry from the audiences YAML (list id,
     audience id, ...)."""
 

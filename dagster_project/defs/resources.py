@@ -5,16 +5,16 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from dagster_project.activation import DESTINATION_RESOURCES, FileDestinationResource
+from core.settings import HOME
+from dagster_project.defs.activation.resources import DESTINATION_RESOURCES, FileDestinationResource
 from dagster_project.defs.transform.project import dbt_project
-from dagster_project.quality import SUITES_DIR
 from dagster_project.resources import (
     ExpectationsResource,
     HomeResource,
     MlflowResource,
     WarehouseResource,
 )
-from dagster_project.settings import HOME
+from ingest.quality import SUITES_DIR
 
 
 def _dbt_executable() -> str:

@@ -9,9 +9,15 @@ sit downstream of the segment marts, so the marts' blocking checks stop them on 
 import dagster as dg
 from pydantic import Field
 
-from activation.audiences import Audience, Target, check_segments
+from activation.audiences import (
+    AUDIENCES_FILE,
+    Audience,
+    Target,
+    check_segments,
+    configured_audiences,
+)
 from activation.engine import SyncFailed, SyncOptions, SyncRefused, sync
-from dagster_project.activation import AUDIENCES_FILE, DESTINATION_RESOURCES, audiences
+from dagster_project.defs.activation.resources import DESTINATION_RESOURCES
 from dagster_project.defs.transform.checks import CHECKED_MARTS
 from dagster_project.resources import WarehouseResource
 
@@ -132,5 +138,5 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
     return _sync
 
 
-sync_assets = [sync_asset(audience, target) for audience in audiences()
+sync_assets = [sync_asset(audience, target) for audience in configured_audiences()
                for target in audience.targets]

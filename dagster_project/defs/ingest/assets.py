@@ -2,9 +2,9 @@ import datetime as dt
 
 import dagster as dg
 
-from dagster_project import landing, quality
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import ExpectationsResource, HomeResource, WarehouseResource
+from ingest import landing, quality
 
 DESCRIPTIONS = {
     "orders": "Order lines as delivered by the shop, one row per order line and delivery.",

@@ -3,9 +3,9 @@ import json
 
 import dagster as dg
 
-from dagster_project import landing
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import HomeResource
+from ingest import landing
 
 PARTITIONED_FEEDS = ("orders", "events")
 SNAPSHOT_FEEDS = ("customers", "products")

@@ -19,7 +19,7 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                       mlflow: MlflowResource, home: HomeResource) -> dg.MaterializeResult:
     """Each customer who visited or bought, in a behaviour cluster of the champion
     `customer_segmenter`: a stable cluster key, a readable name and the model version."""
-    from ml.evaluation import SEGMENTER_GATE, persona_agreement
+    from ml.evaluation import SEGMENTER_GATE, sample_store_agreement
     from ml.features import PROFILE_COLUMNS, segmentation_features, segmentation_frame
     from ml.registry import SEGMENTER, champion_segmenter, log_segmenter
     from ml.segmentation import fit_segmenter
@@ -31,7 +31,7 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     champion = champion_segmenter()
     fit = fit_segmenter(features, profile=frame[PROFILE_COLUMNS],
                         previous_centroids=champion.centroids if champion else None)
-    agreement = _persona_agreement(home, fit, frame, persona_agreement)
+    agreement = sample_store_agreement(home.home.generator / "personas.csv", fit.keys, frame)
     as_of = str(warehouse.warehouse.query_df(
         "select max(as_of_date) as d from marts.customer_rfm")["d"][0])[:10]
     registered = log_segmenter(experiment_id, fit, features,
@@ -70,23 +70,6 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     }
     metadata.update({name: dg.MetadataValue.float(value) for name, value in agreement.items()})
     return dg.MaterializeResult(metadata=metadata)
-
-
-WELL_OBSERVED_SESSIONS = 4
-
-
-def _persona_agreement(home: HomeResource, fit, frame: pd.DataFrame, agreement) -> dict:
-    """ARI and purity against the sample generator's hidden personas, when the store is the
-    sample store (the side file exists); also for the customers seen in 4 or more visits."""
-    path = home.home.generator / "personas.csv"
-    if not path.exists():
-        return {}
-    personas = pd.read_csv(path, dtype=str).set_index("customer_id")["persona"]
-    keys = pd.Series(fit.keys, index=frame.index)
-    observed = frame["n_sessions_lifetime"] >= WELL_OBSERVED_SESSIONS
-    return {**agreement(keys, personas),
-            **{f"{name}_well_observed": value
-               for name, value in agreement(keys[observed], personas).items()}}
 
 
 LIFETIME_VALUE_EXPERIMENT = "customer_lifetime_value"
@@ -147,7 +130,7 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         context.log.warning(f"{LIFETIME_VALUE} not trained: {too_thin}.")
         if champion_version(LIFETIME_VALUE) is None:
             # a young store: no model yet, no predictive segments, not a failed run
-            warehouse.warehouse.replace_table("ml.customer_clv", _empty_clv())
+            warehouse.warehouse.replace_table("ml.customer_clv", clv.empty_scores())
             return dg.MaterializeResult(metadata={
                 "rows": dg.MetadataValue.int(0),
                 "not_trained": dg.MetadataValue.text(too_thin)})
@@ -194,18 +177,6 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             f"{m['holdout_rmse']:.3f} vs {m['holdout_rmse_baseline']:.3f} for the customer's own "
             f"past rate; Spearman {m['holdout_spearman']:.3f}\n\n"
             + report.by_frequency.round(3).to_markdown()),
-    })
-
-
-def _empty_clv() -> pd.DataFrame:
-    return pd.DataFrame({
-        "customer_id": pd.Series(dtype="string"), "as_of_date": pd.Series(dtype="datetime64[s]"),
-        **{c: pd.Series(dtype="int64") for c in ("n_repeat_purchases",)},
-        **{c: pd.Series(dtype="float64") for c in (
-            "recency_weeks", "tenure_weeks", "avg_repeat_spend", "probability_alive",
-            "expected_purchases_90d", "expected_spend_per_purchase", "expected_value_90d")},
-        "model_name": pd.Series(dtype="string"), "model_version": pd.Series(dtype="string"),
-        "scored_at": pd.Series(dtype="datetime64[us]"),
     })
 
 

@@ -60,6 +60,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     every customer with the champion."""
     from ml import recommendation as rec
     from ml.evaluation import RECOMMENDER_GATE
+    from ml.recommendation_rules import business_rules, sample_top10, with_category_cap
     from ml.registry import (
         PRODUCT_RECOMMENDER,
         champion_params,
@@ -113,11 +114,12 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     validation_data = interactions(validation_lines, before_period=1)
     chosen, validation_table = rec.select_candidate(
         validation_data, validation,
-        _with_categories(rec.candidates(), validation_data, products, config))
+        with_category_cap(rec.candidates(), validation_data, products, config.max_per_category))
     context.log.info(f"recommender configuration chosen on the validation weeks: {chosen}")
 
     # offline evaluation of the chosen configuration on the holdout, against the baselines
-    shipped = _with_categories({SHIPPED: rec.candidates()[chosen]}, train, products, config)
+    shipped = with_category_cap({SHIPPED: rec.candidates()[chosen]}, train, products,
+                                config.max_per_category)
     evaluation = rec.evaluate({**rec.baselines(), **shipped}, train, relevant)
     # ... and against the current champion, refitted the same way (its own model was trained
     # on weeks that include this holdout, so it is compared by its configuration)
@@ -127,15 +129,15 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         name = champion_logged.get("configuration", "").removeprefix("fallback: ")
         if name in rec.candidates() or name in rec.baselines():
             champion_row = f"current champion (v{version}: {name})"
-            model = (_with_categories({champion_row: rec.candidates()[name]}, train, products,
-                                      config) if name in rec.candidates()
+            model = (with_category_cap({champion_row: rec.candidates()[name]}, train, products,
+                                       config.max_per_category) if name in rec.candidates()
                      else {champion_row: rec.baselines()[name]})
             evaluation = pd.concat([evaluation, rec.evaluate(model, train, relevant)])
 
     # the model to ship: fitted on all history, with the business rules
     data = interactions(lines)
     info = products.set_index(products["product_id"].astype(str)).reindex(data.products)
-    rules = _rules(info, config)
+    rules = business_rules(info, config.one_time_subcategories, config.max_per_category)
     model = rec.configured(chosen, **rules).fit(data)
     data_window = {
         "first_order": str(pd.to_datetime(lines["ordered_at"]).min().date()),
@@ -235,7 +237,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             validation_table.drop(columns="customers").round(4).to_markdown()
             if len(validation_table) else "(too little history to validate)"),
         "reasons": dg.MetadataValue.json(recs["reason"].value_counts().to_dict()),
-        "sample": dg.MetadataValue.md(_sample(recs, products).to_markdown(index=False)),
+        "sample": dg.MetadataValue.md(sample_top10(recs, products).to_markdown(index=False)),
     })
     yield dg.MaterializeResult(asset_key=["ml", "item_similarities"], metadata={
         "rows": dg.MetadataValue.int(len(similar)),
@@ -244,36 +246,3 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         "rows": dg.MetadataValue.int(len(complements)),
         "open_carts": dg.MetadataValue.int(int(carts["customer_id"].nunique()))})
 
-
-def _rules(info: pd.DataFrame, config: RecommenderConfig) -> dict:
-    """The business rules as model settings, by product (`info` is dim_products in the
-    model's product order): inactive products excluded, one-time products not re-offered, at
-    most `max_per_category` products of a category."""
-    one_time = set(config.one_time_subcategories)
-    return {"exclude": ~info["is_active"].fillna(False).astype(bool).to_numpy(),
-            "one_time_products": (info["subcategory"].isin(one_time)
-                                  | info["category"].isin(one_time)).to_numpy(),
-            "categories": pd.Categorical(info["category"].fillna("")).codes,
-            "max_per_category": config.max_per_category}
-
-
-def _with_categories(models: dict, data, products: pd.DataFrame,
-                     config: RecommenderConfig) -> dict:
-    """The models with the category cap set, so validation and the offline evaluation measure
-    the top 10 that ships (the baselines are left as they are)."""
-    info = products.set_index(products["product_id"].astype(str)).reindex(data.products)
-    for model in models.values():
-        model.categories = pd.Categorical(info["category"].fillna("")).codes
-        model.max_per_category = config.max_per_category
-    return models
-
-
-def _sample(recs: pd.DataFrame, products: pd.DataFrame, per_reason: int = 1) -> pd.DataFrame:
-    """The full top 10 of a few customers, one for each kind of first recommendation (buy
-    again, also bought, popular in segment, ...), with product names and categories."""
-    first = recs[recs["rank"] == 1].drop_duplicates("reason").head(6)
-    chosen = first.groupby("reason").head(per_reason)["customer_id"]
-    sample = recs[recs["customer_id"].isin(chosen)].merge(
-        products[["product_id", "product_name", "category"]], on="product_id", how="left")
-    return sample[["customer_id", "rank", "product_name", "category", "reason",
-                   "score"]].round(4)

@@ -1,7 +1,7 @@
 import dagster as dg
 
+from core.warehouse import publish_tables
 from dagster_project.resources import HomeResource, WarehouseResource
-from dagster_project.warehouse import publish_tables
 
 # Contact details stay in the warehouse for activation; analysts get everything else.
 NOT_PUBLISHED = ("marts.customer_contacts",)

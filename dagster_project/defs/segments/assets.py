@@ -1,7 +1,7 @@
 import dagster as dg
 
-from dagster_project import segments
 from dagster_project.resources import WarehouseResource
+from segments import rules as segments
 
 
 @dg.asset(

@@ -10,7 +10,7 @@ from dagster_project.defs.transform.project import dbt_project
 
 
 class SegmentaTranslator(DagsterDbtTranslator):
-    """Keys dbt models by warehouse schema and name (`marts/customer_rfm`), as DESIGN.md names them."""
+    """Keys dbt models by warehouse schema and name (`marts/customer_rfm`), as docs/architecture.md names them."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         # Sources carry the ingestion asset's key in meta.dagster.asset_key.

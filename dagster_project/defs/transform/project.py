@@ -2,7 +2,7 @@ from functools import cache
 
 from dagster_dbt import DbtProject
 
-from dagster_project.settings import DBT_PROJECT_DIR
+from core.settings import DBT_PROJECT_DIR
 
 
 @cache

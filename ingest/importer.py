@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from dagster_project.landing import FEEDS
+from ingest.landing import FEEDS
 
 READERS = {"parquet": "read_parquet", "csv": "read_csv"}
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-DAGSTER_YAML_TEMPLATE = Path(__file__).resolve().parent / "dagster.yaml.template"
+DAGSTER_YAML_TEMPLATE = PROJECT_ROOT / "dagster_project" / "dagster.yaml.template"
 
 FEEDS = ("orders", "events", "customers", "products")
 
 
 @dataclass(frozen=True)
 class Home:
-    """The runtime folder and the fixed paths inside it (see DESIGN.md, "Runtime home")."""
+    """The runtime folder and the fixed paths inside it (docs/architecture.md, "Runtime home")."""
 
     root: Path
 
@@ -82,7 +82,7 @@ def resolve_home() -> Home:
     root = Path(raw).expanduser().resolve()
     os.environ["SEGMENTA_HOME"] = str(root)
     os.environ["DAGSTER_HOME"] = str(root / "dagster")
-    from dagster_project.warehouse import memory_limit
+    from core.warehouse import memory_limit
 
     os.environ["SEGMENTA_DUCKDB_MEMORY_LIMIT"] = memory_limit()  # dbt's DuckDB uses it too
     return Home(root)

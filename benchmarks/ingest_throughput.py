@@ -1,6 +1,6 @@
 """Benchmark ingestion: load every landing day of a SEGMENTA_HOME into a fresh warehouse.
 
-    .venv/bin/python benchmarks/ingest.py --home /path/to/generated/home
+    .venv/bin/python benchmarks/ingest_throughput.py --home /path/to/generated/home
 
 Loads orders and events (one transaction each, as a single-run backfill does) and the snapshot
 feeds, then prints a Markdown table: rows read, loaded, quarantined, wall time, rows/s and the
@@ -14,8 +14,8 @@ import resource
 import time
 from pathlib import Path
 
-from dagster_project import landing
-from dagster_project.warehouse import Warehouse
+from core.warehouse import Warehouse
+from ingest import landing
 
 
 def main() -> int:

@@ -16,8 +16,8 @@ import duckdb
 import pandas as pd
 import yaml
 
-from dagster_project.settings import PROJECT_ROOT
-from dagster_project.warehouse import Warehouse
+from core.settings import PROJECT_ROOT
+from core.warehouse import Warehouse
 
 # The marketers' file; SEGMENTA_RULES points at another one (e.g. kept outside the repository).
 RULES_FILE = Path(os.environ.get("SEGMENTA_RULES") or PROJECT_ROOT / "segments" / "rules.yml")

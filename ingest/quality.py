@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dagster_project.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 SUITES_DIR = PROJECT_ROOT / "expectations"
 SAMPLE_SIZE = 5

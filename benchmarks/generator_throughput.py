@@ -1,6 +1,6 @@
 """Benchmark the sample-store generator: wall time, peak memory, rows and bytes written.
 
-    .venv/bin/python benchmarks/generator.py --customers 1000000 --days 365 --gzip
+    .venv/bin/python benchmarks/generator_throughput.py --customers 1000000 --days 365 --gzip
 
 Runs the generator in a child process (into a scratch SEGMENTA_HOME unless --home is given)
 and prints one Markdown table row for docs/benchmarks.md.
@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="segmenta_bench_"))
-    command = [sys.executable, "-m", "dagster_project.sample_data", "--home", str(home),
+    command = [sys.executable, "-m", "generator", "--home", str(home),
                "--customers", str(args.customers), "--days", str(args.days), "--force"]
     if args.gzip:
         command.append("--gzip")

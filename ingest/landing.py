@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.warehouse import Warehouse
+from core.warehouse import Warehouse
 
 PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 # Accepted file kinds for every feed; `.gz` compression is detected from the name.

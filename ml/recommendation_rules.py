@@ -1,0 +1,45 @@
+"""The business rules that shape what the recommender ships, and a readable sample of it.
+
+Rules apply after scoring, by product, in the model's product order: inactive products are never
+shown, products of non-replenishable subcategories are not offered again to their buyers, and at
+most `max_per_category` products of one category appear in a top 10.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def business_rules(info: pd.DataFrame, one_time_subcategories: list[str],
+                   max_per_category: int | None) -> dict:
+    """The business rules as model settings, by product (`info` is dim_products in the
+    model's product order): inactive products excluded, one-time products not re-offered, at
+    most `max_per_category` products of a category."""
+    one_time = set(one_time_subcategories)
+    return {"exclude": ~info["is_active"].fillna(False).astype(bool).to_numpy(),
+            "one_time_products": (info["subcategory"].isin(one_time)
+                                  | info["category"].isin(one_time)).to_numpy(),
+            "categories": pd.Categorical(info["category"].fillna("")).codes,
+            "max_per_category": max_per_category}
+
+
+def with_category_cap(models: dict, data, products: pd.DataFrame,
+                      max_per_category: int | None) -> dict:
+    """The models with the category cap set, so validation and the offline evaluation measure
+    the top 10 that ships (the baselines are left as they are)."""
+    info = products.set_index(products["product_id"].astype(str)).reindex(data.products)
+    for model in models.values():
+        model.categories = pd.Categorical(info["category"].fillna("")).codes
+        model.max_per_category = max_per_category
+    return models
+
+
+def sample_top10(recs: pd.DataFrame, products: pd.DataFrame, per_reason: int = 1) -> pd.DataFrame:
+    """The full top 10 of a few customers, one for each kind of first recommendation (buy
+    again, also bought, popular in segment, ...), with product names and categories."""
+    first = recs[recs["rank"] == 1].drop_duplicates("reason").head(6)
+    chosen = first.groupby("reason").head(per_reason)["customer_id"]
+    sample = recs[recs["customer_id"].isin(chosen)].merge(
+        products[["product_id", "product_name", "category"]], on="product_id", how="left")
+    return sample[["customer_id", "rank", "product_name", "category", "reason",
+                   "score"]].round(4)
