@@ -230,6 +230,7 @@ def changed_day_ranges(old: dict[str, str], new: dict[str, str]) -> list[tuple[s
 def ensure_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     con.execute("create schema if not exists raw")
     con.execute("create schema if not exists quarantine")
+    ensure_change_logs(con)
     columns = ", ".join(f'"{c.name}" {c.sql_type}' for c in feed.columns)
     con.execute(f"create table if not exists raw.{feed.name} ({columns}, {LOAD_COLUMNS_DDL})")
     con.execute(f"alter table raw.{feed.name} add column if not exists _extra JSON")
@@ -237,6 +238,38 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
         f"create table if not exists quarantine.{feed.name} "
         f"(raw_record VARCHAR, reason VARCHAR, {LOAD_COLUMNS_DDL})"
     )
+
+
+# The change logs of the partitioned feeds: one row per entity a day's load touched, before and
+# after (an order, or a visitor's events from a moment on), numbered in load order by
+# `raw.change_seq`. The incremental dbt models rebuild exactly the entities logged after their
+# own watermark (docs/architecture.md, "The exact incremental refresh").
+CHANGE_LOGS = {
+    "orders": ("raw.orders_changes",
+               "change_id BIGINT, order_id VARCHAR, changed_at TIMESTAMP",
+               ("select ?, order_id, current_timestamp from raw.orders "
+               "where _partition_date = ? group by order_id")),
+    "events": ("raw.events_changes",
+               ("change_id BIGINT, anonymous_id VARCHAR, user_id VARCHAR, "
+               "first_event_at TIMESTAMP, changed_at TIMESTAMP"),
+               ("select ?, anonymous_id, user_id, min(timestamp), current_timestamp "
+               "from raw.events where _partition_date = ? group by anonymous_id, user_id")),
+}
+
+
+def ensure_change_logs(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists raw")
+    con.execute("create sequence if not exists raw.change_seq")
+    for table, columns, _ in CHANGE_LOGS.values():
+        con.execute(f"create table if not exists {table} ({columns})")
+
+
+def _log_changes(con: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
+                 change_id: int) -> None:
+    """Log the entities of `day`'s rows now in raw (called before and after a replace)."""
+    if feed.name in CHANGE_LOGS:
+        table, _, select = CHANGE_LOGS[feed.name]
+        con.execute(f"insert into {table} {select}", [change_id, day])
 
 
 def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
@@ -253,10 +286,13 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
         for number, day in enumerate(days):
             con.execute("begin transaction")
             try:
+                change_id = con.execute("select nextval('raw.change_seq')").fetchone()[0]
+                _log_changes(con, feed, day, change_id)  # what the day held: may vanish
                 for table in (f"raw.{feed.name}", f"quarantine.{feed.name}"):
                     con.execute(f"delete from {table} where _partition_date = ?", [day])
                 for path in day_files(landing, feed, day):
                     _load_file(con, feed, landing, path, day, report)
+                _log_changes(con, feed, day, change_id)  # what it holds now
             except BaseException as exc:
                 con.execute("rollback")
                 if isinstance(exc, LandingFileError) and number:

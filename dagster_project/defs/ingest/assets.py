@@ -103,23 +103,30 @@ def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
 
 
 def _feed_asset(feed: str) -> dg.AssetsDefinition:
-    """raw.<feed>: daily partitions (single-run backfills) for orders and events; the snapshot
-    feeds (customers, products) reload every landing day at once."""
+    """raw.<feed>: daily partitions (single-run backfills) for orders and events, with their
+    change log (raw.<feed>_changes, what each load touched: the incremental models follow it);
+    the snapshot feeds (customers, products) reload every landing day at once."""
     partitioned = landing.FEEDS[feed].partitioned
+    specs = [dg.AssetSpec(["raw", feed], description=DESCRIPTIONS[feed],
+                          kinds={"duckdb", "python"})]
+    if feed in landing.CHANGE_LOGS:
+        specs.append(dg.AssetSpec(
+            ["raw", f"{feed}_changes"], kinds={"duckdb", "python"},
+            description=f"The {feed} change log: what each load of a day touched (before and "
+                        "after), in load order; the incremental dbt models rebuild what it "
+                        "names since their own last refresh."))
 
-    @dg.asset(
-        key=["raw", feed],
-        description=DESCRIPTIONS[feed],
+    @dg.multi_asset(
+        name=f"raw_{feed}",
+        specs=specs,
         group_name="ingest",
-        kinds={"duckdb", "python"},
         partitions_def=daily_partitions if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         pool="duckdb",
         check_specs=_check_specs(feed),
     )
     def _asset(context: dg.AssetExecutionContext, home: HomeResource,
-               warehouse: WarehouseResource,
-               expectations: ExpectationsResource) -> dg.MaterializeResult:
+               warehouse: WarehouseResource, expectations: ExpectationsResource):
         if partitioned:
             days = [dt.date.fromisoformat(key) for key in context.partition_keys]
             report = landing.load_days(warehouse.warehouse, home.home.landing, feed, days)
@@ -129,10 +136,17 @@ def _feed_asset(feed: str) -> dg.AssetsDefinition:
         context.log.info(f"{feed}: {report.totals}"
                          + (f" over {len(days)} day(s)" if days is not None else "")
                          + (f", {report.erased_customers} erased" if feed == "customers" else ""))
-        return dg.MaterializeResult(
-            metadata=_metadata(report),
+        yield dg.MaterializeResult(
+            asset_key=["raw", feed], metadata=_metadata(report),
             check_results=[*_check_results(report),
                            _expectations(warehouse, expectations, report, days)])
+        if feed in landing.CHANGE_LOGS:
+            table = landing.CHANGE_LOGS[feed][0]
+            with warehouse.warehouse.connect(read_only=True) as con:
+                entries = con.execute(f"select count(*), max(change_id) from {table}").fetchone()
+            yield dg.MaterializeResult(asset_key=["raw", f"{feed}_changes"], metadata={
+                "entries": dg.MetadataValue.int(int(entries[0])),
+                "latest_change_id": dg.MetadataValue.int(int(entries[1] or 0))})
 
     return _asset
 

@@ -1,4 +1,3 @@
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -34,30 +33,17 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = Field(
         default=False,
         description="Rebuild the incremental models (events, sessions, orders, order items, daily "
-                    "customer activity) from all history instead of the run's load days.",
+                    "customer activity) from all history instead of from what changed.",
     )
 
 
-def partition_window(tags: Mapping[str, str]) -> dict[str, str]:
-    """The run's daily partitions as dbt vars: the load days the incremental models process.
-
-    A single-partition run carries `dagster/partition`, a range run (a backfill, `segmenta run`)
-    the range tags. A run without partitions passes no window, and the incremental models
-    re-process their newest load day onwards.
-    """
-    start = tags.get("dagster/asset_partition_range_start", tags.get("dagster/partition"))
-    end = tags.get("dagster/asset_partition_range_end", start)
-    return {"partition_start": start, "partition_end": end} if start else {}
-
-
-def dbt_build_args(config: DbtBuildConfig, tags: Mapping[str, str]) -> list[str]:
+def dbt_build_args(config: DbtBuildConfig) -> list[str]:
+    """The dbt command of a run. The incremental models need no partition window: each follows
+    the ingestion change logs from its own watermark, whatever days the run loaded."""
     # A run may build the dbt models in several steps (before and after the ml and segment
     # assets); "buildable" runs a test in the step that builds its models, never before.
     # Unit tests run in CI (tests/test_rfm_scoring.py), not on production data.
     args = ["build", "--indirect-selection", "buildable", "--exclude-resource-type", "unit_test"]
-    window = partition_window(tags)
-    if window:
-        args += ["--vars", json.dumps(window)]
     if config.full_refresh:
         args.append("--full-refresh")
     return args
@@ -73,7 +59,7 @@ def dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
 ) -> Iterator[Any]:
     """Staging views and customer marts, built and tested by `dbt build`; the heavy models are
-    incremental over the run's partition window."""
-    args = dbt_build_args(config, context.run.tags)
+    incremental over what ingestion logged since their last refresh."""
+    args = dbt_build_args(config)
     context.log.info("dbt %s", " ".join(args))
     yield from dbt.cli(args, context=context).stream()

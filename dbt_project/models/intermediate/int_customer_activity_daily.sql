@@ -1,40 +1,52 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['customer_id', 'activity_date'],
+    incremental_strategy='append',
+    pre_hook="{{ delete_activity_from_changed_days() }}",
+    post_hook="{{ record_watermark() }}",
 ) }}
+-- depends_on: {{ source('shop', 'events_changes') }}
 
--- A customer's events summed per day, device, OS, product category and email campaign: the
--- compact input of every customer-level behaviour metric. Incremental: a run recomputes only
--- the (customer, day) pairs that received events since the last refresh, so its work follows
--- the day's data, not the history.
+-- A customer's events summed per visitor (device), day, device type, OS, product category and
+-- email campaign: the compact input of every customer-level behaviour metric. Incremental: the
+-- pre-hook deleted each rewritten visitor's days from its earliest change on; they are summed
+-- again here, so the work follows what changed, not the history.
 
 with
 
+{%- if is_incremental() %}
+
+rewritten as (
+    {{ visitors_rewritten() }}
+),
+
+kept as (
+    select
+        rewritten.visitor_id,
+        max(earlier.activity_date) as kept_until
+    from rewritten
+    left join {{ this }} as earlier on rewritten.visitor_id = earlier.visitor_id
+    group by rewritten.visitor_id
+),
+
+{%- endif %}
+
 events as (
-    select * from {{ ref('int_events_sessionized') }} where customer_id is not null
-),
-
-touched as (
-    select distinct
-        customer_id,
-        event_date
-    from events
-    where {{ written_since_last_refresh() }}
-),
-
-touched_events as (
     select events.*
-    from events
-    inner join touched
-        on events.customer_id = touched.customer_id and events.event_date = touched.event_date
-    -- lets the engine skip the row groups of older days
-    where events.event_date >= (select min(earliest.event_date) from touched as earliest)
+    from {{ ref('int_events_sessionized') }} as events
+    {%- if is_incremental() %}
+        inner join kept on events.visitor_id = kept.visitor_id
+    {%- endif %}
+    where
+        events.customer_id is not null
+        {%- if is_incremental() %}
+            and (kept.kept_until is null or events.event_date > kept.kept_until)
+        {%- endif %}
 ),
 
 final as (
     select
         customer_id,
+        visitor_id,
         event_date as activity_date,
         device_type,
         os_name,
@@ -49,9 +61,9 @@ final as (
         sum(case when event_name = 'Email Link Clicked' then 1 else 0 end) as n_email_clicks,
         min(event_at) as first_seen_at,
         max(event_at) as last_seen_at,
-        {{ refreshed_at() }} as refreshed_at
-    from touched_events
-    group by customer_id, event_date, device_type, os_name, product_category, campaign_name
+        {{ latest_change_id() }} as change_id
+    from events
+    group by all
 )
 
 select * from final

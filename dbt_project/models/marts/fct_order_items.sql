@@ -1,21 +1,26 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='order_line_id',
+    incremental_strategy='append',
+    pre_hook="{{ delete_rows_of('order_id', changed_orders()) }}",
+    post_hook="{{ record_watermark() }}",
 ) }}
+-- depends_on: {{ source('shop', 'orders_changes') }}
+
+-- Incremental: the lines of the orders logged since the last refresh are deleted and
+-- recomputed (a removed line disappears, the others get their order's new outcome).
 
 with
-
-orders as (
-    -- orders rebuilt since this table's last refresh (all on a full build)
-    select * from {{ ref('fct_orders') }}
-    where {{ written_since_last_refresh() }}
-),
 
 order_lines as (
     select stg.*
     from {{ ref('stg_shop__order_lines') }} as stg
-    inner join orders on stg.order_id = orders.order_id
+    {%- if is_incremental() %}
+        where stg.order_id in ({{ changed_orders() }})
+    {%- endif %}
+),
+
+orders as (
+    select * from {{ ref('fct_orders') }}
 ),
 
 final as (
@@ -35,14 +40,14 @@ final as (
         order_lines.quantity,
         order_lines.unit_price,
         order_lines.discount_amount,
-        order_lines.quantity * order_lines.unit_price as line_amount,
+        cast(order_lines.quantity * order_lines.unit_price as decimal(18, 4)) as line_amount,
         order_lines.quantity < 0 as is_return,
 
         ----------  timestamps
         order_lines.ordered_at,
         order_lines.order_date,
 
-        {{ refreshed_at() }} as refreshed_at
+        {{ latest_change_id() }} as change_id
 
     from order_lines
     inner join orders on order_lines.order_id = orders.order_id

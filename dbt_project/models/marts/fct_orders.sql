@@ -1,22 +1,22 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='order_id',
+    incremental_strategy='append',
+    pre_hook="{{ delete_rows_of('order_id', changed_orders()) }}",
+    post_hook="{{ record_watermark() }}",
 ) }}
+-- depends_on: {{ source('shop', 'orders_changes') }}
+
+-- Incremental: the orders logged since the last refresh (a line added, changed or removed on
+-- any day, a late refund line) are deleted and recomputed from all their lines.
 
 with
-
-touched_orders as (
-    -- orders with a line in this run's load days (a late refund line re-opens its order)
-    select distinct order_id
-    from {{ ref('stg_shop__order_lines') }}
-    where {{ partition_window('landed_on', 'last_landed_on') }}
-),
 
 order_lines as (
     select stg.*
     from {{ ref('stg_shop__order_lines') }} as stg
-    inner join touched_orders on stg.order_id = touched_orders.order_id
+    {%- if is_incremental() %}
+        where stg.order_id in ({{ changed_orders() }})
+    {%- endif %}
 ),
 
 summed as (
@@ -59,17 +59,17 @@ final as (
         n_lines,
         n_units,
         n_units_returned,
-        round(gross_revenue, 2) as gross_revenue,
-        round(discount_amount, 2) as discount_amount,
-        round(returned_revenue, 2) as returned_revenue,
+        cast(round(gross_revenue, 2) as decimal(18, 2)) as gross_revenue,
+        cast(round(discount_amount, 2) as decimal(18, 2)) as discount_amount,
+        cast(round(returned_revenue, 2) as decimal(18, 2)) as returned_revenue,
         -- what the store keeps: nothing for cancelled and refunded orders
-        case
+        cast(case
             when order_status = 'completed'
                 then round(gross_revenue - discount_amount - returned_revenue, 2)
             else 0
-        end as net_revenue,
+        end as decimal(18, 2)) as net_revenue,
         last_landed_on,
-        {{ refreshed_at() }} as refreshed_at
+        {{ latest_change_id() }} as change_id
     from summed
 )
 

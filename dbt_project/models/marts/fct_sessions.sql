@@ -1,31 +1,52 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='session_id',
+    incremental_strategy='append',
+    pre_hook="{{ delete_sessions_from_restart_points() }}",
+    post_hook="{{ record_watermark() }}",
 ) }}
+-- depends_on: {{ source('shop', 'events_changes') }}
+
+-- Incremental: the pre-hook deleted each rewritten visitor's sessions from its restart point
+-- on; those visitors' later sessions are summed again here from their events.
 
 with
 
-events as (
-    select * from {{ ref('int_events_sessionized') }} where session_id is not null
+{%- if is_incremental() %}
+
+rewritten as (
+    {{ visitors_rewritten() }}
 ),
 
-touched_sessions as (
-    -- sessions with an event written since this table's last refresh (all on a full build)
+kept as (
+    -- what the pre-hook left of each rewritten visitor: the sessions before its restart point
     select
-        session_id,
-        min(event_date) as first_event_date
-    from events
-    where {{ written_since_last_refresh() }}
-    group by session_id
+        rewritten.visitor_id,
+        max(earlier.started_at) as kept_until
+    from rewritten
+    left join {{ this }} as earlier on rewritten.visitor_id = earlier.visitor_id
+    group by rewritten.visitor_id
 ),
 
-session_events as (
+kept_sessions as (
+    select session_id from {{ this }}
+    where visitor_id in (select rewritten.visitor_id from rewritten)
+),
+
+{%- endif %}
+
+events as (
     select events.*
-    from events
-    inner join touched_sessions on events.session_id = touched_sessions.session_id
-    -- lets the engine skip the row groups of older days
-    where events.event_date >= {{ dbt.dateadd('day', -1, '(select min(earliest.first_event_date) from touched_sessions as earliest)') }}
+    from {{ ref('int_events_sessionized') }} as events
+    {%- if is_incremental() %}
+        inner join kept on events.visitor_id = kept.visitor_id
+    {%- endif %}
+    where
+        events.session_id is not null
+        {%- if is_incremental() %}
+            -- the kept sessions began before kept_until: later events are of new sessions
+            and (kept.kept_until is null or events.event_at > kept.kept_until)
+            and events.session_id not in (select kept_sessions.session_id from kept_sessions)
+        {%- endif %}
 ),
 
 final as (
@@ -49,8 +70,8 @@ final as (
         mode(device_type) as device_type,
         mode(os_name) as os_name,
         mode(country) as country,
-        {{ refreshed_at() }} as refreshed_at
-    from session_events
+        {{ latest_change_id() }} as change_id
+    from events
     group by session_id
 )
 

@@ -19,7 +19,7 @@ renamed as (
             as event_name,
         properties ->> '$.query' as search_query,
         properties ->> '$.category' as product_category,
-        try_cast(properties ->> '$.price' as double) as product_price,
+        try_cast(properties ->> '$.price' as decimal(18, 4)) as product_price,
 
         ----------  context
         lower(context ->> '$.device.type') as device_type,
@@ -35,8 +35,8 @@ renamed as (
         ----------  lineage
         _partition_date as landed_on
 
-    -- Ingestion loads each messageId once (a re-delivery is quarantined as duplicate_key), so
-    -- no de-duplication here: a filter on landed_on reaches the raw table's scan.
+    -- Ingestion loads each messageId once (a messageId delivered again on another day is
+    -- quarantined as duplicate_key), so no de-duplication here.
     from source
 ),
 

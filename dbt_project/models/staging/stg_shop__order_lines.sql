@@ -21,8 +21,9 @@ renamed as (
 
         ----------  numerics
         quantity,
-        unit_price,
-        coalesce(discount_amount, 0) as discount_amount,
+        -- money is exact from here on: sums do not depend on the order rows arrive in
+        cast(unit_price as decimal(18, 4)) as unit_price,
+        cast(coalesce(discount_amount, 0) as decimal(18, 4)) as discount_amount,
 
         ----------  timestamps
         ordered_at,
@@ -31,8 +32,8 @@ renamed as (
         ----------  lineage
         _partition_date as landed_on
 
-    -- Ingestion loads each (order_id, line_number) once (a re-delivery is quarantined as
-    -- duplicate_key), so no de-duplication here: a filter on landed_on reaches the raw scan.
+    -- Ingestion loads each (order_id, line_number) once (a key delivered again on another day
+    -- is quarantined as duplicate_key), so no de-duplication here.
     from source
 ),
 

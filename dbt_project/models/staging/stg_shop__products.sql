@@ -25,7 +25,7 @@ renamed as (
         category,
         subcategory,
         brand,
-        price,
+        cast(price as decimal(18, 4)) as price,
         upper(currency) as currency,
         coalesce(is_active, true) as is_active,
 

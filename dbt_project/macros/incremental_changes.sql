@@ -1,0 +1,231 @@
+{#-
+    The exact incremental refresh (docs/architecture.md, "The exact incremental refresh").
+
+    Ingestion logs, for every day it replaces, the orders and the visitors' events that day held
+    before and holds after, in `raw.orders_changes` and `raw.events_changes`, numbered by one
+    sequence (`change_id`) in load order, whatever day folder the file came from. Each
+    incremental model keeps the last `change_id` it has processed in
+    `intermediate.incremental_watermarks` (written in the same transaction as its rows), deletes
+    every row derived from an entity logged after it, and recomputes those entities from all
+    their history. A full build computes every entity with the same SQL. A failed or killed run
+    commits nothing, and the next run processes the same entries again.
+-#}
+
+{% macro watermarks_relation() -%}
+    intermediate.incremental_watermarks
+{%- endmacro %}
+
+
+{#- on-run-start: the watermark table exists before any model reads it. -#}
+{% macro create_watermarks() -%}
+    create table if not exists {{ watermarks_relation() }} (
+        model_name varchar primary key,
+        change_id bigint,
+        recorded_at timestamp
+    )
+{%- endmacro %}
+
+
+{#- The newest entry of either change log (0 when nothing was ever loaded). -#}
+{% macro latest_change_id() -%}
+    (select coalesce(max(change_id), 0) from (
+        select change_id from {{ source('shop', 'orders_changes') }}
+        union all
+        select change_id from {{ source('shop', 'events_changes') }}
+    ) as change_ids)
+{%- endmacro %}
+
+
+{#- The last entry this model has processed (0: none yet). -#}
+{% macro watermark() -%}
+    (select coalesce(max(change_id), 0) from {{ watermarks_relation() }}
+     where model_name = '{{ this.identifier }}')
+{%- endmacro %}
+
+
+{#- post-hook: everything logged so far is processed (on a full build too). -#}
+{% macro record_watermark() -%}
+    insert or replace into {{ watermarks_relation() }}
+    values ('{{ this.identifier }}', {{ latest_change_id() }}, current_timestamp)
+{%- endmacro %}
+
+
+{#- The visitor of an event: its device, or the customer for events without one. -#}
+{% macro visitor_id(anonymous_id, customer_id) -%}
+    coalesce({{ anonymous_id }}, 'user:' || {{ customer_id }})
+{%- endmacro %}
+
+
+{#- Orders with a line logged after this model's watermark. -#}
+{% macro changed_orders() -%}
+    select distinct order_id from {{ source('shop', 'orders_changes') }}
+    where change_id > {{ watermark() }}
+{%- endmacro %}
+
+
+{#- Devices with an identifying event (it names the customer) logged after the watermark. -#}
+{% macro changed_devices() -%}
+    select distinct anonymous_id from {{ source('shop', 'events_changes') }}
+    where change_id > {{ watermark() }} and anonymous_id is not null and user_id is not null
+{%- endmacro %}
+
+
+{#-
+    Visitors with events logged after this model's watermark, and `changed_from`: the earliest
+    moment of their events that were added or removed.
+-#}
+{% macro changed_visitors() -%}
+    select
+        {{ visitor_id('anonymous_id', 'user_id') }} as visitor_id,
+        min(first_event_at) as changed_from
+    from {{ source('shop', 'events_changes') }}
+    where change_id > {{ watermark() }}
+    group by 1
+{%- endmacro %}
+
+
+{#-
+    For the models downstream of int_events_sessionized: each visitor whose events changed since
+    this model's watermark and the earliest moment that changed, from the events log (rows added
+    or removed) and from the events rewritten since (re-sessionized or re-attributed).
+-#}
+{% macro visitors_rewritten() -%}
+    select visitor_id, min(changed_from) as changed_from
+    from (
+        {{ changed_visitors() }}
+        union all
+        select
+            visitor_id,
+            min(event_at) as changed_from
+        from {{ ref('int_events_sessionized') }}
+        where change_id > {{ watermark() }}
+        group by visitor_id
+    ) as changes
+    group by visitor_id
+{%- endmacro %}
+
+
+{#- pre-hook: delete the rows of `keys` (a query of `column` values) before they are rebuilt. -#}
+{% macro delete_rows_of(column, keys) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ column }} in ({{ keys }})
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    pre-hook of int_events_sessionized: delete each changed visitor's events from its restart
+    point on. Events before the earliest change (`changed_from`) are unchanged, and so is every
+    session that ends before it; the restart point is the start of the session of the visitor's
+    last web event before the change (that event is a session start in the old and in the new
+    history alike), or the change itself. A device whose identification changed is restarted
+    from its first event, so all its anonymous events get the new customer.
+-#}
+{% macro delete_sessionized_from_restart_points() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as events
+        using (
+            with
+
+            changed as (
+                {{ changed_visitors() }}
+            ),
+
+            reattributed as (
+                -- devices whose anonymous events now belong to another customer (or none)
+                select distinct earlier.visitor_id
+                from {{ this }} as earlier
+                left join {{ ref('int_device_identities') }} as identities
+                    on earlier.visitor_id = identities.anonymous_id
+                where
+                    not earlier.is_identified
+                    and earlier.visitor_id in ({{ changed_devices() }})
+                    and earlier.customer_id is distinct from identities.customer_id
+            ),
+
+            points as (
+                select
+                    visitor_id,
+                    min(changed_from) as changed_from
+                from (
+                    select visitor_id, changed_from from changed
+                    union all
+                    select visitor_id, cast('-infinity' as timestamp) from reattributed
+                ) as all_points
+                group by visitor_id
+            ),
+
+            last_session_before as (
+                select
+                    points.visitor_id,
+                    max_by(earlier.session_id, earlier.event_at) as session_id
+                from points
+                inner join {{ this }} as earlier
+                    on earlier.visitor_id = points.visitor_id
+                    and earlier.event_at < points.changed_from
+                    and earlier.session_id is not null
+                group by points.visitor_id
+            ),
+
+            session_starts as (
+                select
+                    session_id,
+                    min(event_at) as started_at
+                from {{ this }}
+                where session_id in (select session_id from last_session_before)
+                group by session_id
+            )
+
+            select
+                points.visitor_id,
+                least(points.changed_from, coalesce(session_starts.started_at, points.changed_from))
+                    as restart_at
+            from points
+            left join last_session_before on points.visitor_id = last_session_before.visitor_id
+            left join session_starts on last_session_before.session_id = session_starts.session_id
+        ) as restarts
+        where events.visitor_id = restarts.visitor_id and events.event_at >= restarts.restart_at
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    pre-hook of fct_sessions: delete each rewritten visitor's sessions from the start of its last
+    session that began before the earliest change on (that session and the later ones may have
+    gained, lost or re-attributed events; the earlier ones cannot have).
+-#}
+{% macro delete_sessions_from_restart_points() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as sessions
+        using (
+            with
+
+            rewritten as (
+                {{ visitors_rewritten() }}
+            )
+
+            select
+                rewritten.visitor_id,
+                coalesce(max(earlier.started_at), min(rewritten.changed_from)) as restart_at
+            from rewritten
+            left join {{ this }} as earlier
+                on earlier.visitor_id = rewritten.visitor_id
+                and earlier.started_at < rewritten.changed_from
+            group by rewritten.visitor_id
+        ) as restarts
+        where sessions.visitor_id = restarts.visitor_id and sessions.started_at >= restarts.restart_at
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- pre-hook of int_customer_activity_daily: delete each rewritten visitor's days from the
+    day of its earliest change on. -#}
+{% macro delete_activity_from_changed_days() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as activity
+        using ({{ visitors_rewritten() }}) as rewritten
+        where
+            activity.visitor_id = rewritten.visitor_id
+            and activity.activity_date >= cast(rewritten.changed_from as date)
+    {%- endif -%}
+{%- endmacro %}
