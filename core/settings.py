@@ -54,6 +54,11 @@ class Home:
         return self.root / "dagster"
 
     @property
+    def run_state(self) -> Path:
+        """What the last successful `segmenta run` loaded (landing fingerprints, code hash)."""
+        return self.dagster_home / "segmenta_run_state.json"
+
+    @property
     def generator(self) -> Path:
         """Side files of the sample-data generator (never ingested)."""
         return self.root / "generator"

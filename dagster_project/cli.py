@@ -23,7 +23,6 @@ from core.settings import DBT_PROJECT_DIR, HOME, PROJECT_ROOT, Home
 from core.warehouse import Warehouse
 from ingest import landing
 
-STATE_FILE = "segmenta_run_state.json"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 CODE_GLOBS = ("dagster_project/**/*.py", "core/**/*.py", "ingest/**/*.py", "generator/**/*.py",
               "segments/*.py", "ml/**/*.py", "activation/**/*.py", "segments/*.yml",
@@ -62,7 +61,7 @@ def ensure_dbt_manifest() -> None:
 def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
     """(changed partition days, whether unpartitioned assets must run, whether the incremental
     dbt models must be rebuilt from all history, the new state)."""
-    state_path = home.dagster_home / STATE_FILE
+    state_path = home.run_state
     old = json.loads(state_path.read_text()) if state_path.exists() and not force else {}
     new = {"landing": landing.landing_fingerprints(home.landing), "code": code_fingerprint()}
     old_landing = old.get("landing", {})
@@ -79,9 +78,9 @@ def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
         if day not in new["landing"][feed]
     })
     changed_days = sorted(set(changed_days) | set(removed_days))
-    # New pipeline code may compute the incremental models differently, and a removed day's
-    # sessions and orders are only forgotten by a rebuild: both rebuild them from all history.
-    full_refresh = bool(old) and (old.get("code") != new["code"] or bool(removed_days))
+    # New pipeline code may compute the incremental models differently: rebuild them from all
+    # history. Changed and removed days need no rebuild: the change logs carry them.
+    full_refresh = bool(old) and old.get("code") != new["code"]
     rest_changed = (
         not home.warehouse.exists()
         or old.get("code") != new["code"]
@@ -108,7 +107,7 @@ def run(force: bool = False, full_refresh: bool = False) -> int:
 
     code = materialize(home, changed_days, trigger="make run", full_refresh=rebuild or full_refresh)
     if code == 0:
-        (home.dagster_home / STATE_FILE).write_text(json.dumps(new_state) + "\n")
+        home.run_state.write_text(json.dumps(new_state) + "\n")
         print(summary(home))
     return code
 
@@ -120,7 +119,7 @@ def backfill(first: str, last: str) -> int:
     days = [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
     code = materialize(home, days, trigger="segmenta backfill")
     if code == 0:
-        state_path = home.dagster_home / STATE_FILE
+        state_path = home.run_state
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         current = landing.landing_fingerprints(home.landing)
         for feed in ("orders", "events"):
@@ -135,10 +134,23 @@ def backfill(first: str, last: str) -> int:
     return code
 
 
+def contiguous_ranges(days: list[str]) -> list[tuple[str, str]]:
+    """Sorted days as (first, last) runs of consecutive days."""
+    ranges: list[tuple[str, str]] = []
+    for day in sorted(days):
+        if ranges and dt.date.fromisoformat(day) - dt.date.fromisoformat(ranges[-1][1]) == \
+                dt.timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
 def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = False) -> int:
-    """One in-process Dagster run (recorded in DAGSTER_HOME): the daily partitions `days` (as one
-    single-run backfill over their range) and every unpartitioned asset downstream. The
-    incremental dbt models process the days' window, or all history with `full_refresh`."""
+    """In-process Dagster runs (recorded in DAGSTER_HOME) that load exactly the daily
+    partitions `days`, one single-run backfill per range of consecutive days, and refresh every
+    unpartitioned asset downstream in the last one. The incremental dbt models follow what the
+    loads logged (or rebuild all history with `full_refresh`)."""
     ensure_dbt_manifest()
     import dagster as dg
 
@@ -158,36 +170,42 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
     graph = defs.resolve_asset_graph()
     partitioned = {key for key in graph.get_all_asset_keys()
                    if graph.get(key).partitions_def is not None}
-    if days:
-        selection = graph.get_all_asset_keys()
-        tags = {"dagster/asset_partition_range_start": min(days),
-                "dagster/asset_partition_range_end": max(days)}
-        what = f"landing days {min(days)}..{max(days)} and everything downstream"
-    else:
-        selection = {key for key in graph.get_all_asset_keys() if key not in partitioned}
-        tags = {}
-        what = "every unpartitioned asset (snapshots, marts, models, exports)"
+    ranges = contiguous_ranges(days)
+    runs = [(partitioned, {"dagster/asset_partition_range_start": first,
+                           "dagster/asset_partition_range_end": last})
+            for first, last in ranges[:-1]]
+    last_tags = ({"dagster/asset_partition_range_start": ranges[-1][0],
+                  "dagster/asset_partition_range_end": ranges[-1][1]} if ranges else {})
+    runs.append((graph.get_all_asset_keys() if ranges else
+                 {key for key in graph.get_all_asset_keys() if key not in partitioned},
+                 last_tags))
+    what = (f"landing days {', '.join(f'{a}..{b}' for a, b in ranges)} and everything "
+            "downstream" if days else
+            "every unpartitioned asset (snapshots, marts, models, exports)")
     if full_refresh:
         what += "; incremental dbt models rebuilt from all history"
-    print(f"Materializing {what}: {len(selection)} assets, one run in {home.dagster_home}.")
+    print(f"Materializing {what}: {len(runs)} run(s) in {home.dagster_home}.")
     run_config = {**QUIET_LOGS, "ops": {"dbt_models": {"config": {"full_refresh": full_refresh}}}}
     started = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, asset_selection=list(selection),
-                                        tags={**tags, "segmenta/trigger": trigger},
-                                        run_config=run_config, raise_on_error=False)
-    if not result.success:
-        for evaluation in result.get_asset_check_evaluations():
-            if not evaluation.passed:
-                details = evaluation.metadata.get("result")
-                print(f"check failed: {evaluation.asset_key.to_user_string()} "
-                      f"{evaluation.check_name}\n{details.value if details else ''}\n",
-                      file=sys.stderr)
-        failed = [event.step_key for event in result.all_events if event.is_step_failure]
-        print(f"error: run {result.run_id} failed in {', '.join(failed) or 'a step'}; the "
-              "warehouse keeps its last good state. See the run's logs in the UI (make ui).",
-              file=sys.stderr)
-        return 1
+    for number, (selection, tags) in enumerate(runs, start=1):
+        with dg.DagsterInstance.get() as instance:
+            result = job.execute_in_process(
+                instance=instance, asset_selection=list(selection),
+                tags={**tags, "segmenta/trigger": trigger},
+                run_config=run_config if number == len(runs) else QUIET_LOGS,
+                raise_on_error=False)
+        if not result.success:
+            for evaluation in result.get_asset_check_evaluations():
+                if not evaluation.passed:
+                    details = evaluation.metadata.get("result")
+                    print(f"check failed: {evaluation.asset_key.to_user_string()} "
+                          f"{evaluation.check_name}\n{details.value if details else ''}\n",
+                          file=sys.stderr)
+            failed = [event.step_key for event in result.all_events if event.is_step_failure]
+            print(f"error: run {result.run_id} failed in {', '.join(failed) or 'a step'}; the "
+                  "warehouse keeps its last good state and the next run resumes. See the run's "
+                  "logs in the UI (make ui).", file=sys.stderr)
+            return 1
     print(f"Done in {time.monotonic() - started:.0f} s (run {result.run_id}).\n")
     return 0
 

@@ -51,3 +51,58 @@ def test_new_days_late_files_and_quiet_ticks(tmp_path):
                              ("raw/orders", "2026-05-02", "2026-05-02")]
     assert len({r.run_key for r in late.run_requests}) == 2
     assert json.loads(late.cursor)["orders"].keys() == {"2026-05-01", "2026-05-02", "2026-05-04"}
+
+
+def test_a_run_refreshes_everything_downstream_and_feeds_on_one_range_share_it(tmp_path):
+    """New and late files reach the marts in the same run: each request selects the feeds'
+    raw assets and every unpartitioned asset below them."""
+    from dagster_project.definitions import defs
+
+    landing = tmp_path / "landing"
+    _drop(landing, "orders", "2026-05-01", "orders.csv")
+    _drop(landing, "events", "2026-05-01", "events.jsonl")
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs,
+                                          resources={"home": HomeResource(root=str(tmp_path))})
+        result = landing_sensor(context)
+    [request] = result.run_requests
+    selected = {key.to_user_string() for key in request.asset_selection}
+    assert {"raw/orders", "raw/orders_changes", "raw/events", "raw/events_changes"} <= selected
+    assert {"marts/fct_orders", "marts/customer_rfm", "ml/customer_clusters",
+            "published/marts"} <= selected
+    assert "raw/customers" not in selected  # unchanged feeds are not reloaded
+
+
+def test_the_first_tick_after_make_run_requests_nothing(tmp_path):
+    """The cursor starts from what the last `segmenta run` loaded, not from nothing."""
+    from core.settings import Home
+    from ingest.landing import landing_fingerprints
+
+    landing = tmp_path / "landing"
+    _drop(landing, "orders", "2026-05-01", "orders.csv")
+    home = Home(tmp_path)
+    home.dagster_home.mkdir(parents=True)
+    home.warehouse.write_bytes(b"")  # a warehouse exists
+    home.run_state.write_text(json.dumps({"landing": landing_fingerprints(landing)}))
+    assert _tick(tmp_path, None).run_requests == []
+    _drop(landing, "orders", "2026-05-01", "late.csv")
+    assert _ranges(_tick(tmp_path, None)) == [("raw/orders", "2026-05-01", "2026-05-01")]
+
+
+def test_the_daily_schedule_skips_a_day_without_files_and_says_so(tmp_path):
+    import datetime as dt
+
+    from dagster_project.defs.schedules import daily_refresh
+
+    def evaluate():
+        context = dg.build_schedule_context(
+            scheduled_execution_time=dt.datetime(2026, 5, 2, 5, 0, tzinfo=dt.UTC),
+            resources={"home": HomeResource(root=str(tmp_path))})
+        return daily_refresh(context)
+
+    skipped = evaluate()
+    assert isinstance(skipped, dg.SkipReason)
+    assert "No orders or events landing files for 2026-05-01" in skipped.skip_message
+    _drop(tmp_path / "landing", "orders", "2026-05-01", "orders.csv")
+    request = evaluate()
+    assert isinstance(request, dg.RunRequest) and request.partition_key == "2026-05-01"

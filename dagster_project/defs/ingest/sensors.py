@@ -1,5 +1,6 @@
 import hashlib
 import json
+from collections import defaultdict
 
 import dagster as dg
 
@@ -11,15 +12,19 @@ PARTITIONED_FEEDS = ("orders", "events")
 SNAPSHOT_FEEDS = ("customers", "products")
 
 
-def landing_run_requests(old: dict, new: dict,
-                         known_days: set[str]) -> tuple[list[dg.RunRequest], list[str]]:
+def landing_run_requests(old: dict, new: dict, known_days: set[str],
+                         downstream: list[dg.AssetKey] = ()) -> tuple[list[dg.RunRequest],
+                                                                      list[str]]:
     """Run requests for exactly the landing days that arrived or changed, and days skipped.
 
-    Contiguous changed days of a feed become one single-run backfill over that range; a changed
-    snapshot feed reloads once. The run key names the files' fingerprints, so the same files are
-    never requested twice.
+    Contiguous changed days become one single-run backfill over that range (the feeds that
+    changed over the same range share one run); a changed snapshot feed reloads once. Each run
+    also refreshes `downstream` (every unpartitioned asset below ingestion), so new and late
+    files reach the marts, models and audiences in the same run. The run key names the files'
+    fingerprints, so the same files are never requested twice.
     """
     requests, skipped = [], []
+    by_range: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for feed in PARTITIONED_FEEDS:
         old_days, new_days = old.get(feed, {}), new[feed]
         for first, last in landing.changed_day_ranges(old_days, new_days):
@@ -28,38 +33,72 @@ def landing_run_requests(old: dict, new: dict,
                 skipped += [d for d in days if d not in known_days]
                 continue
             marks = ",".join(f"{d}={new_days.get(d, 'gone')}" for d in days)
-            requests.append(dg.RunRequest(
-                run_key=f"{feed}:{marks}",
-                asset_selection=[dg.AssetKey(["raw", feed])],
-                tags={"dagster/asset_partition_range_start": first,
-                      "dagster/asset_partition_range_end": last,
-                      "segmenta/trigger": "landing_sensor"},
-            ))
+            by_range[(first, last)].append((feed, marks))
+    for (first, last), feeds in sorted(by_range.items()):
+        requests.append(dg.RunRequest(
+            run_key=";".join(f"{feed}:{marks}" for feed, marks in feeds),
+            asset_selection=[*(key for feed, _ in feeds for key in _feed_keys(feed)),
+                             *downstream],
+            tags={"dagster/asset_partition_range_start": first,
+                  "dagster/asset_partition_range_end": last,
+                  "segmenta/trigger": "landing_sensor"},
+        ))
     for feed in SNAPSHOT_FEEDS:
         if old.get(feed) != new[feed] and new[feed]:
             marks = ",".join(f"{d}={fp}" for d, fp in sorted(new[feed].items()))
             requests.append(dg.RunRequest(
                 run_key=f"{feed}:{hashlib.sha256(marks.encode()).hexdigest()[:16]}",
-                asset_selection=[dg.AssetKey(["raw", feed])],
+                asset_selection=[dg.AssetKey(["raw", feed]), *downstream],
                 tags={"segmenta/trigger": "landing_sensor"},
             ))
     return requests, skipped
+
+
+def _feed_keys(feed: str) -> list[dg.AssetKey]:
+    keys = [dg.AssetKey(["raw", feed])]
+    if feed in landing.CHANGE_LOGS:
+        keys.append(dg.AssetKey(["raw", f"{feed}_changes"]))
+    return keys
+
+
+def downstream_of_ingestion(context: dg.SensorEvaluationContext) -> list[dg.AssetKey]:
+    """Every asset below the ingestion group that has no partitions (marts, models, audiences,
+    the published copy); none when the sensor runs without its code location (unit tests)."""
+    if context.repository_def is None:
+        return []
+    graph = context.repository_def.asset_graph
+    ingest = {key for key in graph.get_all_asset_keys() if graph.get(key).group_name == "ingest"}
+    below = (dg.AssetSelection.groups("ingest").downstream()
+             .required_multi_asset_neighbors().resolve(graph))
+    return sorted((key for key in below if key not in ingest
+                   and graph.get(key).is_executable and graph.get(key).partitions_def is None),
+                  key=lambda key: key.to_user_string())
+
+
+def starting_cursor(home: HomeResource) -> dict:
+    """What the warehouse already holds: the landing files of the last `segmenta run`, so a
+    first `make ui` after `make run` requests nothing."""
+    state = home.home.run_state
+    if state.exists() and home.home.warehouse.exists():
+        return json.loads(state.read_text()).get("landing", {})
+    return {}
 
 
 @dg.sensor(
     name="landing_sensor",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=dg.AssetSelection.groups("ingest"),
-    description="Requests the ingestion partitions of landing days that arrived or got late files.",
+    asset_selection=dg.AssetSelection.all(),
+    description="New or late landing files: loads exactly those days and refreshes everything "
+                "downstream in the same run.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext,
                    home: HomeResource) -> dg.SensorResult:
     """Watches SEGMENTA_HOME/landing; the cursor holds each day's file fingerprint."""
-    old = json.loads(context.cursor) if context.cursor else {}
+    old = json.loads(context.cursor) if context.cursor else starting_cursor(home)
     new = landing.landing_fingerprints(home.home.landing)
     known = set(daily_partitions.get_partition_keys())
-    requests, skipped = landing_run_requests(old, new, known)
+    requests, skipped = landing_run_requests(old, new, known, downstream_of_ingestion(context))
     if skipped:
         context.log.warning(f"landing days outside the daily partitions, not loaded: "
                             f"{skipped[0]}..{skipped[-1]} ({len(skipped)} days); set "

@@ -37,7 +37,7 @@ events as (
         inner join kept on events.visitor_id = kept.visitor_id
     {%- endif %}
     where
-        events.customer_id is not null
+        events.customer_id is not null  -- noqa: LT02
         {%- if is_incremental() %}
             and (kept.kept_until is null or events.event_date > kept.kept_until)
         {%- endif %}

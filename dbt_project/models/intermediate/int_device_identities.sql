@@ -21,7 +21,7 @@ identifying_events as (
         stg.event_id
     from {{ ref('stg_shop__events') }} as stg
     where
-        stg.customer_id is not null and stg.anonymous_id is not null
+        stg.customer_id is not null and stg.anonymous_id is not null  -- noqa: LT02
         {%- if is_incremental() %}
             and stg.anonymous_id in ({{ changed_devices() }})
         {%- endif %}

@@ -41,7 +41,7 @@ events as (
         inner join kept on events.visitor_id = kept.visitor_id
     {%- endif %}
     where
-        events.session_id is not null
+        events.session_id is not null  -- noqa: LT02
         {%- if is_incremental() %}
             -- the kept sessions began before kept_until: later events are of new sessions
             and (kept.kept_until is null or events.event_at > kept.kept_until)
