@@ -16,3 +16,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (set SEGMENTA_SHARED_DATA)")
     return SHARED_DATA
+
+
+# The slowest files first: `make test` runs two xdist workers, one file at a time each, and the
+# suite ends when the last long file does (longest-processing-time-first scheduling).
+SLOW_FILES = ("test_segment_history.py", "test_end_to_end.py", "test_incremental_models.py",
+              "test_import_online_retail.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_FILES.index(name) if name in SLOW_FILES else len(SLOW_FILES)
+
+    items.sort(key=rank)  # stable: the order within a file is kept

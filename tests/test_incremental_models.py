@@ -295,16 +295,17 @@ def play(store: Path, home: Path, first_days: list[dt.date], history: list[tuple
     history = list(history)
     for i, day in enumerate(first_days[4:]):  # the rest of the first days come late, anyhow
         history.insert(min(2 * i, len(history)), ("deliver", day, ()))
+    again = ("--exclude-resource-type", "seed")  # the seeds were loaded by the first build
     for step in history:
         if step[0] == "deliver":
             deliver(store, home, step[1], step[2])
         elif step[0] == "refresh":
-            dbt(home, "build", *SELECT)
+            dbt(home, "build", *SELECT, *again)
         elif step[0] == "stopped_refresh":
-            dbt(home, "build", *PARTIAL)
+            dbt(home, "build", *PARTIAL, *again)
         elif step[0] == "erase":
             erase(home, step[1])
-    dbt(home, "build", *SELECT)
+    dbt(home, "build", *SELECT, *again)
 
 
 EXAMPLES = int(os.environ.get("SEGMENTA_HISTORY_EXAMPLES", "25"))
