@@ -1,23 +1,37 @@
 """Load landing files into `raw.<feed>`, sending rows that cannot be loaded to `quarantine.<feed>`.
 
 Each feed is declared once, as data (`FEEDS`): its columns, their warehouse types and whether they
-are required. Files are read by DuckDB as text, each value is cast with `try_cast`, and a row whose
-required value is missing or does not cast gets a reason code instead of being loaded. A file
-that cannot be read at all raises `LandingFileError`, which names the file, the problem and the
-fix; the transaction around the load is rolled back, so the warehouse stays as it was.
+are required. Files are read as text, each value is cast with `try_cast`, and a row whose
+required value is missing or does not cast gets a reason code instead of being loaded.
+
+A file is read whole or not at all. Before DuckDB reads a text file, one streaming pass
+(`_scan`, 1 MiB chunks, C-speed byte operations) decompresses it to its end (so a truncated or
+corrupt gzip fails on its CRC / end-of-stream check), checks that it is UTF-8 and that no line
+is over `MAX_LINE_BYTES`, and counts its records: that count, not what DuckDB happened to read,
+is what the load's reconciliation compares with the rows loaded plus quarantined. A clean file
+is then read by DuckDB's CSV reader; a file with row-level faults (a ragged row, bytes that are
+not UTF-8, a quoted line break, mixed line endings) is parsed in Python instead, so that each
+bad row is quarantined with its line number (`ragged_row`, `bad_encoding`, `malformed_csv`)
+while the rest loads. A file that cannot be read at all raises `LandingFileError`, which names
+the file, the position, the cause and the fix; the transaction around the load is rolled back,
+so the warehouse stays as it was.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import json
 import re
+import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from core.warehouse import Warehouse
 
@@ -130,9 +144,23 @@ LOAD_COLUMNS_DDL = ("_source_file VARCHAR, _source_line BIGINT, _partition_date 
 BAD_VALUE_REASON = {"INTEGER": "bad_number", "DOUBLE": "bad_number", "BOOLEAN": "bad_boolean",
                     "DATE": "bad_date", "TIMESTAMP": "bad_timestamp", "JSON": "malformed_json"}
 # Every reason code a quarantined row can carry (docs/data-contract.md explains each).
-REASONS = ("malformed_json", "missing_required_field", "bad_number", "bad_boolean", "bad_date",
-           "bad_timestamp", "future_timestamp", "invalid_value", "unknown_event_type",
-           "unknown_currency", "negative_price", "negative_discount", "duplicate_key")
+REASONS = ("ragged_row", "malformed_csv", "bad_encoding", "malformed_json",
+           "missing_required_field", "bad_number", "bad_boolean", "bad_date", "bad_timestamp",
+           "timestamp_without_offset", "bad_json_type", "future_timestamp", "invalid_value",
+           "unknown_event_type", "unknown_currency", "negative_price", "negative_discount",
+           "duplicate_key")
+# Checks on the marts that warn and load anyway (dbt singular tests with severity warn, in
+# dbt_project/tests/<name>.sql): facts that are only wrong together with other rows or feeds.
+MART_WARNINGS = ("unknown_product", "returns_exceed_units")
+# A timestamp names its UTC offset: `...10:00:00Z`, `+02:00`, `+0200` or `+02` after the time.
+UTC_OFFSET = r"(?i)\d{2}:\d{2}(:\d{2}([.,]\d+)?)?\s*(z|[+-]\d{2}(:?\d{2})?)$"
+# The longest line a landing file may have (DuckDB's default max_line_size).
+MAX_LINE_BYTES = 2 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024  # files are read in chunks of this size (must stay below the above)
+CSV_DELIMITERS = (",", ";", "\t", "|")  # a CSV's delimiter is the one its header splits best on
+PYTHON_BATCH_ROWS = 50_000  # rows per Arrow batch when a file is parsed in Python
+# Columns of the staging tables that a landing file's header may not use (nor `_f_*`).
+INTERNAL_COLUMNS = ("_line_number", "_fault", "_detail", "_raw")
 # A timestamp more than this many days after its landing day is in the future.
 FUTURE_SLACK_DAYS = 1
 # What an erasure request (is_deleted) removes from every stored snapshot of that customer.
@@ -145,7 +173,12 @@ class LandingFileError(Exception):
 
 @dataclass
 class LoadReport:
-    """What one load did: rows read, loaded and quarantined (by reason), per partition day."""
+    """What one load did: rows read, loaded and quarantined (by reason), per partition day.
+
+    `read` is the files' own record counts, taken by the pass that verified each file (not
+    what the loader read), so a day reconciles only when every record of its files was loaded
+    or quarantined.
+    """
 
     feed: str
     files: list[str] = field(default_factory=list)
@@ -238,6 +271,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
         f"create table if not exists quarantine.{feed.name} "
         f"(raw_record VARCHAR, reason VARCHAR, {LOAD_COLUMNS_DDL})"
     )
+    # what exactly is wrong (the column, expected vs found fields, the byte): never a value
+    con.execute(f"alter table quarantine.{feed.name} add column if not exists detail VARCHAR")
 
 
 # The change logs of the partitioned feeds: one row per entity a day's load touched, before and
@@ -350,51 +385,81 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
                day: dt.date, report: LoadReport) -> None:
     relative = path.relative_to(landing).as_posix()
     kind = file_kind(path)
-    con.execute("drop table if exists _landing_text")
+    for table in ("_landing_text", "_landing_lines", "_landing_rows"):
+        con.execute(f"drop table if exists {table}")
     # Each source value is extracted once into a `_f_<column>` text column; casts and checks
     # then read those columns (an expression repeated in the checks would be evaluated again).
+    # A fault found while reading (`_fault`, `_detail`) comes first as the row's reason.
     if kind == "csv":
-        extra_names = _stage_csv(con, feed, path, relative)
-        fields = {c.name: f'nullif(trim("{c.field}"), \'\')' for c in feed.columns}
-        record = "to_json(struct_pack(" + ", ".join(
-            f'"{n}" := "{n}"' for n in feed.source_names + extra_names) + "))"
-        extra = ("to_json(struct_pack(" + ", ".join(f'"{n}" := "{n}"' for n in extra_names)
+        read, extra_names = _stage_csv(con, feed, path, relative)
+        fields = {c.name: f"nullif(trim({_ident(c.field)}), '')" for c in feed.columns}
+        record = "coalesce(_raw, to_json(struct_pack(" + ", ".join(
+            f"{_ident(n)} := {_ident(n)}" for n in feed.source_names + extra_names) + "))::varchar)"
+        extra = ("to_json(struct_pack(" + ", ".join(f"{_ident(n)} := {_ident(n)}"
+                                                     for n in extra_names)
                  + "))") if extra_names else "null"
-        parse_error = "null"
+        parse_error = "case when _fault is not null then _fault || '|' || coalesce(_detail, '') end"
     else:
-        _stage_json(con, feed, path, relative, kind)
+        read = _stage_json(con, feed, path, relative, kind)
         fields = {c.name: (f'_obj."{c.field}"' if c.sql_type == "JSON"
                            else f'nullif(trim(_obj."{c.field}"), \'\')') for c in feed.columns}
         record = "_line"
         extra = ("case when len(_unknown) > 0 then to_json(map_from_entries(list_transform("
                  "_unknown, k -> struct_pack(k := k, v := json_extract(_line, "
                  "'$.\"' || k || '\"'))))) end")
-        parse_error = "case when not _is_json then 'malformed_json' end"
+        parse_error = ("case when _fault is not null then _fault || '|' || coalesce(_detail, '') "
+                       "when not _is_json then 'malformed_json|the line is not a JSON object' end")
         extra_names = [row[0] for row in con.execute(
             "select distinct unnest(_unknown) as k from _landing_text order by k").fetchall()]
     report.extra_columns.update({name: 1 for name in extra_names})
 
     f = {c.name: f'"_f_{c.name}"' for c in feed.columns}  # the extracted text columns
     typed = {c.name: f'"{c.name}"' for c in feed.columns}  # the typed columns
+    # Each check gives 'reason|detail' (the detail names the column or rule, never a value).
     checks = ["_parse_error"]
+
+    def check(condition: str, reason: str, detail: str) -> None:
+        checks.append(f"case when {condition} then {_literal(f'{reason}|{detail}')} end")
+
     for c in feed.columns:
         if c.required:
-            checks.append(f"case when {f[c.name]} is null then 'missing_required_field' end")
+            check(f"{f[c.name]} is null", "missing_required_field", f"{c.field} is empty")
     for c in feed.columns:
-        if c.sql_type not in ("VARCHAR", "JSON"):
-            checks.append(f"case when {f[c.name]} is not null and {typed[c.name]} is null "
-                          f"then '{BAD_VALUE_REASON[c.sql_type]}' end")
+        if c.sql_type == "JSON" and kind == "csv":  # JSON lines arrive parsed already
+            check(f"{f[c.name]} is not null and not json_valid({f[c.name]})", "malformed_json",
+                  f"{c.field} is not JSON")
+        elif c.sql_type not in ("VARCHAR", "JSON"):
+            check(f"{f[c.name]} is not null and {typed[c.name]} is null",
+                  BAD_VALUE_REASON[c.sql_type],
+                  f"{c.field} does not parse as {c.sql_type.lower()}")
+    for c in feed.columns:
+        if c.sql_type == "TIMESTAMP":  # parses, but in which time zone?
+            check(f"{typed[c.name]} is not null and not (right({f[c.name]}, 1) in ('Z', 'z') "
+                  f"or regexp_matches({f[c.name]}, {_literal(UTC_OFFSET)}))",
+                  "timestamp_without_offset",
+                  f"{c.field} has no UTC offset (write e.g. +02:00 or Z)")
+        elif c.sql_type == "JSON":
+            valid = f"json_valid({f[c.name]}) and " if kind == "csv" else ""
+            json_kind = (f"case json_type({f[c.name]}) when 'VARCHAR' then 'a string' "
+                         "when 'ARRAY' then 'an array' when 'BOOLEAN' then 'a boolean' "
+                         "else 'a number' end")
+            checks.append(f"case when {f[c.name]} is not null and {valid}"
+                          f"json_type({f[c.name]}) <> 'OBJECT' "
+                          f"then {_literal(f'bad_json_type|{c.field} is ')} || {json_kind} || "
+                          "', not a JSON object' end")
     for c in feed.columns:
         if c.allowed:
             values = ", ".join(f"'{v.upper()}'" for v in c.allowed)  # case does not matter
-            checks.append(f"case when upper({f[c.name]}) not in ({values}) "
-                          f"then '{c.allowed_reason}' end")
+            named = ", ".join(c.allowed) if len(c.allowed) < 8 else "the known codes"
+            check(f"upper({f[c.name]}) not in ({values})", c.allowed_reason,
+                  f"{c.field} is not one of {named}")
     for reason, predicate in feed.rules:
-        checks.append(f"case when {_substitute(predicate, typed)} then '{reason}' end")
+        check(_substitute(predicate, typed), reason, predicate)
     if feed.timestamp:
-        checks.append(f"case when {typed[feed.timestamp]} > "
-                      f"cast('{day + dt.timedelta(days=1 + FUTURE_SLACK_DAYS)}' as timestamp) "
-                      "then 'future_timestamp' end")
+        check(f"{typed[feed.timestamp]} > "
+              f"cast('{day + dt.timedelta(days=1 + FUTURE_SLACK_DAYS)}' as timestamp)",
+              "future_timestamp",
+              f"{feed.timestamp} is after {day + dt.timedelta(days=FUTURE_SLACK_DAYS)}")
     reason = "coalesce(" + ", ".join(checks) + ")"
 
     con.execute(f"""
@@ -409,10 +474,15 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
                    {", ".join(f'{_cast(f[c.name], c.sql_type)} as {typed[c.name]}'
                               for c in feed.columns)}
             from extracted
+        ),
+        checked as (
+            select {reason} as _check, _record, _extra,
+                   _line_number, {", ".join(typed[c.name] for c in feed.columns)}
+            from typed
         )
-        select {reason} as _reason, _record, _extra,
-               _line_number, {", ".join(typed[c.name] for c in feed.columns)}
-        from typed
+        select split_part(_check, '|', 1) as _reason,
+               nullif(substr(_check, strpos(_check, '|') + 1), '') as _detail, * exclude (_check)
+        from checked
     """)
     _mark_duplicates(con, feed)
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -425,19 +495,21 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
         from _landing_rows where _reason is null order by _line_number
     """, [relative, day, loaded_at])
     con.execute(f"""
-        insert into quarantine.{feed.name}
-        select _record, _reason, ?, _line_number, ?, ?
+        insert into quarantine.{feed.name} (raw_record, reason, detail, _source_file,
+                                            _source_line, _partition_date, _loaded_at)
+        select _record, _reason, _detail, ?, _line_number, ?, ?
         from _landing_rows where _reason is not null order by _line_number
     """, [relative, day, loaded_at])
     counts = dict(con.execute(
         "select coalesce(_reason, ''), count(*) from _landing_rows group by all").fetchall())
-    read = sum(counts.values())
     loaded = counts.pop("", 0)
     key = day.isoformat()
     report.files.append(relative)
+    # `read` is the file's own record count (from the pass that verified it), so a file
+    # that DuckDB read only in part does not reconcile
     report.read[key] += read
     report.loaded[key] += loaded
-    report.quarantined[key] += read - loaded
+    report.quarantined[key] += sum(counts.values())
     report.reasons.update(counts)
     report.reasons_by_day.setdefault(key, Counter()).update(counts)
     con.execute("drop table _landing_rows")
@@ -447,8 +519,9 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
 def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     """A key seen earlier in this file, or already loaded from any file, is a duplicate_key."""
     key = ", ".join(f'"{k}"' for k in feed.key)
+    detail = f"{', '.join(feed.key)} delivered before (earlier in this file or loaded)"
     con.execute(f"""
-        update _landing_rows set _reason = 'duplicate_key'
+        update _landing_rows set _reason = 'duplicate_key', _detail = ?
         where _reason is null and _line_number in (
             select _line_number from (
                 select _line_number,
@@ -456,13 +529,13 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
                 from _landing_rows where _reason is null
             ) where nth > 1
         )
-    """)
+    """, [detail])
     matches = " and ".join(f'loaded."{k}" = _landing_rows."{k}"' for k in feed.key)
     con.execute(f"""
-        update _landing_rows set _reason = 'duplicate_key'
+        update _landing_rows set _reason = 'duplicate_key', _detail = ?
         where _reason is null
           and exists (select 1 from raw.{feed.name} as loaded where {matches})
-    """)
+    """, [detail])
 
 
 def _substitute(predicate: str, typed: dict[str, str]) -> str:
@@ -478,78 +551,578 @@ def _cast(expr: str, sql_type: str) -> str:
     return f"try_cast({expr} as {sql_type})"
 
 
+def _literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    """A column name from a landing file as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a file whole: the verifying pass
+
+
+class _Source:
+    """A landing file's bytes, decompressed, in chunks of at most CHUNK_BYTES.
+
+    A gzip file is decompressed (zlib, C speed) to its end, where zlib checks each member's CRC
+    and length: a file that ends early, or whose data is corrupt, raises LandingFileError naming
+    the file, the position and what to do, however much of it read fine before.
+    """
+
+    def __init__(self, path: Path, relative: str) -> None:
+        self.path = path
+        self.relative = relative
+        self.gzipped = path.name.lower().endswith(".gz")
+        self.offset = 0  # uncompressed bytes read so far
+        self.lines = 0  # line breaks read so far
+
+    def chunks(self) -> Iterator[bytes]:
+        self.offset = self.lines = 0
+        with open(self.path, "rb") as raw:
+            blocks = iter(lambda: raw.read(CHUNK_BYTES), b"")
+            for chunk in self._gunzip(blocks) if self.gzipped else blocks:
+                yield chunk
+                self.offset += len(chunk)
+                self.lines += chunk.count(b"\n")
+
+    def _gunzip(self, blocks: Iterator[bytes]) -> Iterator[bytes]:
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip: header, CRC and length
+        fed = False  # has the current gzip member had input?
+        members = 1  # the gzip members begun
+        read = 0  # compressed bytes read
+        for block in blocks:
+            start, read = read, read + len(block)
+            data = block
+            while data:
+                if inflate.eof:  # another member follows (zero padding is ignored)
+                    if not data.strip(b"\0"):
+                        break
+                    inflate, fed = zlib.decompressobj(16 + zlib.MAX_WBITS), False
+                    members += 1
+                try:
+                    out = inflate.decompress(data, CHUNK_BYTES)
+                except zlib.error as exc:
+                    raise LandingFileError(self._broken(
+                        str(exc), start, read, not_gzip=members == 1 and not self.offset
+                        and "header" in str(exc))) from exc
+                fed = True
+                data = inflate.unconsumed_tail or (inflate.unused_data if inflate.eof else b"")
+                if out:
+                    yield out
+            while not inflate.eof and fed:  # output held back by the CHUNK_BYTES cap
+                out = inflate.decompress(b"", CHUNK_BYTES)
+                if not out:
+                    break
+                yield out
+        if fed and not inflate.eof:
+            raise LandingFileError(self._broken(None, read, read))
+
+    def _broken(self, error: str | None, start: int, end: int, not_gzip: bool = False) -> str:
+        size = self.path.stat().st_size
+        where = f"after {self.offset:,} uncompressed bytes (in line {self.lines + 1:,})"
+        if error is None:
+            cause = (f"it is truncated: its gzip data stops at byte {size:,} (the end of the "
+                     f"file) before the end-of-stream marker, {where}")
+        elif not_gzip:
+            cause = ("its name ends in .gz but it is not gzip data; compress it with gzip or "
+                     "drop the .gz from its name")
+        else:
+            cause = (f"its gzip data is corrupt ({error}), detected in compressed bytes "
+                     f"{start:,} to {end:,} of {size:,}" + (f", {where}" if self.offset else ""))
+        return (f"{self.relative}: cannot be read to its end: {cause}. A file is loaded whole "
+                "or not at all, so nothing of this load was kept (the warehouse is as it was). "
+                "Re-deliver the complete file (copy it again from the store's export) and "
+                "materialize the day again.")
+
+
+_QUOTED = re.compile(rb'"[^"]*"')  # one quoted stretch of a CSV line ("" escapes are two)
+_BLANK_AFTER_BREAK = re.compile(rb"\n[ \t\r]*(?=\n)")  # a blank line that follows a line break
+_BLANK_CHARS = b" \t\r"
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class _Scan:
+    """What one pass over a text file found (`_scan`)."""
+
+    kind: str
+    lines: int = 0  # physical lines (a last line without a line break counts)
+    blank: int = 0  # lines of only spaces, tabs or carriage returns
+    trailing_blank: int = 0  # blank lines after the last non-blank one
+    line_breaks: int = 0  # LF bytes
+    crlf: int = 0
+    cr: int = 0
+    first_line: bytes | None = None  # the first non-blank line, without its line break
+    first_line_number: int = 0
+    bad_utf8: tuple[int, int] | None = None  # (byte, line) of the first byte that is not UTF-8
+    quoted_break: bool = False  # a CSV value holds a line break
+    open_quote: bool = False  # a CSV quote that does not close on its line
+
+    @property
+    def mixed_line_ends(self) -> bool:
+        return self.cr != self.crlf or 0 < self.crlf < self.line_breaks
+
+    @property
+    def records(self) -> int:
+        """JSON lines: the non-blank lines; CSV (when `simple`): those after the header."""
+        data = self.lines - self.blank
+        return max(data - 1, 0) if self.kind == "csv" else data
+
+    @property
+    def simple(self) -> bool:
+        """DuckDB's reader reads the file record for record, line numbers as counted."""
+        if self.bad_utf8 or self.mixed_line_ends:
+            return False
+        if self.kind == "csv":
+            return (not self.quoted_break and not self.open_quote
+                    and self.first_line_number <= 1 and self.blank == self.trailing_blank)
+        return True
+
+
+def _scan(source: _Source, kind: str) -> _Scan:
+    """One streaming pass over a text file: decompress (verifying a gzip to its end), count the
+    lines and blank lines, check the encoding, the line ends, the line sizes and (CSV) whether a
+    quoted value holds a line break. Constant memory; the work per chunk is C-speed byte
+    operations (count, find, decode, one regular expression)."""
+    scan = _Scan(kind)
+    carry = b""
+    offset = 0  # the uncompressed offset of `carry`
+    for number, chunk in enumerate(source.chunks()):
+        if number == 0 and chunk[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise LandingFileError(
+                f"{source.relative}: is UTF-16 (it starts with a UTF-16 byte-order mark), not "
+                "UTF-8: re-export it as UTF-8 and drop it in again.")
+        buffer = carry + chunk
+        cut = buffer.rfind(b"\n") + 1
+        if not cut:
+            carry = buffer
+            if len(carry) > MAX_LINE_BYTES:
+                raise LandingFileError(_long_line(source.relative, scan.lines + 1, len(carry),
+                                                  b"\r" in carry))
+            continue
+        piece, carry = buffer[:cut], buffer[cut:]
+        _scan_piece(scan, source.relative, piece, offset, terminated=True)
+        offset += len(piece)
+    if carry:
+        _scan_piece(scan, source.relative, carry, offset, terminated=False)
+    return scan
+
+
+def _scan_piece(scan: _Scan, relative: str, piece: bytes, offset: int, terminated: bool) -> None:
+    """Account for `piece`: whole lines (each ends in LF when `terminated`) from line
+    `scan.lines + 1` on, at uncompressed byte `offset`."""
+    breaks = piece.count(b"\n")
+    lines = breaks if terminated else 1
+    first_end = piece.find(b"\n") if terminated else len(piece)
+    if first_end > MAX_LINE_BYTES:  # only the first line can hold bytes of earlier chunks
+        raise LandingFileError(_long_line(relative, scan.lines + 1, first_end,
+                                          b"\r" in piece[:first_end]))
+    first_blank = not piece[:first_end].strip(_BLANK_CHARS)
+    blank = first_blank + (len(_BLANK_AFTER_BREAK.findall(piece)) if breaks else 0)
+    if scan.first_line is None and blank < lines:
+        start, number = 0, scan.lines + 1
+        while True:
+            end = piece.find(b"\n", start)
+            end = len(piece) if end < 0 else end
+            if piece[start:end].strip(_BLANK_CHARS):
+                break
+            start, number = end + 1, number + 1
+        line = piece[start:end].rstrip(b"\r")
+        scan.first_line = line[3:] if number == 1 and line.startswith(_BOM) else line
+        scan.first_line_number = number
+    body = piece.rstrip(_BLANK_CHARS + b"\n")
+    if not body:
+        scan.trailing_blank += lines
+    else:
+        scan.trailing_blank = piece.count(b"\n", len(body)) - (1 if terminated else 0)
+    if scan.bad_utf8 is None and not piece.isascii():
+        try:
+            piece.decode()
+        except UnicodeDecodeError as exc:
+            scan.bad_utf8 = (offset + exc.start,
+                             scan.lines + piece.count(b"\n", 0, exc.start) + 1)
+    if scan.kind == "csv" and not (scan.quoted_break or scan.open_quote) and b'"' in piece:
+        outside = _QUOTED.sub(b"", piece)
+        if b'"' in outside:
+            scan.open_quote = True
+        elif outside.count(b"\n") != breaks:
+            scan.quoted_break = True
+    scan.cr += piece.count(b"\r")
+    scan.crlf += piece.count(b"\r\n")
+    scan.line_breaks += breaks
+    scan.blank += blank
+    scan.lines += lines
+
+
+def _long_line(relative: str, line: int, size: int, has_cr: bool) -> str:
+    if has_cr:
+        hint = ("it seems to use bare CR (old Mac) line ends: re-export it with LF or CRLF "
+                "line ends")
+    else:
+        hint = ("a line this long is usually several records run together without line "
+                "breaks, or a quote that never closes: re-deliver the file with one record per "
+                f"line (each under {MAX_LINE_BYTES // 2**20} MiB)")
+    return (f"{relative}: line {line:,} is over the maximum line size of {MAX_LINE_BYTES:,} "
+            f"bytes (DuckDB's max_line_size; the line runs to at least {size:,} bytes): {hint}. "
+            "Nothing of this load was kept.")
+
+
+def _not_utf8(relative: str, byte: int, line: int, what: str = "") -> str:
+    return (f"{relative}: not UTF-8 at byte {byte:,} (line {line:,}{what}): re-export the file "
+            "as UTF-8 (it looks like Latin-1 / Windows-1252 or another legacy encoding) and "
+            "drop it in again.")
+
+
+def _unreadable(relative: str, what: str, exc: Exception) -> str:
+    return (f"{relative}: DuckDB cannot read it as {what} ({_duckdb_cause(exc)}). Re-export it "
+            f"as UTF-8 {what} or move it out of the landing folder; nothing of this load was "
+            "kept.")
+
+
+def _duckdb_cause(exc: Exception) -> str:
+    """The lines of a DuckDB error that say what is wrong (never the 'Original Line', which
+    may be megabytes long and hold customer data)."""
+    kept = []
+    for line in str(exc).strip().splitlines():
+        text = line.strip()
+        if not text or text.startswith(("Original Line", "Possible", "*", "file =")):
+            continue
+        if line.startswith("  "):  # the reader's option dump
+            continue
+        kept.append(text)
+    return "; ".join(kept)[:400]
+
+
+class _Batches:
+    """Rows parsed in Python, appended to a staging table in Arrow batches."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: str,
+                 types: list[pa.DataType]) -> None:
+        self.con, self.table, self.types = con, table, types
+        self.names = [f"c{i}" for i in range(len(types))]
+        self.rows: list[list] = []
+
+    def add(self, row: list) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= PYTHON_BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        columns = list(zip(*self.rows, strict=True))
+        batch = pa.table([pa.array(values, type) for values, type in
+                          zip(columns, self.types, strict=True)], names=self.names)
+        self.con.register("_landing_batch", batch)
+        try:
+            self.con.execute(f"insert into {self.table} select * from _landing_batch")
+        finally:
+            self.con.unregister("_landing_batch")
+        self.rows = []
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+
+
+def _rejects_options() -> str:
+    return ("ignore_errors = true, store_rejects = true, rejects_table = '_landing_rejects', "
+            "rejects_scan = '_landing_reject_scans'")
+
+
+def _drop_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("drop table if exists _landing_rejects")
+    con.execute("drop table if exists _landing_reject_scans")
+
+
 def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path,
-               relative: str) -> list[str]:
-    """Read a CSV file as text into `_landing_text`; returns the names of extra columns."""
-    try:
-        con.execute("""
-            create temp table _landing_text as
-            select *, row_number() over () + 1 as _line_number
-            from read_csv(?, all_varchar = true, header = true, auto_detect = true,
-                          hive_partitioning = false)
-        """, [str(path)])
-    except duckdb.Error as exc:
+               relative: str) -> tuple[int, list[str]]:
+    """Read a CSV file as text into `_landing_text`: the header's columns (the contract's
+    optional ones added when absent), `_line_number`, and `_fault` / `_detail` / `_raw` for a row
+    that could not be split into the header's fields. Returns the file's record count and the
+    names of its extra columns."""
+    source = _Source(path, relative)
+    scan = _scan(source, "csv")
+    if scan.first_line is None:  # an empty file: a day without rows
+        names, delimiter = [], ","
+    else:
+        if scan.bad_utf8 and scan.bad_utf8[1] <= scan.first_line_number:
+            raise LandingFileError(_not_utf8(relative, *scan.bad_utf8, ", the header"))
+        names, delimiter = _csv_header(feed, scan.first_line, scan.first_line_number, relative)
+    columns = names + [c.field for c in feed.columns if c.field not in names]
+    staged = False
+    if scan.first_line is not None and scan.simple and scan.records:
+        # the common case: DuckDB reads the file; any row it cannot split leaves a reject,
+        # and then the file is parsed in Python below (a failed statement would abort the day)
+        _drop_rejects(con)
+        try:
+            con.execute(f"""
+                create temp table _landing_text as
+                select *, row_number() over () + 1 as _line_number, null::varchar as _fault,
+                       null::varchar as _detail, null::varchar as _raw
+                from read_csv(?, columns = ?, header = true, auto_detect = false, delim = ?,
+                              quote = '"', escape = '"', max_line_size = ?,
+                              hive_partitioning = false, {_rejects_options()})
+            """, [str(path), {name: "VARCHAR" for name in names}, delimiter, MAX_LINE_BYTES])
+        except duckdb.Error as exc:
+            raise LandingFileError(_unreadable(relative, "CSV", exc)) from exc
+        rejects = con.execute("select count(*) from _landing_rejects").fetchone()[0]
+        rows = con.execute("select count(*) from _landing_text").fetchone()[0]
+        _drop_rejects(con)
+        staged = not rejects and rows == scan.records
+        if not staged:
+            con.execute("drop table _landing_text")
+    read = scan.records
+    if not staged:
+        con.execute("create temp table _landing_text ("
+                    + ", ".join(f"{_ident(n)} VARCHAR" for n in names)
+                    + (", " if names else "")
+                    + "_line_number BIGINT, _fault VARCHAR, _detail VARCHAR, _raw VARCHAR)")
+        read = _csv_in_python(con, source, delimiter, len(names)) if names else 0
+    for name in columns[len(names):]:  # optional columns may be absent: add them as empty
+        con.execute(f"alter table _landing_text add column {_ident(name)} VARCHAR")
+    return read, [name for name in names if name not in feed.source_names]
+
+
+def _csv_header(feed: Feed, line: bytes, number: int, relative: str) -> tuple[list[str], str]:
+    """The column names and the delimiter of a CSV header line, checked against the feed."""
+    text = line.decode()
+    if text.count('"') % 2:
+        raise LandingFileError(f"{relative}: the header (line {number}) has a quote that does "
+                               "not close: fix the header row of the export.")
+
+    def parse(delimiter: str) -> list[str]:
+        return [name.strip() for name in next(csv.reader([text], delimiter=delimiter))]
+
+    known = {name.lower() for name in feed.source_names}
+    delimiter = max(CSV_DELIMITERS, key=lambda d: (
+        len(known & {name.lower() for name in parse(d)}), d == ","))
+    # a contract column is matched without case (DuckDB's identifiers ignore case, too)
+    canonical = {name.lower(): name for name in feed.source_names}
+    names = [canonical.get(name.lower(), name) or f"column{i}"
+             for i, name in enumerate(parse(delimiter), start=1)]
+    if not known & {name.lower() for name in names}:
         raise LandingFileError(
-            f"{relative}: cannot be read as CSV with a header row ({_first_line(exc)}). "
-            "Re-export it as UTF-8 CSV with a header row, or move it out of the landing folder."
-        ) from exc
-    present = [row[0] for row in con.execute("describe _landing_text").fetchall()
-               if row[0] != "_line_number"]
-    missing = [c.field for c in feed.columns if c.required and c.field not in present]
+            f"{relative}: its first line (line {number}) names none of the {feed.name} feed's "
+            f"columns, so it has no header row: export the file with the header "
+            f"{','.join(c.field for c in feed.columns)} (see docs/data-contract.md) and drop it "
+            "in again.")
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.lower() in seen:
+            raise LandingFileError(
+                f"{relative}: the header (line {number}) names the column {name!r} twice "
+                f"(column names are compared without case): give each column one name.")
+        if name.lower() in INTERNAL_COLUMNS or name.lower().startswith("_f_"):
+            raise LandingFileError(f"{relative}: the header may not use the column name "
+                                   f"{name!r} (ingestion uses it): rename that column.")
+        seen[name.lower()] = name
+    missing = [c.field for c in feed.columns if c.required and c.field not in names]
     if missing:
+        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
         raise LandingFileError(
             f"{relative}: missing required column(s) {', '.join(missing)}. The {feed.name} feed "
             f"needs {', '.join(c.field for c in feed.columns if c.required)} "
-            "(see docs/data-contract.md); fix the export and drop the file in again."
-        )
-    for c in feed.columns:  # optional columns may be absent: add them as empty
-        if c.field not in present:
-            con.execute(f'alter table _landing_text add column "{c.field}" VARCHAR')
-    return [name for name in present if name not in feed.source_names]
+            f"(see docs/data-contract.md); the header (line {number}) has: {shown}. Fix "
+            "the export and drop the file in again.")
+    return names, delimiter
+
+
+def _lines(source: _Source, split_cr: bool) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, uncompressed byte offset, bytes) of every line of a file: with its line
+    end when `split_cr` (lines end at LF, CRLF or a bare CR, as in Python's csv module), else
+    without the LF (lines end at LF only, as in JSON lines)."""
+    carry = b""
+    number, offset = 1, 0
+
+    def split(piece: bytes) -> list[bytes]:
+        return piece.splitlines(keepends=True) if split_cr else piece.split(b"\n")
+
+    for chunk in source.chunks():
+        buffer = carry + chunk
+        cut = buffer.rfind(b"\n") + 1
+        if not cut:
+            carry = buffer
+            continue
+        piece, carry = buffer[:cut], buffer[cut:]
+        lines = split(piece)
+        if not split_cr:
+            lines.pop()  # the empty text after the last LF
+        for line in lines:
+            yield number, offset, line
+            number += 1
+            offset += len(line) + (0 if split_cr else 1)
+    for line in split(carry) if carry else []:
+        yield number, offset, line
+        number += 1
+        offset += len(line) + (0 if split_cr else 1)
+
+
+def _csv_in_python(con: duckdb.DuckDBPyConnection, source: _Source, delimiter: str,
+                   width: int) -> int:
+    """Parse a CSV file that DuckDB's reader would reject whole, row by row: a row with another
+    number of fields than the header (`ragged_row`), a quote out of place (`malformed_csv`) or
+    bytes that are not UTF-8 (`bad_encoding`) is staged with its fault and raw text; the rest
+    loads. Returns the number of records (blank lines are not records)."""
+    pending: list[tuple[int, int, bytes]] = []  # the lines of the record being parsed
+    bad: dict[int, int] = {}  # line -> the byte (in the file) that is not UTF-8
+
+    def text_lines() -> Iterator[str]:
+        for number, offset, line in _lines(source, split_cr=True):
+            if number == 1 and line.startswith(_BOM):
+                line = line[3:]
+            pending.append((number, offset, line))
+            try:
+                yield line.decode()
+            except UnicodeDecodeError as exc:
+                bad[number] = offset + exc.start
+                yield line.decode("utf-8", "surrogateescape")
+
+    batches = _Batches(con, "_landing_text", [pa.string()] * width + [pa.int64(), pa.string(), pa.string(),
+                                                pa.string()])
+    reader = csv.reader(text_lines(), delimiter=delimiter, quotechar='"', doublequote=True,
+                        strict=True)
+    previous_limit = csv.field_size_limit(MAX_LINE_BYTES)
+    records, header_seen = 0, False
+    try:
+        while True:
+            fault = None
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                if "field larger than field limit" in str(exc):
+                    raise LandingFileError(
+                        f"{source.relative}: the record that starts on line {pending[0][0]:,} "
+                        f"runs over the maximum line size of {MAX_LINE_BYTES:,} bytes: a quote "
+                        "that never closes swallows the lines after it. Fix the quoting (a "
+                        "quote inside a value is written twice, \"\") and re-deliver the file."
+                    ) from exc
+                fields = None
+                fault = ("malformed_csv", (f"not valid CSV ({exc}): quote a value that holds "
+                                           "the delimiter, a quote or a line break, and write "
+                                           "a quote inside a value twice"))
+            lines, pending[:] = list(pending), []
+            if fields is not None and (not fields or (len(fields) == 1 and width > 1
+                                                      and not fields[0].strip())):
+                continue  # a blank line
+            if not header_seen:
+                header_seen = True  # parsed and checked already (`_csv_header`)
+                continue
+            records += 1
+            first = lines[0][0] if lines else 0
+            broken = [n for n, _, _ in lines if n in bad]
+            if broken:
+                fault = ("bad_encoding", (f"not UTF-8 at byte {bad[broken[0]]:,} (line "
+                                          f"{broken[0]:,}): re-export the file as UTF-8"))
+            elif fault is None and len(fields) != width:
+                fault = ("ragged_row", f"expected {width} fields (as in the header), found "
+                         f"{len(fields)}" + (
+                             ": a value with an unquoted delimiter (such as 1,234.50) splits "
+                             "in two; quote such values or drop the thousands separator"
+                             if len(fields) > width else ""))
+            if fault:
+                raw = b"".join(line for _, _, line in lines).decode("utf-8", "backslashreplace")
+                batches.add([None] * width + [first, fault[0], fault[1], raw.rstrip("\r\n")])
+            else:
+                batches.add([*fields, first, None, None, None])
+        batches.flush()
+    finally:
+        csv.field_size_limit(previous_limit)
+    return records
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON lines and Parquet
 
 
 def _stage_json(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, relative: str,
-                kind: str) -> None:
+                kind: str) -> int:
     """Read JSON lines (or Parquet rows, as JSON objects) into `_landing_text`, parsed once.
 
-    Columns: `_line` (the raw text), `_is_json` (an object), `_line_number`, `_obj` (the
-    contract's fields as a struct of text / JSON) and `_unknown` (keys the contract lacks).
+    Columns: `_line` (the raw text), `_line_number`, `_fault` / `_detail` (a line that is not
+    UTF-8), `_is_json` (an object), `_obj` (the contract's fields as a struct of text / JSON)
+    and `_unknown` (keys the contract lacks). Returns the file's record count.
     """
     if kind == "parquet":
-        source = "select to_json(t) as _line from read_parquet(?, hive_partitioning = false) as t"
-        what = "Parquet"
-    else:
-        source = ("select _line from read_csv(?, columns = {'_line': 'VARCHAR'}, header = false, "
-                  "delim = '\x1f', quote = '', escape = '', auto_detect = false, "
-                  "hive_partitioning = false)")
-        what = "JSON lines"
+        try:
+            read = con.execute("select coalesce(sum(num_rows), 0) from parquet_file_metadata(?)",
+                               [str(path)]).fetchone()[0]
+            _parse_json_lines(con, feed, (
+                "select to_json(t) as _line, row_number() over () as _line_number, "
+                "null::varchar as _fault, null::varchar as _detail "
+                "from read_parquet(?, hive_partitioning = false) as t"), [str(path)])
+        except duckdb.Error as exc:
+            raise LandingFileError(
+                f"{relative}: cannot be read as Parquet ({_duckdb_cause(exc)}). Re-export it (a "
+                "Parquet file that was cut short has no footer), or move it out of the landing "
+                "folder; nothing of this load was kept.") from exc
+        return int(read)
+    source = _Source(path, relative)
+    scan = _scan(source, "jsonl")
+    if scan.simple and scan.records:
+        _drop_rejects(con)
+        try:
+            _parse_json_lines(con, feed, (
+                "select _line, row_number() over () as _line_number, null::varchar as _fault, "
+                "null::varchar as _detail "
+                "from read_csv(?, columns = {'_line': 'VARCHAR'}, header = false, "
+                "delim = '\x1f', quote = '', escape = '', auto_detect = false, "
+                f"max_line_size = ?, hive_partitioning = false, {_rejects_options()})"),
+                [str(path), MAX_LINE_BYTES])
+        except duckdb.Error as exc:
+            raise LandingFileError(_unreadable(relative, "JSON lines", exc)) from exc
+        rejects = con.execute("select count(*) from _landing_rejects").fetchone()[0]
+        rows = con.execute("select count(*) from _landing_text").fetchone()[0]
+        _drop_rejects(con)
+        if not rejects and rows == scan.records:
+            return scan.records
+        con.execute("drop table _landing_text")
+    # not UTF-8 throughout, mixed line ends, or lines DuckDB would not read: line by line
+    con.execute("create temp table _landing_lines (_line VARCHAR, _line_number BIGINT, "
+                "_fault VARCHAR, _detail VARCHAR)")
+    batches = _Batches(con, "_landing_lines",
+                       [pa.string(), pa.int64(), pa.string(), pa.string()])
+    for number, offset, line in _lines(source, split_cr=False):
+        if number == 1 and line.startswith(_BOM):
+            line = line[3:]
+        line = line.removesuffix(b"\r")
+        try:
+            batches.add([line.decode(), number, None, None])
+        except UnicodeDecodeError as exc:
+            batches.add([line.decode("utf-8", "backslashreplace"), number, "bad_encoding",
+                         (f"not UTF-8 at byte {offset + exc.start:,} (line {number:,}): "
+                          "re-export the file as UTF-8")])
+    batches.flush()
+    _parse_json_lines(con, feed, "select * from _landing_lines", [])
+    con.execute("drop table _landing_lines")
+    return scan.records
+
+
+def _parse_json_lines(con: duckdb.DuckDBPyConnection, feed: Feed, source: str,
+                      params: list) -> None:
+    """`_landing_text` from the lines `source` selects (blank lines are not records)."""
     spec = json.dumps({c.field: "JSON" if c.sql_type == "JSON" else "VARCHAR"
                        for c in feed.columns})
     known = ", ".join(f"'{name}'" for name in feed.source_names)
-    try:
-        con.execute(f"""
-            create temp table _landing_text as
-            with lines as (
-                select _line,
-                       case when json_valid(_line) then json_type(_line) = 'OBJECT'
-                            else false end as _is_json,
-                       row_number() over () as _line_number
-                from ({source})
-            )
-            select *,
-                   case when _is_json then json_transform(_line, '{spec}') end as _obj,
-                   case when _is_json then list_filter(json_keys(_line), k -> k not in ({known}))
-                        else [] end as _unknown
-            from lines
-            where trim(_line) <> ''
-        """, [str(path)])
-    except duckdb.Error as exc:
-        raise LandingFileError(
-            f"{relative}: cannot be read as {what} ({_first_line(exc)}). Re-export it as "
-            "UTF-8 text with one JSON object per line (or valid Parquet), or move it out of the "
-            "landing folder."
-        ) from exc
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300]
+    con.execute(f"""
+        create temp table _landing_text as
+        with source as ({source}),
+        lines as (
+            select _line, _line_number, _fault, _detail,
+                   case when _fault is null and json_valid(_line)
+                        then json_type(_line) = 'OBJECT' else false end as _is_json
+            from source
+            where _line is not null and trim(_line, ' ' || chr(9) || chr(13)) <> ''
+        )
+        select *,
+               case when _is_json then json_transform(_line, '{spec}') end as _obj,
+               case when _is_json then list_filter(json_keys(_line), k -> k not in ({known}))
+                    else [] end as _unknown
+        from lines
+    """, params)

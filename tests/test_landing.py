@@ -16,10 +16,15 @@ HEADER = ("order_id,line_number,customer_id,ordered_at,product_id,quantity,unit_
           "status,channel,shipping_country,discount_amount")
 
 
-def _write(landing_dir: Path, feed: str, name: str, text: str, day: dt.date = DAY) -> Path:
+def _write(landing_dir: Path, feed: str, name: str, text: str | bytes,
+           day: dt.date = DAY) -> Path:
+    """A landing file: text is written as UTF-8, bytes as they are."""
     path = landing_dir / feed / f"dt={day.isoformat()}" / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     return path
 
 
@@ -116,10 +121,16 @@ def test_one_of_every_defect_is_quarantined_with_its_reason(tmp_path, warehouse)
         "negative_discount": "O15,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,ES,-1",
         "unknown_currency": "O16,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,XXX,completed,web,ES,0",
         "invalid_value": "O17,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,shipped,web,ES,0",
+        "timestamp_without_offset": "O18,1,C1,2026-05-01T10:00:00,P1,1,9.50,EUR,completed,web,"
+                                    "ES,0",
+        "ragged_row": "O19,1,C1,2026-05-01T10:00:00Z,P1,1,1,234.50,EUR,completed,web,ES,0",
+        "malformed_csv": 'O20,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,"completed"x,web,ES,0',
+        "bad_encoding": "O21,1,Jos\xe9,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,ES,0",
         "duplicate_key": GOOD_LINE.format(n=1),
     }
     good = [GOOD_LINE.format(n=1), GOOD_LINE.format(n=2), GOOD_LINE.format(n=3)]
-    _write(tmp_path, "orders", "orders.csv", "\n".join([HEADER, *good, *orders.values()]) + "\n")
+    _write(tmp_path, "orders", "orders.csv",
+           ("\n".join([HEADER, *good, *orders.values()]) + "\n").encode("latin-1"))
     event = {"type": "track", "event": "Product Viewed", "messageId": "m1",
              "timestamp": "2026-05-01T09:00:00Z", "userId": "C1", "anonymousId": "a1",
              "properties": {}, "context": {}}
@@ -129,6 +140,7 @@ def test_one_of_every_defect_is_quarantined_with_its_reason(tmp_path, warehouse)
         "missing_required_field": json.dumps({**event, "userId": None, "anonymousId": None,
                                               "messageId": "m3"}),
         "bad_timestamp": json.dumps({**event, "timestamp": "soon", "messageId": "m4"}),
+        "bad_json_type": json.dumps({**event, "properties": "P1", "messageId": "m5"}),
         "duplicate_key": json.dumps(event),
     }
     _write(tmp_path, "events", "events.jsonl", "\n".join([json.dumps(event), *events.values()]))
