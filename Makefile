@@ -35,7 +35,7 @@ test-fast: install dbt_project/target/manifest.json  ## the tests without the en
 	$(PY) -m pytest -m "not e2e"
 
 ui: install dbt_project/target/manifest.json  ## Dagster UI on http://127.0.0.1:3000
-	$(PY) -c "from core.settings import HOME; HOME.ensure()"
+	$(PY) -m dagster_project.cli doctor --repair || true
 	DAGSTER_HOME=$(SEGMENTA_HOME)/dagster $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
 
 mlflow: install  ## MLflow UI on http://127.0.0.1:5000 over SEGMENTA_HOME's runs and registry

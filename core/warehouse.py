@@ -6,13 +6,21 @@ access here is what lets the Python steps follow the dbt models to another engin
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class WarehouseLocked(RuntimeError):
+    """Another process kept the warehouse file locked for longer than we wait."""
 
 
 def memory_limit() -> str:
@@ -38,13 +46,36 @@ class Warehouse:
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path), read_only=read_only)
+        con = self._open(read_only)
         try:
             con.execute("set TimeZone = 'UTC'")
             con.execute(f"set memory_limit = '{memory_limit()}'")
             yield con
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file; while another process holds its lock (an analyst's read-only session,
+        say), wait with exponential backoff up to SEGMENTA_LOCK_WAIT_SECONDS (default 300)."""
+        deadline = time.monotonic() + float(os.environ.get("SEGMENTA_LOCK_WAIT_SECONDS", "300"))
+        delay = 0.1
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                message = str(exc).splitlines()[0]
+                if "lock" not in message.lower():
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise WarehouseLocked(
+                        f"{self.path} stays locked by another process ({message}). Close that "
+                        "connection: analysts read the published copy, which the pipeline never "
+                        "locks (segmenta summary prints its path).") from exc
+                if delay == 0.1:
+                    log.warning("%s is locked by another process; waiting (up to "
+                                "SEGMENTA_LOCK_WAIT_SECONDS): %s", self.path.name, message)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

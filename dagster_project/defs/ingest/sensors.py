@@ -4,6 +4,7 @@ from collections import defaultdict
 
 import dagster as dg
 
+from dagster_project import recovery
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import HomeResource
 from ingest import landing
@@ -94,7 +95,11 @@ def starting_cursor(home: HomeResource) -> dict:
 )
 def landing_sensor(context: dg.SensorEvaluationContext,
                    home: HomeResource) -> dg.SensorResult:
-    """Watches SEGMENTA_HOME/landing; the cursor holds each day's file fingerprint."""
+    """Watches SEGMENTA_HOME/landing; the cursor holds each day's file fingerprint. Each tick
+    first releases what a killed run left (its pool slots would block every request)."""
+    recovered = recovery.find_and_repair(context.instance, home.home, repair=True)
+    for line in recovered.lines():
+        context.log.warning(f"recovered from a killed run: {line.strip()}")
     old = json.loads(context.cursor) if context.cursor else starting_cursor(home)
     new = landing.landing_fingerprints(home.home.landing)
     known = set(daily_partitions.get_partition_keys())
