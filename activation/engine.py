@@ -11,7 +11,9 @@ One call of `sync()` handles one audience at one destination:
    modes; a full refresh re-sends every member (or replaces the audience where the platform can).
 3. **Safety rails** (`activation.plan`): an empty segment is refused (the state is kept);
    removing more than `max_removal_share` of the confirmed audience is refused unless
-   `force_removals`.
+   `force_removals`; a segment key outside `known_segments` (a typo) is refused. A refusal is
+   recorded in `activation.sync_runs` (status `refused`, the reason in `message`) and raised
+   as `SyncRefused`: it concerns this audience at this destination only.
 4. **Send** (`activation.delivery`) in batches of the platform's size, each with a deterministic
    key; retryable errors wait and try again, a batch refused for its content is split until the
    bad rows stand alone, removals the platform refuses switch the sync to add-only.
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from activation.audiences import Audience, Target
+from activation.audiences import Audience, AudienceError, Target, check_segments
 from activation.audit import now, payload_hash
 from activation.delivery import Delivery
 from activation.destinations.base import Destination, DestinationError, FatalError, RetryableError
@@ -118,8 +120,10 @@ class Sync:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, audience: Audience, target: Target,
                  destination: Destination, run_id: str, options: SyncOptions,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, known_segments: set[str] | None = None,
+                 source: str = "the audiences file"):
         self.con, self.audience, self.target = con, audience, target
+        self.known_segments, self.source = known_segments, source
         self.destination, self.run_id, self.options, self.log = destination, run_id, options, log
         mode = ("dry_run" if options.dry_run else "full_refresh" if options.full_refresh
                 else "incremental")
@@ -172,6 +176,11 @@ class Sync:
     def plan(self) -> list[_Planned]:
         """The operations that make the destination equal to the desired set, past the rails."""
         state = self.store.confirmed()
+        if self.known_segments is not None:  # a segment key no definition produces: a typo
+            try:
+                check_segments([self.audience], self.known_segments, self.source)
+            except AudienceError as exc:
+                raise SyncRefused(f"{exc}; nothing was sent") from exc
         if segment_size(self.con, self.audience.segment) == 0:
             if not state.empty:
                 raise SyncRefused(empty_segment_refusal(self.audience))
@@ -232,6 +241,10 @@ class Sync:
 
 def sync(con: duckdb.DuckDBPyConnection, audience: Audience, target: Target,
          destination: Destination, run_id: str, options: SyncOptions | None = None,
-         log: Callable[[str], None] = print) -> SyncReport:
-    """Sync one audience to one destination; see the module docstring."""
-    return Sync(con, audience, target, destination, run_id, options or SyncOptions(), log).run()
+         log: Callable[[str], None] = print, known_segments: set[str] | None = None,
+         source: str = "the audiences file") -> SyncReport:
+    """Sync one audience to one destination; see the module docstring. With `known_segments`
+    (every segment key the definitions can produce, empty or not), an audience whose segment is
+    not one of them is refused (`source` names the audiences file in the message)."""
+    return Sync(con, audience, target, destination, run_id, options or SyncOptions(), log,
+                known_segments, source).run()

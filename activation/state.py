@@ -102,8 +102,11 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 def record_assignments(con: duckdb.DuckDBPyConnection, audience: Audience,
                        customers: list[str], holdout: set[str]) -> None:
     """Each customer's arm, the first time they are seen in the audience (never reassigned)."""
-    frame = pd.DataFrame({"customer_id": customers})
-    frame["arm"] = ["holdout" if c in holdout else "target" for c in customers]
+    # typed, so that nobody to record (a store without consents) is text, not an empty DOUBLE
+    frame = pd.DataFrame({
+        "customer_id": pd.Series(customers, dtype="string"),
+        "arm": pd.Series(["holdout" if c in holdout else "target" for c in customers],
+                         dtype="string")})
     con.register("_arms", frame)
     con.execute("""
         insert into activation.audience_assignments

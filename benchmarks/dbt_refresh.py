@@ -78,12 +78,14 @@ def main() -> int:
     parser.add_argument("--home", type=Path, required=True, help="a scratch SEGMENTA_HOME")
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--gzip", action="store_true",
+                        help="write gzip landing files (a 1M-customer year is 35 GiB as text)")
     args = parser.parse_args()
     home = args.home.resolve()
     if not (home / "landing").exists():
         started = time.monotonic()
         generator.generate(home / "landing", home / "generator", customers=args.customers,
-                           days=args.days)
+                           days=args.days, compress=args.gzip)
         print(f"generated in {(time.monotonic() - started) / 60:.1f} min", flush=True)
     (home / "warehouse.duckdb").unlink(missing_ok=True)
     warehouse = Warehouse(home / "warehouse.duckdb")

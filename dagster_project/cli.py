@@ -12,8 +12,10 @@ import argparse
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,12 +60,40 @@ def ensure_dbt_manifest() -> None:
                    check=True)
 
 
+RFM_LOOKBACK_ENV = "SEGMENTA_RFM_LOOKBACK_DAYS"
+
+
+def settings() -> dict[str, str]:
+    """The run settings that change what the marts hold without a code change (a change means
+    rebuild): the RFM look-back (dbt var `rfm_lookback_days`, from SEGMENTA_RFM_LOOKBACK_DAYS
+    or `segmenta run --rfm-lookback-days`; dbt_project.yml reads the variable)."""
+    return {"rfm_lookback_days": os.environ.get(RFM_LOOKBACK_ENV, "")}
+
+
+def with_empty_gaps(days: list[str], occupied: set[str]) -> list[str]:
+    """`days` plus the days between two of them that no landing file and no earlier load ever
+    touched (`occupied`: days with files now or at the last run). Loading such a day changes
+    nothing, and including it keeps a store that has no orders at weekends (or a gap in a
+    history) in one range, so in one run and one check of the loaded days, rather than one run
+    per week."""
+    result = set(days)
+    ordered = sorted(days)
+    for first, last in itertools.pairwise(ordered):
+        start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+        gap = [(start + dt.timedelta(days=i)).isoformat() for i in range(1, (end - start).days)]
+        if gap and not occupied.intersection(gap):
+            result.update(gap)
+    return sorted(result)
+
+
 def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
-    """(changed partition days, whether unpartitioned assets must run, whether the incremental
-    dbt models must be rebuilt from all history, the new state)."""
+    """(partition days to load: the changed ones and the empty days between them, whether
+    unpartitioned assets must run, whether the incremental dbt models must be rebuilt from all
+    history, the new state)."""
     state_path = home.run_state
     old = json.loads(state_path.read_text()) if state_path.exists() and not force else {}
-    new = {"landing": landing.landing_fingerprints(home.landing), "code": code_fingerprint()}
+    new = {"landing": landing.landing_fingerprints(home.landing), "code": code_fingerprint(),
+           "settings": settings()}
     old_landing = old.get("landing", {})
     changed_days = sorted({
         day
@@ -78,19 +108,27 @@ def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
         if day not in new["landing"][feed]
     })
     changed_days = sorted(set(changed_days) | set(removed_days))
+    occupied = {day for state in (old_landing, new["landing"]) for feed in ("orders", "events")
+                for day in state.get(feed, {})}
+    changed_days = with_empty_gaps(changed_days, occupied)
     # New pipeline code may compute the incremental models differently: rebuild them from all
     # history. Changed and removed days need no rebuild: the change logs carry them.
     full_refresh = bool(old) and old.get("code") != new["code"]
     rest_changed = (
         not home.warehouse.exists()
         or old.get("code") != new["code"]
+        or old.get("settings", {"rfm_lookback_days": ""}) != new["settings"]
         or any(old_landing.get(f) != new["landing"][f] for f in ("customers", "products"))
         or bool(changed_days)
     )
     return changed_days, rest_changed, full_refresh or force, new
 
 
-def run(force: bool = False, full_refresh: bool = False) -> int:
+def run(force: bool = False, full_refresh: bool = False, strict: bool = False,
+        force_removals: bool = False) -> int:
+    """Bring everything up to date and print the summary. A model without a champion or a
+    refused sync does not stop the run (the summary says what is missing and why); `strict`
+    turns them into exit code 1."""
     home = HOME.ensure()
     if not any(home.landing.glob("*/dt=*/*")):
         import generator
@@ -103,13 +141,25 @@ def run(force: bool = False, full_refresh: bool = False) -> int:
         print("Everything is up to date: no landing file or pipeline code changed since the "
               "last run (use --force to rebuild anyway).\n")
         print(summary(home))
-        return 0
+        return strict_code(home, strict)
 
-    code = materialize(home, changed_days, trigger="make run", full_refresh=rebuild or full_refresh)
+    code = materialize(home, changed_days, trigger="make run", full_refresh=rebuild or full_refresh,
+                       force_removals=force_removals)
     if code == 0:
         home.run_state.write_text(json.dumps(new_state) + "\n")
         print(summary(home))
+        code = strict_code(home, strict)
     return code
+
+
+def strict_code(home: Home, strict: bool) -> int:
+    """1 when `strict` and the current state is degraded (see `degradations`), else 0."""
+    if not strict:
+        return 0
+    problems = degradations(home)
+    for problem in problems:
+        print(f"strict: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def backfill(first: str, last: str) -> int:
@@ -146,14 +196,28 @@ def contiguous_ranges(days: list[str]) -> list[tuple[str, str]]:
     return ranges
 
 
-def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = False) -> int:
+def refresh_config(selection, full_refresh: bool, force_removals: bool) -> dict:
+    """The run config of the run that refreshes the unpartitioned assets `selection`: the dbt
+    step's full refresh, and `force_removals` for every activation asset in it."""
+    ops = {"dbt_models": {"config": {"full_refresh": full_refresh}}}
+    if force_removals:
+        ops.update({"__".join(key.path): {"config": {"force_removals": True}}
+                    for key in selection if key.path[0] == "activation"})
+    return {**QUIET_LOGS, "ops": ops}
+
+
+def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = False,
+                force_removals: bool = False) -> int:
     """In-process Dagster runs (recorded in DAGSTER_HOME) that load exactly the daily
     partitions `days`, one single-run backfill per range of consecutive days, and refresh every
     unpartitioned asset downstream in the last one. The incremental dbt models follow what the
-    loads logged (or rebuild all history with `full_refresh`)."""
+    loads logged (or rebuild all history with `full_refresh`); `force_removals` goes to every
+    activation asset. Exit code 1 only when a step failed (a blocking check, an error): a
+    non-blocking check that failed (a model without a champion, a refused sync) is printed."""
     ensure_dbt_manifest()
     import dagster as dg
 
+    from dagster_project import recovery
     from dagster_project.definitions import defs
     from dagster_project.partitions import daily_partitions
 
@@ -185,13 +249,14 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
     if full_refresh:
         what += "; incremental dbt models rebuilt from all history"
     print(f"Materializing {what}: {len(runs)} run(s) in {home.dagster_home}.")
-    run_config = {**QUIET_LOGS, "ops": {"dbt_models": {"config": {"full_refresh": full_refresh}}}}
+    run_config = refresh_config(runs[-1][0], full_refresh, force_removals)
     started = time.monotonic()
     for number, (selection, tags) in enumerate(runs, start=1):
         with dg.DagsterInstance.get() as instance:
+            recovery.repair_before_run(instance, home)
             result = job.execute_in_process(
                 instance=instance, asset_selection=list(selection),
-                tags={**tags, "segmenta/trigger": trigger},
+                tags={**tags, "segmenta/trigger": trigger, **recovery.owner_tags()},
                 run_config=run_config if number == len(runs) else QUIET_LOGS,
                 raise_on_error=False)
         if not result.success:
@@ -206,16 +271,89 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
                   "warehouse keeps its last good state and the next run resumes. See the run's "
                   "logs in the UI (make ui).", file=sys.stderr)
             return 1
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            print(f"warning: check {evaluation.asset_key.to_user_string()}:"
+                  f"{evaluation.check_name} failed ({evaluation.severity.value}, non-blocking)"
+                  + (f": {evaluation.description}" if evaluation.description else ""),
+                  file=sys.stderr)
     print(f"Done in {time.monotonic() - started:.0f} s (run {result.run_id}).\n")
     return 0
 
 
+ML_CHECKS = (("ml/customer_clusters", "customer_segmenter", "ML clusters"),
+             ("ml/customer_clv", "customer_lifetime_value", "Lifetime value"),
+             ("ml/customer_recommendations", "product_recommender", "Recommendations"))
+NOT_SYNCED = ("refused", "failed")
+
+
+def failed_model_checks(home: Home) -> dict[str, tuple[str, str]]:
+    """The ML assets whose latest `champion` check failed: asset key -> (severity, why), from
+    the Dagster instance (what the UI shows)."""
+    if not (home.dagster_home / "dagster.yaml").exists():
+        return {}
+    import dagster as dg
+
+    from dagster_project.defs.ml.assets import CHAMPION_CHECK
+
+    keys = [dg.AssetCheckKey(dg.AssetKey.from_user_string(key), CHAMPION_CHECK)
+            for key, _, _ in ML_CHECKS]
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    failed = {}
+    for key, record in latest.items():
+        evaluation = record.evaluation if record.status.value == "FAILED" else None
+        if evaluation is not None:
+            failed[key.asset_key.to_user_string()] = (evaluation.severity.value,
+                                                      evaluation.description or "")
+    return failed
+
+
+def _latest_syncs(con) -> list[tuple]:
+    """The last real (not dry-run) sync of each audience x destination."""
+    return con.execute("""
+        select audience_key, destination, status, n_desired, n_holdout, n_added, n_removed,
+               n_rejected, coalesce(message, '')
+        from activation.sync_runs where mode <> 'dry_run'
+        qualify row_number() over (partition by audience_key, destination
+                                   order by started_at desc) = 1
+        order by 1, 2
+    """).fetchall()
+
+
+def degradations(home: Home) -> list[str]:
+    """What the current state lacks although the run succeeded: models without a champion
+    (their table is empty) and audiences whose last sync was refused or failed (those of the
+    audiences file in use). `--strict` exits 1 on any."""
+    from activation.audiences import load_audiences
+
+    problems = [f"{key}: {why}" for key, (severity, why) in failed_model_checks(home).items()
+                if severity == "ERROR"]
+    if not home.warehouse.exists():
+        return problems
+    audiences_file = Path(os.environ.get("SEGMENTA_AUDIENCES")
+                          or PROJECT_ROOT / "segments" / "audiences.yml")
+    configured = ({(a.key, t.name) for a in load_audiences(audiences_file) for t in a.targets}
+                  if audiences_file.exists() else set())
+    with Warehouse(home.warehouse).connect(read_only=True) as con:
+        exists = con.execute("select count(*) from information_schema.tables where "
+                             "table_schema = 'activation' and table_name = 'sync_runs'"
+                             ).fetchone()[0]
+        syncs = _latest_syncs(con) if exists else []
+    problems += [f"sync {audience} -> {destination} {status}: {message}"
+                 for audience, destination, status, *_, message in syncs
+                 if status in NOT_SYNCED and (audience, destination) in configured]
+    return problems
+
+
 def summary(home: Home) -> str:
-    """Segment sizes, table sizes and where things are."""
+    """Segment sizes, model outputs (or why they are absent), syncs (and what was refused),
+    table sizes and where things are."""
     if not home.warehouse.exists():
         return f"No warehouse at {home.warehouse} yet: run `make run`."
     tables = ("raw.orders", "raw.events", "raw.customers", "raw.products", "quarantine.orders",
-              "quarantine.events", "marts.customer_rfm", "ml.customer_clusters")
+              "quarantine.events", "marts.customer_rfm", "ml.customer_clusters",
+              "ml.customer_clv", "ml.customer_recommendations")
     with Warehouse(home.warehouse).connect(read_only=True) as con:
         existing = {f"{schema}.{name}" for schema, name in con.execute(
             "select table_schema, table_name from information_schema.tables").fetchall()}
@@ -230,41 +368,85 @@ def summary(home: Home) -> str:
             select cluster_name, count(*), any_value(model_version)
             from ml.customer_clusters group by 1 order by 2 desc
         """).fetchall() if "ml.customer_clusters" in existing else []
+        clv = con.execute("""
+            select count(*), any_value(model_version), sum(expected_value_90d),
+                   avg(probability_alive)
+            from ml.customer_clv
+        """).fetchone() if "ml.customer_clv" in existing else None
+        recs = con.execute("""
+            select count(*), count(distinct customer_id), any_value(model_version)
+            from ml.customer_recommendations
+        """).fetchone() if "ml.customer_recommendations" in existing else None
         rules = con.execute("""
             select segment_name, n_customers, n_reachable_email, n_reachable_ads
             from marts.segment_summary where segment_type = 'rule' order by 2 desc
         """).fetchall() if "marts.segment_summary" in existing else []
-        syncs = con.execute("""
-            select audience_key || ' -> ' || destination, status, n_desired, n_holdout,
-                   n_added, n_removed, n_rejected
-            from activation.sync_runs where mode <> 'dry_run'
-            qualify row_number() over (partition by audience_key, destination
-                                       order by started_at desc) = 1
-            order by 1
-        """).fetchall() if "activation.sync_runs" in existing else []
-    width = max((len(row[0]) for row in segments + clusters + rules + syncs), default=10)
+        syncs = _latest_syncs(con) if "activation.sync_runs" in existing else []
+    failed_checks = failed_model_checks(home)
+    names = [f"{a} -> {d}" for a, d, *_ in syncs]
+    width = max((len(row[0]) for row in segments + clusters + rules), default=10)
+    width = max([width, *map(len, names)])
     lines = []
     if segments:
         lines.append(f"RFM segments as of {segments[0][3]}:")
         lines += [f"  {name:<{width}}  {n:>7,} customers  {revenue:>12,.0f} net revenue"
                   for name, n, revenue, _ in segments]
+
+    def absent(asset: str, model: str, title: str, missing: str = "") -> str:
+        _, why = failed_checks.get(asset, ("", ""))
+        return (f"{title}: none this refresh{missing}: {why or f'no {model} output yet'} "
+                f"(check {asset}:champion failed, non-blocking)")
+
     if clusters:
         lines.append(f"ML clusters (customer_segmenter v{clusters[0][2]}):")
         lines += [f"  {name:<{width}}  {n:>7,} customers" for name, n, _ in clusters]
+    elif "ml.customer_clusters" in existing:
+        lines.append(absent(*ML_CHECKS[0], missing=", so no ML segments"))
     if rules:
         lines.append("Rule segments (segments/rules.yml):")
         lines += [f"  {name:<{width}}  {n:>7,} customers  {email:>7,} by email  {ads:>7,} by ads"
                   for name, n, email, ads in rules]
+    if clv and clv[0]:
+        lines.append(f"Lifetime value (customer_lifetime_value v{clv[1]}): {clv[0]:,} buyers "
+                     f"scored, expected value next 90 days {clv[2]:,.0f}, mean P(alive) "
+                     f"{clv[3]:.2f}")
+    elif clv is not None:
+        lines.append(absent(*ML_CHECKS[1], missing=", so no predictive segments"))
+    if recs and recs[0]:
+        lines.append(f"Recommendations (product_recommender v{recs[2]}): {recs[0]:,} rows for "
+                     f"{recs[1]:,} customers")
+    elif recs is not None:
+        lines.append(absent(*ML_CHECKS[2]))
+    for asset, model, title in ML_CHECKS:  # a rejected retrain: the champion stays
+        severity, why = failed_checks.get(asset, ("", ""))
+        if severity == "WARN":
+            lines.append(f"  note: {model}: {why}")
     if syncs:
         lines.append("Audiences (segments/audiences.yml; last sync of each destination):")
         lines += [f"  {name:<{width}}  {status:<9} {n:>7,} members {holdout:>5,} held out  "
                   f"+{added:,} -{removed:,} ({rejected:,} rejected)"
-                  for name, status, n, holdout, added, removed, rejected in syncs]
+                  for name, (_, _, status, n, holdout, added, removed, rejected, _)
+                  in zip(names, syncs, strict=True)]
+        refused = [(name, row) for name, row in zip(names, syncs, strict=True)
+                   if row[2] in NOT_SYNCED]
+        if refused:
+            lines.append("Not synced (nothing sent; the rest of the run went ahead; "
+                         "activation.sync_runs has the reason):")
+            lines += [f"  {name} {row[2]}: {row[8]}" for name, row in refused]
+    published = ""
+    if home.published.exists():
+        import duckdb
+
+        with duckdb.connect(str(home.published), read_only=True) as con:
+            n_tables = con.execute("select count(*) from information_schema.tables"
+                                   ).fetchone()[0]
+        stamp = dt.datetime.fromtimestamp(home.published.stat().st_mtime, dt.UTC)
+        published = f" ({n_tables} tables, published {stamp:%Y-%m-%d %H:%M} UTC)"
     lines += [
         "Rows: " + ", ".join(f"{t} {counts[t]:,}" if t in counts else f"{t} missing"
                              for t in tables),
         f"Warehouse:  {home.warehouse}",
-        f"Analysts:   duckdb -readonly {home.published}",
+        f"Analysts:   duckdb -readonly {home.published}{published}",
         f"Audiences:  {home.exports / 'audiences'} (segmenta sync --dry-run shows what changes)",
         f"MLflow:     {home.mlflow_db}",
         "Dagster UI: make ui, then open http://127.0.0.1:3000",
@@ -304,14 +486,16 @@ def demo_destinations(home: Home):
 
 
 def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool = False,
-         only: list[str] | None = None) -> int:
+         only: list[str] | None = None, strict: bool = False) -> int:
     """Materialize the activation assets (every audience x destination, or `only` these
-    audiences) in one run, with the sync options."""
+    audiences) in one run, with the sync options. A refused or failed sync is reported and
+    leaves the others going; exit code 1 on it only when `strict`."""
     home = HOME.ensure()
     ensure_dbt_manifest()
     import dagster as dg
 
     from activation.audiences import AUDIENCES_FILE
+    from dagster_project import recovery
     from dagster_project.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -326,9 +510,11 @@ def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool
     run_config = {**QUIET_LOGS, "ops": {"__".join(key.path): {"config": config} for key in keys}}
     job = defs.resolve_job_def("refresh_all")
     with dg.DagsterInstance.get() as instance:
+        recovery.repair_before_run(instance, home)
         result = job.execute_in_process(
             instance=instance, asset_selection=keys + ([] if dry_run else [uplift]),
-            tags={"segmenta/trigger": "segmenta sync"}, run_config=run_config,
+            tags={"segmenta/trigger": "segmenta sync", **recovery.owner_tags()},
+            run_config=run_config,
             raise_on_error=False)
     print(sync_report(home, result.run_id))
     if dry_run:
@@ -346,6 +532,14 @@ def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool
                 print(f"error: {event.step_key}: {error.message.strip() if error else ''}",
                       file=sys.stderr)
         return 1
+    if strict:
+        with Warehouse(home.warehouse).connect(read_only=True) as con:
+            not_synced = con.execute(
+                "select audience_key || ' -> ' || destination, status from activation.sync_runs "
+                f"where run_id = ? and status in {NOT_SYNCED}", [result.run_id]).fetchall()
+        for name, status in not_synced:
+            print(f"strict: sync {name} {status}", file=sys.stderr)
+        return 1 if not_synced else 0
     return 0
 
 
@@ -354,19 +548,28 @@ def sync_report(home: Home, run_id: str) -> str:
     with Warehouse(home.warehouse).connect(read_only=True) as con:
         rows = con.execute("""
             select audience_key, destination, mode, status, n_desired, n_holdout, n_skipped,
-                   n_added, n_updated, n_removed, n_rejected, n_to_add, n_to_remove
+                   n_added, n_updated, n_removed, n_rejected, n_to_add, n_to_remove,
+                   coalesce(message, '')
             from activation.sync_runs where run_id = ? order by audience_key, destination
         """, [run_id]).fetchall()
     lines = [f"Syncs of run {run_id} (activation.sync_runs; rows: activation.sync_log):",
              (f"  {'audience':24s} {'destination':12s} {'status':10s} {'members':>8s} "
              f"{'holdout':>8s} {'added':>6s} {'updated':>8s} {'removed':>8s} {'rejected':>9s}")]
     for (audience, destination, mode, status, desired, holdout, _skipped, added, updated,
-         removed, rejected, to_add, to_remove) in rows:
+         removed, rejected, to_add, to_remove, message) in rows:
         if mode == "dry_run":
             added, removed, status = f"+{to_add}", f"-{to_remove}", "dry run"
         lines.append(f"  {audience:24s} {destination:12s} {status:10s} {desired:8,} "
                      f"{holdout:8,} {added!s:>6s} {updated:8,} {removed!s:>8s} {rejected:9,}")
+        if status in NOT_SYNCED:
+            lines.append(f"    {status}, nothing more sent: {message}")
     return "\n".join(lines)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of days")
+    return int(text)
 
 
 def _day(text: str) -> str:
@@ -376,7 +579,14 @@ def _day(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from exc
 
 
+def _stop_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM (systemd, docker stop, kill) stops a run like Ctrl-C: Dagster ends the step, its
+    dbt child goes with it, and the run is recorded as failed with its slots freed."""
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     parser = argparse.ArgumentParser(
         prog="segmenta",
         description="Segmenta: customer segments and recommendations from a store's orders and "
@@ -395,6 +605,14 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--demo-destinations", action="store_true",
                          help="then sync the demo audiences (segments/audiences.demo.yml) to "
                               "local emulators of HubSpot, Klaviyo, Meta, Google and a webhook")
+    run_cmd.add_argument("--strict", action="store_true",
+                         help="exit 1 when the run completed degraded: a sync refused or failed, "
+                              "or a model without a champion (its segments absent)")
+    run_cmd.add_argument("--force-removals", action="store_true",
+                         help="let every audience sync remove more than 20%% of its members")
+    run_cmd.add_argument("--rfm-lookback-days", type=_positive_int, metavar="DAYS",
+                         help="orders of this many days before the as-of date count towards RFM "
+                              f"(dbt var rfm_lookback_days, default 365; same as {RFM_LOOKBACK_ENV})")
     sync_cmd = commands.add_parser(
         "sync", help="sync the audiences (segments/audiences.yml) to their destinations",
         description="Sync every audience to its destinations: only the changes since the "
@@ -410,7 +628,18 @@ def main(argv: list[str] | None = None) -> int:
                           help="only this audience (repeatable)")
     sync_cmd.add_argument("--demo-destinations", action="store_true",
                           help="sync the demo audiences to local emulators (no credentials)")
+    sync_cmd.add_argument("--strict", action="store_true",
+                          help="exit 1 when a sync was refused or failed (the others still run)")
     commands.add_parser("summary", help="print segment sizes and where everything lives")
+    doctor_cmd = commands.add_parser(
+        "doctor", help="show (and --repair) what a killed run left behind",
+        description="Show the runs that say they are in progress but whose process is gone, the "
+                    "pool slots they still hold, orphaned dbt or step processes and half-written "
+                    "files. Every `segmenta run`, `sync` and `backfill` repairs these before it "
+                    "starts; this command shows them, and releases them with --repair.")
+    doctor_cmd.add_argument("--repair", action="store_true",
+                            help="mark dead runs failed, free their slots, kill orphans, delete "
+                                 "half-written files")
     backfill_cmd = commands.add_parser(
         "backfill", help="reload a range of landing days and rebuild everything, in one run",
         description="Reload the orders and events of every day from FROM to TO (a single-run "
@@ -437,19 +666,30 @@ def main(argv: list[str] | None = None) -> int:
         return generator.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "run":
+        if args.rfm_lookback_days is not None:  # dbt reads it (dbt_project.yml)
+            os.environ[RFM_LOOKBACK_ENV] = str(args.rfm_lookback_days)
+        lookback = os.environ.get(RFM_LOOKBACK_ENV, "")
+        if not lookback:
+            os.environ.pop(RFM_LOOKBACK_ENV, None)  # empty: dbt_project.yml's default
+        elif not lookback.isdigit():
+            parser.error(f"{RFM_LOOKBACK_ENV}={lookback!r} is not a number of days")
+        options = {"force": args.force, "full_refresh": args.full_refresh,
+                   "strict": args.strict, "force_removals": args.force_removals}
     if args.command == "run" and args.demo_destinations:
         with demo_destinations(HOME.ensure()):
-            code = run(force=args.force, full_refresh=args.full_refresh)
+            code = run(**options)
             if code == 0:
                 print("\nThe same audiences synced once more: only changes are sent (none now, "
                       "unless this run found nothing new and this is the demo's first sync).")
-                code = sync()
+                code = sync(force_removals=args.force_removals, strict=args.strict)
             return code
     if args.command == "run":
-        return run(force=args.force, full_refresh=args.full_refresh)
+        return run(**options)
     if args.command == "sync":
         options = {"dry_run": args.dry_run, "full_refresh": args.full_refresh,
-                   "force_removals": args.force_removals, "only": args.audience}
+                   "force_removals": args.force_removals, "only": args.audience,
+                   "strict": args.strict}
         if args.demo_destinations:
             with demo_destinations(HOME.ensure()):
                 return sync(**options)
@@ -458,6 +698,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.last < args.first:
             parser.error("--to is before --from")
         return backfill(args.first, args.last)
+    if args.command == "doctor":
+        from dagster_project import recovery
+
+        return recovery.doctor(HOME.ensure(), repair=args.repair)
     if args.command == "import":
         from ingest.importer import MappingError, import_file
 

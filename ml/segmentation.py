@@ -158,3 +158,13 @@ def name_clusters(profiles: pd.DataFrame) -> dict[int, str]:
         if seen[base] > 1:
             names[key] = f"{base} {seen[base]}"
     return names
+
+
+def empty_clusters() -> pd.DataFrame:
+    """`ml.customer_clusters` with no rows, for a store that has no segmenter champion yet."""
+    return pd.DataFrame({
+        "customer_id": pd.Series(dtype="string"), "cluster_key": pd.Series(dtype="int64"),
+        "cluster_name": pd.Series(dtype="string"), "model_name": pd.Series(dtype="string"),
+        "model_version": pd.Series(dtype="string"),
+        "scored_at": pd.Series(dtype="datetime64[us]"),
+    })

@@ -92,3 +92,24 @@ def test_one_asset_per_audience_and_destination_with_its_platform(monkeypatch):
         assert spec.group_name == "activation"
         assert KINDS[target.type] in spec.kinds
         assert DESTINATION_RESOURCES[target.type][0] in assets_def.required_resource_keys
+
+
+def test_models_and_syncs_have_non_blocking_checks_and_run_accepts_force_removals(graph):
+    """A model without a champion and a refused sync are non-blocking checks (they never stop
+    what comes after), and `segmenta run --force-removals` configures every activation asset
+    with a run config the job accepts."""
+    from dagster_project.cli import refresh_config
+
+    checks = {key: graph.get_check_spec(key) for key in graph.asset_check_keys
+              if key.name in ("champion", "synced")}
+    assert {key.asset_key.to_user_string() for key in checks if key.name == "champion"} == {
+        "ml/customer_clusters", "ml/customer_clv", "ml/customer_recommendations"}
+    assert _key("activation/champions_newsletter/file") in {
+        key.asset_key for key in checks if key.name == "synced"}
+    assert not any(spec.blocking for spec in checks.values())
+
+    job = defs.resolve_job_def("refresh_all")
+    config = refresh_config(graph.get_all_asset_keys(), full_refresh=False, force_removals=True)
+    assert config["ops"]["activation__at_risk_winback__file"] == {
+        "config": {"force_removals": True}}
+    assert dg.validate_run_config(job, config)

@@ -69,6 +69,11 @@ class FileDestination(Destination):
     def open(self, target: dict, run_id: str, full_refresh: bool) -> None:
         self._members = None
 
+    def close(self, target: dict, succeeded: bool) -> None:
+        # a sync with nothing to send still leaves the file of its (maybe empty) audience
+        if succeeded and not self.path(target).exists():
+            self._write(target)
+
     def add(self, target: dict, rows: list[Row], batch: Batch) -> BatchOutcome:
         members = self._load(target)
         for row in rows:

@@ -18,9 +18,14 @@ from ingest.quality import SUITES_DIR
 
 
 def _dbt_executable() -> str:
-    """dbt from this interpreter's environment, so that it runs without the venv on PATH."""
-    beside_python = Path(sys.executable).parent / "dbt"
-    return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
+    """dbt from this interpreter's environment, so that it runs without the venv on PATH, through
+    `segmenta-dbt` (core/processes.py): dbt that dies with the step that started it, so a killed
+    run never leaves a dbt process holding the warehouse's lock."""
+    for name in ("segmenta-dbt", "dbt"):
+        beside_python = Path(sys.executable).parent / name
+        if beside_python.exists():
+            return str(beside_python)
+    return shutil.which("segmenta-dbt") or shutil.which("dbt") or "dbt"
 
 
 @dg.definitions

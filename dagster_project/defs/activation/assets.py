@@ -3,6 +3,13 @@
 Each asset syncs its audience with `activation.engine` (the diff against the destination's
 confirmed state, batches, retries, resumption) and reports the counts in its metadata. The assets
 sit downstream of the segment marts, so the marts' blocking checks stop them on bad data.
+
+A sync a safety rail refuses (an emptied segment, too many removals) or that stops part-way at
+the destination concerns that audience x destination only: it is recorded in
+`activation.sync_runs` (status `refused` or `failed`, with the reason), the asset materializes
+with that status and reason in its metadata, its non-blocking check `synced` fails (severity
+ERROR) and a warning goes to the run's logs; the other audiences, the uplift mart and the
+published copy carry on. `segmenta run --strict` / `segmenta sync --strict` exit 1 on it.
 """
 
 
@@ -13,7 +20,6 @@ from activation.audiences import (
     AUDIENCES_FILE,
     Audience,
     Target,
-    check_segments,
     configured_audiences,
 )
 from activation.engine import SyncFailed, SyncOptions, SyncRefused, sync
@@ -23,6 +29,7 @@ from dagster_project.resources import WarehouseResource
 
 KINDS = {"file": "csv", "webhook": "webhook", "hubspot": "hubspot", "klaviyo": "klaviyo",
          "meta": "meta", "google": "googleads"}
+SYNCED_CHECK = "synced"
 
 
 class SyncConfig(dg.Config):
@@ -66,6 +73,23 @@ def failed_upstream_checks(context: dg.AssetExecutionContext) -> list[str]:
                   in latest.items() if record.status.value == "FAILED")
 
 
+def known_segments(con) -> set[str]:
+    """Every segment key the definitions produce, also while it has no members: today's
+    memberships, every key the membership snapshot ever held, and the rule segments of
+    segments/rules.yml (a store without events has none in a rule on browsing). A key outside
+    this set is a typo in the audiences file: its sync is refused."""
+    from segments.rules import load_rules
+
+    tables = {name for (name,) in con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables").fetchall()}
+    known = {rule.segment_key for rule in load_rules()}
+    for table in ("marts.segment_memberships", "snapshots.segment_memberships_snapshot"):
+        if table in tables:
+            known |= {k for (k,) in con.execute(
+                f"select distinct segment_key from {table}").fetchall()}
+    return known
+
+
 def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(["marts", "segment_memberships"]),
             dg.AssetKey(["marts", "customer_contacts"])]
@@ -77,9 +101,14 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
         deps.append(dg.AssetKey(["ml", "customer_clv"]))
 
     resource_key = DESTINATION_RESOURCES[target.type][0]
+    key = ["activation", audience.key, target.name.replace(":", "_")]
 
     @dg.asset(
-        key=["activation", audience.key, target.name.replace(":", "_")],
+        key=key,
+        check_specs=[dg.AssetCheckSpec(
+            SYNCED_CHECK, asset=key, blocking=False,
+            description="The sync was not refused by a safety rail and the destination "
+                        "confirmed it (activation.sync_runs); never blocks what comes after.")],
         required_resource_keys={resource_key, "warehouse"},
         deps=deps,
         group_name="activation",
@@ -103,17 +132,15 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
                 f"{', '.join(failed)} failed, so the segments may be built from bad data. Fix "
                 "the data and re-run the checks (make run); nothing was sent.")
         with warehouse.warehouse.connect() as con:
-            known = {k for (k,) in con.execute(
-                "select distinct segment_key from marts.segment_memberships").fetchall()}
-            check_segments([audience], known, str(AUDIENCES_FILE))
+            known = known_segments(con)
             try:
                 report = sync(con, audience, target, destination, context.run.run_id, options,
-                              log=context.log.info)
+                              log=context.log.info, known_segments=known,
+                              source=str(AUDIENCES_FILE))
             except (SyncRefused, SyncFailed) as exc:
-                raise dg.Failure(str(exc), metadata={
-                    "sync_log": dg.MetadataValue.text(
-                        f"select * from activation.sync_log where run_id = "
-                        f"'{context.run.run_id}' and audience_key = '{audience.key}'")}) from exc
+                # recorded in activation.sync_runs by the engine; this audience x destination
+                # only: say so (metadata, failed check, warning) and let the run carry on
+                return _not_synced(context, audience, target, exc)
         counts = {name: getattr(report, name) for name in (
             "n_desired", "n_holdout", "n_skipped", "n_to_add", "n_to_update", "n_to_remove",
             "n_added", "n_updated", "n_removed", "n_rejected", "n_resumed", "n_requests",
@@ -133,9 +160,32 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
             metadata["message"] = dg.MetadataValue.text(report.message)
         if report.sample:
             metadata["dry_run_sample"] = dg.MetadataValue.md(_markdown_table(report.sample))
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata, check_results=[dg.AssetCheckResult(
+            check_name=SYNCED_CHECK, passed=True, description=report.status,
+            metadata={"status": dg.MetadataValue.text(report.status)})])
 
     return _sync
+
+
+def _not_synced(context: dg.AssetExecutionContext, audience: Audience, target: Target,
+                exc: Exception) -> dg.MaterializeResult:
+    """A refused or failed sync as a materialization with its status and reason, and a failed
+    non-blocking check."""
+    status = "refused" if isinstance(exc, SyncRefused) else "failed"
+    reason = str(exc)
+    context.log.warning(f"{audience.key} -> {target.name}: sync {status}: {reason}")
+    metadata = {
+        "status": dg.MetadataValue.text(status),
+        "message": dg.MetadataValue.text(reason),
+        "sync_log": dg.MetadataValue.text(
+            f"select * from activation.sync_log where run_id = '{context.run.run_id}' and "
+            f"audience_key = '{audience.key}' and destination = '{target.name}'"),
+    }
+    return dg.MaterializeResult(metadata=metadata, check_results=[dg.AssetCheckResult(
+        check_name=SYNCED_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+        description=f"sync {status}: {reason}",
+        metadata={"status": dg.MetadataValue.text(status),
+                  "reason": dg.MetadataValue.text(reason)})])
 
 
 sync_assets = [sync_asset(audience, target) for audience in configured_audiences()

@@ -1,3 +1,10 @@
+"""The segmenter and lifetime-value assets. A model version that fails its gate never fails
+the run: the champion keeps scoring, and with no champion yet the table is written empty (no ML
+or predictive segments), said so by the asset's non-blocking check `champion` (severity ERROR:
+the output is absent; WARN: this run's version was rejected and the champion stays) and by a
+warning in the run's logs. RFM and rule segments, recommendations, audiences and the published
+copy carry on either way."""
+
 import datetime as dt
 
 import dagster as dg
@@ -6,6 +13,49 @@ import pandas as pd
 from dagster_project.resources import HomeResource, MlflowResource, WarehouseResource
 
 SEGMENTER_EXPERIMENT = "customer_segmenter"
+CHAMPION_CHECK = "champion"
+
+
+def champion_check_spec(key: list[str], model: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        CHAMPION_CHECK, asset=dg.AssetKey(key), blocking=False,
+        description=f"Scored by {model}@champion, a version that passed its quality gate "
+                    "(ml/evaluation.py). Fails with severity WARN when this run's version was "
+                    "rejected and the champion stays, ERROR when there is no champion and the "
+                    "table is empty; never blocks what comes after.")
+
+
+def champion_check(context: dg.AssetExecutionContext, model: str, registered,
+                   scored_by: str | None, not_trained: str | None = None,
+                   asset_key: list[str] | None = None) -> dg.AssetCheckResult:
+    """The `champion` check of an ML asset, with a warning in the run's logs when it fails.
+
+    `registered` is this run's version (None when none was trained, `not_trained` says why),
+    `scored_by` the champion version that scored the table (None: the table is empty)."""
+    if registered is not None and registered.promoted:
+        context.log.info(f"{model} v{registered.version} passed its gate: champion")
+    reasons = (not_trained if registered is None
+               else "; ".join(registered.gate_failures) if not registered.promoted else "")
+    trained = ("no version trained" if registered is None
+               else f"v{registered.version} {'promoted' if registered.promoted else 'rejected'}")
+    metadata = {"trained": dg.MetadataValue.text(trained),
+                "champion_version": dg.MetadataValue.text(scored_by or "none")}
+    if reasons:
+        metadata["reason"] = dg.MetadataValue.text(reasons)
+    if scored_by is None:
+        description = f"no {model}@champion: {trained} ({reasons}); the table is empty"
+        severity = dg.AssetCheckSeverity.ERROR
+    elif reasons:
+        description = f"{trained} ({reasons}); scored with the champion v{scored_by}"
+        severity = dg.AssetCheckSeverity.WARN
+    else:
+        description, severity = f"scored with the champion v{scored_by}", None
+    if severity is not None:
+        context.log.warning(f"{model}: {description}")
+    return dg.AssetCheckResult(
+        check_name=CHAMPION_CHECK, passed=severity is None,
+        severity=severity or dg.AssetCheckSeverity.ERROR, description=description,
+        metadata=metadata, asset_key=asset_key)
 
 
 @dg.asset(
@@ -14,33 +64,52 @@ SEGMENTER_EXPERIMENT = "customer_segmenter"
     group_name="ml",
     kinds={"scikit-learn", "mlflow", "duckdb"},
     pool="duckdb",
+    check_specs=[champion_check_spec(["ml", "customer_clusters"], "customer_segmenter")],
 )
 def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                       mlflow: MlflowResource, home: HomeResource) -> dg.MaterializeResult:
     """Each customer who visited or bought, in a behaviour cluster of the champion
-    `customer_segmenter`: a stable cluster key, a readable name and the model version."""
+    `customer_segmenter`: a stable cluster key, a readable name and the model version. Empty
+    (no ML segments) while there is no champion: see the check `champion`."""
     from ml.evaluation import SEGMENTER_GATE, sample_store_agreement
     from ml.features import PROFILE_COLUMNS, segmentation_features, segmentation_frame
     from ml.registry import SEGMENTER, champion_segmenter, log_segmenter
-    from ml.segmentation import fit_segmenter
+    from ml.segmentation import empty_clusters, fit_segmenter
 
     frame = segmentation_frame(warehouse.warehouse.query_df(
         "select * from marts.customer_360 order by customer_id"))
     features = segmentation_features(frame)
     experiment_id = mlflow.experiment_id(SEGMENTER_EXPERIMENT)
     champion = champion_segmenter()
-    fit = fit_segmenter(features, profile=frame[PROFILE_COLUMNS],
-                        previous_centroids=champion.centroids if champion else None)
-    agreement = sample_store_agreement(home.home.generator / "personas.csv", fit.keys, frame)
-    as_of = str(warehouse.warehouse.query_df(
-        "select max(as_of_date) as d from marts.customer_rfm")["d"][0])[:10]
-    registered = log_segmenter(experiment_id, fit, features,
-                               {"as_of_date": as_of, "n_customers": str(len(features))},
-                               SEGMENTER_GATE, extra_metrics=agreement)
-    _log_promotion(context, registered)
+    registered, fit, agreement, not_trained = None, None, {}, None
+    try:
+        fit = fit_segmenter(features, profile=frame[PROFILE_COLUMNS],
+                            previous_centroids=champion.centroids if champion else None)
+    except ValueError as exc:  # too few customers to cluster: nothing to register
+        not_trained = str(exc)
+    if fit is not None:
+        agreement = sample_store_agreement(home.home.generator / "personas.csv", fit.keys, frame)
+        as_of = str(warehouse.warehouse.query_df(
+            "select max(as_of_date) as d from marts.customer_rfm")["d"][0])[:10]
+        registered = log_segmenter(experiment_id, fit, features,
+                                   {"as_of_date": as_of, "n_customers": str(len(features))},
+                                   SEGMENTER_GATE, extra_metrics=agreement)
+        champion = champion_segmenter()
+    if champion is None:
+        warehouse.warehouse.replace_table("ml.customer_clusters", empty_clusters())
+        check = champion_check(context, SEGMENTER, registered, None, not_trained)
+        metadata = {"rows": dg.MetadataValue.int(0),
+                    "status": dg.MetadataValue.text(check.description)}
+        if registered is not None:
+            metadata.update({
+                "trained_version": dg.MetadataValue.text(registered.version),
+                "promoted": dg.MetadataValue.bool(False),
+                "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+                "mlflow_experiment": dg.MetadataValue.text(SEGMENTER_EXPERIMENT),
+                "silhouette": dg.MetadataValue.float(fit.metrics["silhouette"]),
+                "min_cluster_share": dg.MetadataValue.float(fit.metrics["min_cluster_share"])})
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
-    champion = champion_segmenter()
-    assert champion is not None  # _log_promotion fails the step when there is none
     keys = pd.Series(champion.model.predict(features)).map(champion.keys).to_numpy()
     scored = pd.DataFrame({
         "customer_id": features.index,
@@ -56,20 +125,23 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     metadata = {
         "rows": dg.MetadataValue.int(len(scored)),
         "model_version": dg.MetadataValue.text(champion.version),
-        "trained_version": dg.MetadataValue.text(registered.version),
-        "promoted": dg.MetadataValue.bool(registered.promoted),
-        "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
         "mlflow_experiment": dg.MetadataValue.text(SEGMENTER_EXPERIMENT),
-        "silhouette": dg.MetadataValue.float(fit.metrics["silhouette"]),
-        "k": dg.MetadataValue.int(fit.k),
         "cluster_mix": dg.MetadataValue.md(
             "| cluster | customers |\n|---|---|\n"
             + "\n".join(f"| {name} | {n} |" for name, n in mix.items())),
-        "cluster_profiles": dg.MetadataValue.md(
-            fit.profiles.rename(index=fit.cluster_names).round(2).to_markdown()),
     }
+    if registered is not None:
+        metadata.update({
+            "trained_version": dg.MetadataValue.text(registered.version),
+            "promoted": dg.MetadataValue.bool(registered.promoted),
+            "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+            "silhouette": dg.MetadataValue.float(fit.metrics["silhouette"]),
+            "k": dg.MetadataValue.int(fit.k),
+            "cluster_profiles": dg.MetadataValue.md(
+                fit.profiles.rename(index=fit.cluster_names).round(2).to_markdown())})
     metadata.update({name: dg.MetadataValue.float(value) for name, value in agreement.items()})
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=[
+        champion_check(context, SEGMENTER, registered, champion.version, not_trained)])
 
 
 LIFETIME_VALUE_EXPERIMENT = "customer_lifetime_value"
@@ -82,11 +154,13 @@ HORIZON_DAYS = 90
     group_name="ml",
     kinds={"scipy", "mlflow", "duckdb"},
     pool="duckdb",
+    check_specs=[champion_check_spec(["ml", "customer_clv"], "customer_lifetime_value")],
 )
 def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                  mlflow: MlflowResource) -> dg.MaterializeResult:
     """Each buyer's probability of being alive, expected purchases and expected value over the
-    next 90 days, from the champion `customer_lifetime_value` (BG/NBD + Gamma-Gamma)."""
+    next 90 days, from the champion `customer_lifetime_value` (BG/NBD + Gamma-Gamma). Empty (no
+    predictive segments) while there is no champion: see the check `champion`."""
     from ml import clv
     from ml.evaluation import LIFETIME_VALUE_GATE
     from ml.registry import (
@@ -105,15 +179,16 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     """)
     as_of = warehouse.warehouse.query_df(
         "select max(as_of_date) as as_of from marts.customer_rfm")["as_of"][0]
+    registered, report, model, summary = None, None, None, None
     if orders.empty or pd.isna(as_of):
-        raise dg.Failure("No completed orders in marts.fct_orders: nothing to model.")
-    end = pd.Timestamp(as_of) - pd.Timedelta(days=1)  # the last day with data
-    span = (end - pd.to_datetime(orders["date"]).min()).days
-    holdout_days = min(HORIZON_DAYS, span // 3)
-    calibration_end = end - pd.Timedelta(days=holdout_days)
-    summary = clv.rfm_summary(orders, end)
-    too_thin = clv.not_trainable_reason(orders, calibration_end, span)
-    registered = None
+        too_thin = "no completed orders with a customer in marts.fct_orders"
+    else:
+        end = pd.Timestamp(as_of) - pd.Timedelta(days=1)  # the last day with data
+        span = (end - pd.to_datetime(orders["date"]).min()).days
+        holdout_days = min(HORIZON_DAYS, span // 3)
+        calibration_end = end - pd.Timedelta(days=holdout_days)
+        summary = clv.rfm_summary(orders, end)
+        too_thin = clv.not_trainable_reason(orders, calibration_end, span)
     if too_thin is None:
         _, report = clv.evaluate_holdout(orders, calibration_end, end)
         model = clv.fit_lifetime_value(summary)  # the version to ship: fitted on all history
@@ -124,16 +199,22 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
              "calibration_end": str(calibration_end.date()), "last_day": str(end.date()),
              "n_customers": str(len(summary))},
             LIFETIME_VALUE_GATE)
-        _log_promotion(context, registered)
     else:
         mlflow.configure()
-        context.log.warning(f"{LIFETIME_VALUE} not trained: {too_thin}.")
-        if champion_version(LIFETIME_VALUE) is None:
-            # a young store: no model yet, no predictive segments, not a failed run
-            warehouse.warehouse.replace_table("ml.customer_clv", clv.empty_scores())
-            return dg.MaterializeResult(metadata={
-                "rows": dg.MetadataValue.int(0),
-                "not_trained": dg.MetadataValue.text(too_thin)})
+        too_thin = f"not trained: {too_thin}"
+    version = champion_version(LIFETIME_VALUE)
+    if version is None or summary is None:
+        # no model yet (a young store, or every version failed its gate): no predictive
+        # segments, not a failed run
+        warehouse.warehouse.replace_table("ml.customer_clv", clv.empty_scores())
+        check = champion_check(context, LIFETIME_VALUE, registered, None, too_thin)
+        metadata = {"rows": dg.MetadataValue.int(0),
+                    "status": dg.MetadataValue.text(check.description)}
+        if too_thin:
+            metadata["not_trained"] = dg.MetadataValue.text(too_thin)
+        if registered is not None:
+            metadata.update(_lifetime_value_training(registered, report, model))
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     champion, version = load_champion(LIFETIME_VALUE)
     scores = champion.predict(summary[SUMMARY_COLUMNS].astype(float))
@@ -163,13 +244,20 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     }
     if registered is None:
         metadata["not_trained"] = dg.MetadataValue.text(f"{too_thin}; scored with the champion")
-        return dg.MaterializeResult(metadata=metadata)
+    else:
+        metadata.update(_lifetime_value_training(registered, report, model))
+    return dg.MaterializeResult(metadata=metadata, check_results=[
+        champion_check(context, LIFETIME_VALUE, registered, version, too_thin)])
+
+
+def _lifetime_value_training(registered, report, model) -> dict[str, dg.MetadataValue]:
+    """Metadata of the version this run trained: its registry entry and holdout evaluation."""
     m = report.metrics
-    return dg.MaterializeResult(metadata={
-        **metadata,
+    return {
         "trained_version": dg.MetadataValue.text(registered.version),
         "promoted": dg.MetadataValue.bool(registered.promoted),
         "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+        "mlflow_experiment": dg.MetadataValue.text(LIFETIME_VALUE_EXPERIMENT),
         "parameters": dg.MetadataValue.json({k: round(v, 4) for k, v in model.params().items()}),
         "holdout": dg.MetadataValue.md(
             f"{m['holdout_weeks']:.1f} weeks held out: {m['holdout_purchases_predicted']:.0f} "
@@ -177,17 +265,4 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             f"{m['holdout_rmse']:.3f} vs {m['holdout_rmse_baseline']:.3f} for the customer's own "
             f"past rate; Spearman {m['holdout_spearman']:.3f}\n\n"
             + report.by_frequency.round(3).to_markdown()),
-    })
-
-
-def _log_promotion(context: dg.AssetExecutionContext, registered) -> None:
-    if registered.promoted:
-        context.log.info(f"{registered.name} v{registered.version} passed its gate: champion")
-    else:
-        context.log.warning(f"{registered.name} v{registered.version} rejected: "
-                            f"{'; '.join(registered.gate_failures)}")
-    if registered.champion_version is None:
-        raise dg.Failure(
-            f"No {registered.name}@champion exists and v{registered.version} failed its gate "
-            f"({'; '.join(registered.gate_failures)}); nothing can be scored."
-        )
+    }

@@ -4,10 +4,24 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from dagster_project.defs.ml.assets import champion_check, champion_check_spec
 from dagster_project.resources import MlflowResource, WarehouseResource
 
 RECOMMENDER_EXPERIMENT = "product_recommender"
 SHIPPED = "Segmenta: RepeatThenSimilar"
+# the tables' columns, written empty when no recommender version passed its gate
+_SCORED = {"model_name": "string", "model_version": "string", "scored_at": "datetime64[us]"}
+EMPTY_TABLES = {
+    "ml.customer_recommendations": {"customer_id": "string", "rank": "int64",
+                                    "product_id": "string", "score": "float64",
+                                    "reason": "string", **_SCORED},
+    "ml.item_similarities": {"product_id": "string", "rank": "int64",
+                             "similar_product_id": "string", "similarity": "float64",
+                             "model_version": "string"},
+    "ml.cart_complements": {"customer_id": "string", "rank": "int64", "product_id": "string",
+                            "score": "float64", "model_version": "string",
+                            "scored_at": "datetime64[us]"},
+}
 
 
 class RecommenderConfig(dg.Config):
@@ -52,6 +66,7 @@ class RecommenderConfig(dg.Config):
     ],
     group_name="ml",
     pool="duckdb",
+    check_specs=[champion_check_spec(["ml", "customer_recommendations"], "product_recommender")],
 )
 def product_recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig,
                             warehouse: WarehouseResource, mlflow: MlflowResource):
@@ -152,11 +167,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         experiment_id, model, data.products, evaluation, SHIPPED, data_window, RECOMMENDER_GATE,
         params=params, tables={"validation": validation_table},
         purchase_weight=config.purchase_weight, champion_row=champion_row)
-    if registered.promoted:
-        context.log.info(f"{PRODUCT_RECOMMENDER} v{registered.version} passed its gate")
-    else:
-        context.log.warning(f"{PRODUCT_RECOMMENDER} v{registered.version} rejected: "
-                            f"{'; '.join(registered.gate_failures)}")
+    rejected = registered
     if registered.champion_version is None:
         # a store's first model lost to a baseline: ship that baseline rather than nothing
         best, fallback, fallback_evaluation = rec.fallback(evaluation, SHIPPED)
@@ -169,9 +180,24 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         registered = log_recommender(
             experiment_id, model, data.products, fallback_evaluation, fallback, data_window, RECOMMENDER_GATE,
             params={**params, "configuration": fallback}, purchase_weight=config.purchase_weight)
+        chosen = fallback
+    key = ["ml", "customer_recommendations"]
+    check = champion_check(context, PRODUCT_RECOMMENDER, rejected, registered.champion_version,
+                           asset_key=key)
     if registered.champion_version is None:
-        raise dg.Failure(f"No {PRODUCT_RECOMMENDER}@champion exists and v{registered.version} "
-                         f"failed its gate ({'; '.join(registered.gate_failures)}).")
+        # not even the baseline passed (e.g. no purchase in the held-out weeks): no
+        # recommendations this refresh, the rest of the run carries on
+        for table, columns in EMPTY_TABLES.items():
+            db.replace_table(table, pd.DataFrame(
+                {name: pd.Series(dtype=dtype) for name, dtype in columns.items()}))
+        yield dg.MaterializeResult(asset_key=key, check_results=[check], metadata={
+            "rows": dg.MetadataValue.int(0), "status": dg.MetadataValue.text(check.description),
+            "offline_evaluation": dg.MetadataValue.md(
+                evaluation.drop(columns="customers").round(4).to_markdown())})
+        for other in ("item_similarities", "cart_complements"):
+            yield dg.MaterializeResult(asset_key=["ml", other],
+                                       metadata={"rows": dg.MetadataValue.int(0)})
+        return
 
     # score every customer with history (orders, views, cart adds) with the champion
     champion, version = load_champion(PRODUCT_RECOMMENDER)
@@ -223,7 +249,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     db.replace_table("ml.cart_complements", complements)
 
     table = evaluation.drop(columns="customers").round(4)
-    yield dg.MaterializeResult(asset_key=["ml", "customer_recommendations"], metadata={
+    yield dg.MaterializeResult(asset_key=key, check_results=[check], metadata={
         "rows": dg.MetadataValue.int(len(recs)),
         "customers": dg.MetadataValue.int(int(recs["customer_id"].nunique())),
         "model_version": dg.MetadataValue.text(version),

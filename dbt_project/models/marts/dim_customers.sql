@@ -36,10 +36,24 @@ order_metrics as (
         count(*) as n_orders_placed,
         sum(net_revenue) as net_revenue,
         sum(case when is_completed then gross_revenue end) as gross_revenue,
-        sum(case when is_completed then returned_revenue end) as returned_revenue
+        sum(case when is_completed then returned_revenue end) as returned_revenue,
+        -- where the newest order went: the country of a customer without one on a profile
+        -- (a store that exports only orders)
+        arg_max(shipping_country, ordered_at) filter (
+            where shipping_country is not null and shipping_country <> ''
+        ) as last_shipping_country
     from orders
     where customer_id is not null
     group by customer_id
+),
+
+located as (
+    select
+        known_ids.customer_id,
+        coalesce(customers.country, order_metrics.last_shipping_country) as country
+    from known_ids
+    left join customers on known_ids.customer_id = customers.customer_id
+    left join order_metrics on known_ids.customer_id = order_metrics.customer_id
 ),
 
 final as (
@@ -61,10 +75,11 @@ final as (
         end as age_band,
         customers.age_years,
 
-        ----------  geography (a city's own climate row wins over its country's)
+        ----------  geography (a city's own climate row wins over its country's; without a
+        ----------  profile, the country of the newest order)
         customers.city,
         customers.region,
-        customers.country,
+        located.country,
         coalesce(city_climate.climate_zone, country_climate.climate_zone) as climate_zone,
         coalesce(city_climate.hemisphere, country_climate.hemisphere) as hemisphere,
 
@@ -101,10 +116,11 @@ final as (
     left join customers on known_ids.customer_id = customers.customer_id
     left join order_metrics on known_ids.customer_id = order_metrics.customer_id
     left join devices on known_ids.customer_id = devices.customer_id
+    left join located on known_ids.customer_id = located.customer_id
     left join climate as city_climate
-        on customers.country = city_climate.country and customers.city = city_climate.city
+        on located.country = city_climate.country and customers.city = city_climate.city
     left join climate as country_climate
-        on customers.country = country_climate.country and country_climate.city is null
+        on located.country = country_climate.country and country_climate.city is null
 )
 
 select * from final

@@ -1,0 +1,47 @@
+"""What `segmenta run` loads: the changed days in as few runs as possible, and a rebuild when a
+run setting (the RFM look-back) changes."""
+
+from __future__ import annotations
+
+import json
+
+from core.settings import Home
+from dagster_project import cli
+
+
+def _day(home: Home, day: str) -> None:
+    folder = home.landing / "orders" / f"dt={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "orders.csv").write_text(f"order_id\n{day}\n")
+
+
+def test_days_without_files_between_new_days_do_not_split_the_load():
+    # Monday to Friday twice, a weekend without orders between: one range
+    days = ["2011-01-03", "2011-01-04", "2011-01-07", "2011-01-10"]
+    assert cli.contiguous_ranges(cli.with_empty_gaps(days, set(days))) == [
+        ("2011-01-03", "2011-01-10")]
+    # a day in a gap that holds files (or did at the last run) is not reloaded for nothing
+    assert cli.contiguous_ranges(cli.with_empty_gaps(days, set(days) | {"2011-01-08"})) == [
+        ("2011-01-03", "2011-01-07"), ("2011-01-10", "2011-01-10")]
+
+
+def test_plan_loads_a_fresh_store_in_one_range_then_only_what_is_new(tmp_path, monkeypatch):
+    monkeypatch.delenv(cli.RFM_LOOKBACK_ENV, raising=False)
+    home = Home(tmp_path).ensure()
+    for day in ("2011-01-03", "2011-01-04", "2011-01-07", "2011-01-10"):
+        _day(home, day)
+    days, rest, _, state = cli.plan(home, force=False)
+    assert cli.contiguous_ranges(days) == [("2011-01-03", "2011-01-10")] and rest
+    home.run_state.write_text(json.dumps(state))
+    home.warehouse.touch()  # as the run would have left it
+
+    _day(home, "2011-01-12")  # a new day after a gap of one loaded day: only it
+    days, _, _, state = cli.plan(home, force=False)
+    assert days == ["2011-01-12"]
+    home.run_state.write_text(json.dumps(state))
+    assert cli.plan(home, force=False)[:2] == ([], False)
+
+    # a new RFM look-back rebuilds the marts although no file and no code changed
+    monkeypatch.setenv(cli.RFM_LOOKBACK_ENV, "3650")
+    days, rest, _, state = cli.plan(home, force=False)
+    assert days == [] and rest and state["settings"] == {"rfm_lookback_days": "3650"}
