@@ -93,6 +93,11 @@ def _kill_run_at(home: Path, condition: Callable, delay: float) -> str:
         run = subprocess.Popen([sys.executable, "-m", "dagster_project.cli", "run"],
                                env=_env(home), stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
+    # the run writes the instance's dagster.yaml as it starts: open the instance after that
+    while not (home / "dagster" / "dagster.yaml").exists():
+        assert run.poll() is None, f"the run ended before it started:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"the run never started:\n{log.read_text()}"
+        time.sleep(0.05)
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         while not condition(home, instance):
             assert run.poll() is None, f"the run ended before {condition}:\n{log.read_text()}"
