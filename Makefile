@@ -13,12 +13,12 @@ DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -path
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# --compile-bytecode writes every module's .pyc at install. Where PYTHONDONTWRITEBYTECODE is set
+# (as on CI), each Python process would otherwise compile mlflow, dagster and pandas from source
+# again: `import mlflow` takes 7.4 s instead of 2.8 s, and every step and test pays it.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
-	# --compile-bytecode: write every module's .pyc now. Where PYTHONDONTWRITEBYTECODE is set
-	# (as on CI), each Python process would otherwise compile mlflow, dagster and pandas from
-	# source again: `import mlflow` 7.4 s instead of 2.8 s, and every step and test pays it.
 	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
 	touch $@

@@ -59,6 +59,12 @@ class Home:
         return self.dagster_home / "segmenta_run_state.json"
 
     @property
+    def dbt_target(self) -> Path:
+        """dbt's output for this home: one folder per invocation, and the partial parse of the
+        project that the next invocation starts from."""
+        return self.root / "dbt"
+
+    @property
     def generator(self) -> Path:
         """Side files of the sample-data generator (never ingested)."""
         return self.root / "generator"

@@ -136,6 +136,7 @@ def find_and_repair(instance: dg.DagsterInstance, home: Home, repair: bool = Tru
 
     # 4. half-written files of processes that are gone
     leftovers = list(home.published.parent.glob(f".{home.published.name}.*.tmp"))
+    leftovers += list(home.dbt_target.glob(".partial_parse.msgpack.*.tmp"))
     if not live:
         leftovers += list(home.exports.rglob(".*.partial"))
     for path in leftovers:

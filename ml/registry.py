@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import mlflow
 import mlflow.pyfunc
 import pandas as pd
+import sklearn
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
@@ -65,6 +66,8 @@ def log_segmenter(experiment_id: str, fit: SegmenterFit, features: pd.DataFrame,
         info = mlflow.sklearn.log_model(
             fit.pipeline, name="model", registered_model_name=SEGMENTER,
             signature=infer_signature(features, fit.labels), input_example=features.head(5),
+            # named, not inferred: inference imports the model in a subprocess (about 8 s)
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", "pandas", "numpy"],
         )
     version = str(info.registered_model_version)
     client = MlflowClient()

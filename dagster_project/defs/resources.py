@@ -28,6 +28,17 @@ def _dbt_executable() -> str:
     return shutil.which("segmenta-dbt") or shutil.which("dbt") or "dbt"
 
 
+class SegmentaDbtResource(DbtCliResource):
+    """dagster-dbt's resource without its in-process dbt adapter. dagster-dbt builds that
+    adapter (parsing every macro of the project, about 3.4 s) before each invocation, only for
+    `fetch_row_counts()` and `fetch_column_metadata()`, which Segmenta does not use; the dbt
+    subprocess connects on its own. (Overrides a private method: check it on a dagster-dbt
+    upgrade; `requirements.lock` pins the version.)"""
+
+    def _initialize_dbt_core_adapter(self, args):
+        return None
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
@@ -41,6 +52,7 @@ def resources() -> dg.Definitions:
             "expectations": ExpectationsResource(suites_dir=str(SUITES_DIR)),
             **{key: resource for key, resource in DESTINATION_RESOURCES.values()},
             "file_destination": FileDestinationResource(folder=str(HOME.exports / "audiences")),
-            "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=_dbt_executable()),
+            "dbt": SegmentaDbtResource(project_dir=dbt_project(),
+                                       dbt_executable=_dbt_executable()),
         }
     )

@@ -95,6 +95,16 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         raise dg.Failure("No completed orders in marts.fct_order_items: nothing to learn from.")
     # the holdout (last `holdout_days`) and, before it, the validation weeks
     train_lines, relevant = rec.time_split(lines, config.holdout_days)
+    if train_lines.empty:
+        # a young store: every order is in the held-out weeks, nothing is left to learn from
+        days = (pd.to_datetime(lines["ordered_at"]).max()
+                - pd.to_datetime(lines["ordered_at"]).min()).days + 1
+        check = champion_check(
+            context, PRODUCT_RECOMMENDER, None, None, asset_key=["ml", "customer_recommendations"],
+            not_trained=f"{days} days of orders, all in the held-out last {config.holdout_days} "
+                        f"days (holdout_days); the recommender needs orders before them")
+        yield from _without_recommendations(db, check, None)
+        return
     validation_lines, validation = rec.time_split(train_lines, config.holdout_days)
     holdout_start = rec.split_date(lines, config.holdout_days)
     validation_start = (rec.split_date(train_lines, config.holdout_days) if len(train_lines)
@@ -187,16 +197,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     if registered.champion_version is None:
         # not even the baseline passed (e.g. no purchase in the held-out weeks): no
         # recommendations this refresh, the rest of the run carries on
-        for table, columns in EMPTY_TABLES.items():
-            db.replace_table(table, pd.DataFrame(
-                {name: pd.Series(dtype=dtype) for name, dtype in columns.items()}))
-        yield dg.MaterializeResult(asset_key=key, check_results=[check], metadata={
-            "rows": dg.MetadataValue.int(0), "status": dg.MetadataValue.text(check.description),
-            "offline_evaluation": dg.MetadataValue.md(
-                evaluation.drop(columns="customers").round(4).to_markdown())})
-        for other in ("item_similarities", "cart_complements"):
-            yield dg.MaterializeResult(asset_key=["ml", other],
-                                       metadata={"rows": dg.MetadataValue.int(0)})
+        yield from _without_recommendations(db, check, evaluation)
         return
 
     # score every customer with history (orders, views, cart adds) with the champion
@@ -272,3 +273,20 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         "rows": dg.MetadataValue.int(len(complements)),
         "open_carts": dg.MetadataValue.int(int(carts["customer_id"].nunique()))})
 
+
+
+def _without_recommendations(db, check: dg.AssetCheckResult, evaluation: pd.DataFrame | None):
+    """Empty recommendation tables and the failed `champion` check: the run goes on."""
+    for table, columns in EMPTY_TABLES.items():
+        db.replace_table(table, pd.DataFrame(
+            {name: pd.Series(dtype=dtype) for name, dtype in columns.items()}))
+    metadata = {"rows": dg.MetadataValue.int(0),
+                "status": dg.MetadataValue.text(check.description)}
+    if evaluation is not None:
+        metadata["offline_evaluation"] = dg.MetadataValue.md(
+            evaluation.drop(columns="customers").round(4).to_markdown())
+    yield dg.MaterializeResult(asset_key=["ml", "customer_recommendations"],
+                               check_results=[check], metadata=metadata)
+    for other in ("item_similarities", "cart_complements"):
+        yield dg.MaterializeResult(asset_key=["ml", other],
+                                   metadata={"rows": dg.MetadataValue.int(0)})

@@ -1,10 +1,15 @@
+import os
+import shutil
+import uuid
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field
 
+from core.settings import HOME
 from dagster_project.defs.transform.project import dbt_project
 
 
@@ -62,4 +67,36 @@ def dbt_models(
     incremental over what ingestion logged since their last refresh."""
     args = dbt_build_args(config)
     context.log.info("dbt %s", " ".join(args))
-    yield from dbt.cli(args, context=context).stream()
+    target = _invocation_target(context)
+    yield from dbt.cli(args, context=context, target_path=target).stream()
+    _keep_partial_parse(target)
+
+
+# dbt parses the project at every invocation unless it finds a partial parse made with the same
+# profile, which names this home's warehouse. The parse in dbt_project/target (from `make
+# install`) was made for another home, so each invocation would parse it all again (about 5 s,
+# four times a run). Each home keeps the newest parse and every invocation starts from it; dbt
+# still re-parses whatever changed (files, vars, env vars), so this only saves time.
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def _invocation_target(context: dg.AssetExecutionContext) -> Path:
+    """A fresh target folder under the home for this invocation, seeded with its partial parse.
+    The folders of earlier invocations go (a failed one stays until then, for its logs): the
+    pool `duckdb` runs one dbt at a time per home."""
+    root = HOME.dbt_target
+    shutil.rmtree(root / "invocations", ignore_errors=True)
+    target = root / "invocations" / f"{context.op.name}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    target.mkdir(parents=True)
+    if (root / PARTIAL_PARSE).exists():
+        shutil.copyfile(root / PARTIAL_PARSE, target / PARTIAL_PARSE)
+    return target
+
+
+def _keep_partial_parse(target: Path) -> None:
+    """After a successful invocation: its parse becomes the home's, its folder goes."""
+    if (target / PARTIAL_PARSE).exists():
+        staged = HOME.dbt_target / f".{PARTIAL_PARSE}.{os.getpid()}.tmp"
+        shutil.copyfile(target / PARTIAL_PARSE, staged)
+        os.replace(staged, HOME.dbt_target / PARTIAL_PARSE)
+    shutil.rmtree(target, ignore_errors=True)
