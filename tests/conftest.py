@@ -20,8 +20,9 @@ def shared_data() -> Path:
 
 # The slowest files first: `make test` runs two xdist workers, one file at a time each, and the
 # suite ends when the last long file does (longest-processing-time-first scheduling).
-SLOW_FILES = ("test_segment_history.py", "test_end_to_end.py", "test_incremental_models.py",
-              "test_import_online_retail.py")
+SLOW_FILES = ("test_incremental_models.py", "test_end_to_end.py", "test_crash_recovery.py",
+              "test_segment_history.py", "test_online_retail_pipeline.py",
+              "test_import_online_retail.py", "test_bad_files.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -196,32 +196,6 @@ def test_published_copy_has_marts_but_no_contact_details(home):
     assert "customer_contacts" not in tables
 
 
-def test_analysts_query_the_published_copy_while_a_refresh_runs(home):
-    import threading
-
-    published = home / "published" / "marts.duckdb"
-    answers, errors, stop = [], [], threading.Event()
-
-    def analyst() -> None:
-        while not stop.is_set():
-            try:
-                with duckdb.connect(str(published), read_only=True) as con:
-                    answers.append(con.execute(
-                        "select count(*) from marts.segment_summary").fetchone()[0])
-            except Exception as exc:  # noqa: BLE001 - every failure is what the test counts
-                errors.append(repr(exc))
-
-    reader = threading.Thread(target=analyst)
-    reader.start()
-    try:
-        _segmenta(home, "run", "--force")
-    finally:
-        stop.set()
-        reader.join()
-    assert not errors, errors[:3]
-    assert len(answers) > 10 and min(answers) > 0
-
-
 def test_second_run_changes_nothing(home):
     warehouse = home / "warehouse.duckdb"
     before = warehouse.stat().st_mtime_ns
@@ -251,17 +225,55 @@ def test_memberships_unite_rfm_rule_and_ml_segments(home):
     assert rfm == _query(home, "select count(*) as n from marts.customer_rfm")["n"][0]
 
 
-def test_a_new_yaml_rule_appears_after_a_refresh_and_a_broken_one_is_named(home, tmp_path):
+@pytest.fixture(scope="module")
+def new_rule_refresh(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A refresh after a new YAML rule, while an analyst queries the published copy in a loop
+    (the refresh rebuilds the segment marts and replaces the copy)."""
+    import threading
+
     from segments.rules import RULES_FILE
 
-    rules = tmp_path / "rules.yml"
+    rules = tmp_path_factory.mktemp("rules") / "rules.yml"
     rules.write_text(RULES_FILE.read_text() + """
   - key: e2e_spain
     name: Everyone in Spain
     kind: geographic
     condition: country = 'ES'
 """)
-    _segmenta(home, "run", rules=rules)
+    published = home / "published" / "marts.duckdb"
+    answers, errors, stop = [], [], threading.Event()
+
+    def analyst() -> None:
+        while not stop.is_set():
+            try:
+                with duckdb.connect(str(published), read_only=True) as con:
+                    answers.append(con.execute(
+                        "select count(*) from marts.segment_summary").fetchone()[0])
+            except Exception as exc:  # noqa: BLE001 - every failure is what the test counts
+                errors.append(repr(exc))
+
+    reader = threading.Thread(target=analyst)
+    reader.start()
+    published_before = published.stat().st_ino
+    try:
+        _segmenta(home, "run", rules=rules)
+    finally:
+        stop.set()
+        reader.join()
+    return {"rules": rules, "answers": answers, "errors": errors,
+            "replaced": published.stat().st_ino != published_before}
+
+
+def test_analysts_query_the_published_copy_while_a_refresh_runs(new_rule_refresh):
+    assert new_rule_refresh["replaced"], "the refresh did not publish a new copy"
+    assert not new_rule_refresh["errors"], new_rule_refresh["errors"][:3]
+    answers = new_rule_refresh["answers"]
+    assert len(answers) > 10 and min(answers) > 0
+
+
+def test_a_new_yaml_rule_appears_after_a_refresh_and_a_broken_one_is_named(home,
+                                                                          new_rule_refresh):
+    rules = new_rule_refresh["rules"]
     members = _query(home, "select count(*) as n from marts.segment_memberships "
                            "where segment_key = 'rule_e2e_spain'")["n"][0]
     spain = _query(home, "select count(*) as n from marts.dim_customers "

@@ -27,7 +27,10 @@ final as (
         recommendations.model_name,
         recommendations.model_version
     from recommendations
-    inner join products on recommendations.product_id = products.product_id
+    -- a product missing from the catalogue (a store that exports only orders, such as
+    -- Online Retail) is still recommended, without its name and price; the warning checks
+    -- unknown_product and this mart's relationships test say which
+    left join products on recommendations.product_id = products.product_id
     inner join customers on recommendations.customer_id = customers.customer_id
     where not customers.is_deleted
 )
