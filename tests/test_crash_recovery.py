@@ -143,7 +143,7 @@ def _tables(home: Path) -> dict[str, tuple[int, dict[str, set]]]:
 def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("crash")
     plain, killed = base / "plain", base / "killed"
-    _segmenta(plain, "generate", "--customers", "600", "--days", "30", "--seed", "21")
+    _segmenta(plain, "generate", "--customers", "600", "--days", "14", "--seed", "21")
     shutil.copytree(plain / "landing", killed / "landing")
     shutil.copytree(plain / "generator", killed / "generator")
     _segmenta(plain, "run")

@@ -83,7 +83,9 @@ def dbt(home: Path, *args: str) -> None:
             parsed = dbtRunner().invoke(_command(home, ("parse", "--quiet")))
             assert parsed.success, parsed.exception
             _manifest.append(parsed.result)
-        done = dbtRunner(manifest=_manifest[0]).invoke(_command(home, (*args, "--quiet")))
+        # --no-write-json: no manifest.json and run_results.json per call (0.4 s each)
+        done = dbtRunner(manifest=_manifest[0]).invoke(
+            _command(home, (*args, "--quiet", "--no-write-json")))
     finally:
         os.environ["SEGMENTA_HOME"] = previous or ""
         _close_dbt_duckdb()
