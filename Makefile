@@ -32,7 +32,7 @@ run: install dbt_project/target/manifest.json  ## generate sample data if absent
 	$(PY) -m dagster_project.cli run $(if $(DEMO),--demo-destinations)
 
 test: install dbt_project/target/manifest.json  ## run the test suite (unit, integration, end-to-end)
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: install dbt_project/target/manifest.json  ## the tests without the end-to-end run
 	$(PY) -m pytest -m "not e2e"
