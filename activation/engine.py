@@ -13,7 +13,9 @@ One call of `sync()` handles one audience at one destination:
    removing more than `max_removal_share` of the confirmed audience is refused unless
    `force_removals`; a segment key outside `known_segments` (a typo) is refused. A refusal is
    recorded in `activation.sync_runs` (status `refused`, the reason in `message`) and raised
-   as `SyncRefused`: it concerns this audience at this destination only.
+   as `SyncRefused`: it concerns this audience at this destination only. Removals the law
+   requires (consent withdrawn, erasure requested) do not count toward the removal limit and
+   are sent first; when a rail refuses the rest of the sync they are still sent.
 4. **Send** (`activation.delivery`) in batches of the platform's size, each with a deterministic
    key; retryable errors wait and try again, a batch refused for its content is split until the
    bad rows stand alone, removals the platform refuses switch the sync to add-only.
@@ -41,6 +43,8 @@ from activation.audit import now, payload_hash
 from activation.delivery import Delivery
 from activation.destinations.base import Destination, DestinationError, FatalError, RetryableError
 from activation.plan import (
+    Desired,
+    Diff,
     Work,
     _contacts,
     _Planned,
@@ -51,6 +55,7 @@ from activation.plan import (
     empty_segment_refusal,
     operations,
     removal_refusal,
+    required_removals,
     segment_size,
 )
 from activation.state import Store, ensure_tables
@@ -132,17 +137,20 @@ class Sync:
         self.store = Store(con, audience.key, target.name)
         self.delivery = Delivery(self.store, destination, target.name, self.params, run_id,
                                  options, self.report, log)
+        self.desired = None  # the desired set, once planned
 
     def run(self) -> SyncReport:
         ensure_tables(self.con)
+        refusal, resumed = None, 0
         try:
             resumed = self._resume_interrupted()
             plan = self.plan()
         except SyncRefused as exc:
-            self.report.status, self.report.message = "refused", str(exc)
-            self.report.finished_at = now()
-            self._record_run()
-            raise
+            # what the law requires goes out also when a rail holds back the rest
+            refusal, plan = exc, self._required_only()
+            if not plan or self.options.dry_run:
+                self._refused(exc)
+                raise
         if self.options.dry_run:
             return self._dry_run(plan)
         work = batches(plan, self.destination, self.audience.key, self.target.name, self.run_id)
@@ -153,7 +161,31 @@ class Sync:
         self.con.execute("commit")
         self.report.n_resumed = resumed
         self._execute(work)
+        if refusal is not None:
+            refusal = SyncRefused(f"{refusal} The {self.report.n_removed:,} removals that "
+                                  "consent withdrawals and erasures require were sent; nothing "
+                                  "else was.")
+            self._refused(refusal)
+            raise refusal
         return self.report
+
+    def _refused(self, exc: SyncRefused) -> None:
+        self.report.status, self.report.message = "refused", str(exc)
+        self.report.finished_at = now()
+        self._record_run()
+
+    def _required_only(self) -> list[_Planned]:
+        """The removals of consent withdrawals and erasures alone (a rail refused the rest)."""
+        state = self.store.confirmed()
+        kept = set(self.desired.rows) if self.desired else set()
+        required = required_removals(self.con, self.destination.consent,
+                                     sorted(set(state.index) - kept))
+        if not required:
+            return []
+        self.report.n_to_add = self.report.n_to_update = 0
+        self.report.n_to_remove = len(required)
+        changes = Diff([], [], required, len(state), required)
+        return operations(changes, Desired({}, {}, 0, 0), state, self.destination, False)
 
     def _resume_interrupted(self) -> int:
         """Finish the batches a killed or failed run left pending, with their original keys."""
@@ -187,15 +219,18 @@ class Sync:
             self.report.message = f"segment {self.audience.segment!r} is empty: nothing to send"
         desired = desired_set(self.con, self.audience, self.destination,
                               record=not self.options.dry_run)
+        self.desired = desired
         self.report.n_skipped += desired.n_skipped
         self.report.n_holdout, self.report.n_desired = desired.n_holdout, len(desired.rows)
         if state.empty and self.report.mode == "incremental":
             self.report.mode = "first_sync"
         changes = diff(desired, state, self.options.full_refresh)
+        changes.required = required_removals(self.con, self.destination.consent, changes.removes)
         self.report.n_to_add, self.report.n_to_update = len(changes.adds), len(changes.updates)
         self.report.n_to_remove = len(changes.removes)
         refusal = removal_refusal(
-            self.audience.key, self.target.name, len(changes.removes), changes.n_confirmed,
+            self.audience.key, self.target.name, len(changes.ordinary_removes),
+            changes.n_confirmed,
             max_removal_share=self.options.max_removal_share,
             min_removals_guarded=self.options.min_removals_guarded,
             force_removals=self.options.force_removals)

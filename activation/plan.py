@@ -6,7 +6,9 @@
 - **Diff** (`diff`): adds, updates (a changed payload hash) and removes against `sync_state`; a
   full refresh re-sends every member.
 - **Removal guard** (`removal_refusal`, `empty_segment_refusal`): the reasons a sync is refused
-  before anything is sent.
+  before anything is sent. Removals the law requires (`required_removals`: consent withdrawn,
+  erasure requested) never count toward the guard and are sent first, also when the guard
+  holds back the rest.
 - **Operations and batches** (`operations`, `batches`): the `_Planned` items, cut into batches
   of the platform's size, each keyed by `batch_key` per (audience, destination, run, operation,
   batch).
@@ -148,6 +150,40 @@ class Diff:
     updates: list[str]
     removes: list[str]
     n_confirmed: int
+    required: list[str] = dataclasses.field(default_factory=list)  # removes the law requires
+
+    @property
+    def ordinary_removes(self) -> list[str]:
+        required = set(self.required)
+        return [c for c in self.removes if c not in required]
+
+
+def required_removals(con: duckdb.DuckDBPyConnection, consent: str,
+                      customers: list[str]) -> list[str]:
+    """Which of `customers` (confirmed members about to be removed) must be removed whatever
+    the removal guard says: they withdrew the destination's consent (`customer_contacts` says
+    so) or asked to be erased (an `is_deleted` profile in `raw.customers`). Both are explicit
+    records, so a broken upstream that empties a segment or the contacts never counts here."""
+    if not customers or consent not in ("email", "ads"):
+        return []
+    tables = {name for (name,) in con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables").fetchall()}
+    con.register("_removing", pd.DataFrame({"customer_id": customers}))
+    try:
+        found: set[str] = set()
+        if "marts.customer_contacts" in tables:
+            found |= {c for (c,) in con.execute(f"""
+                select customer_id from marts.customer_contacts
+                where customer_id in (select customer_id from _removing)
+                  and not coalesce(has_{consent}_consent, false)""").fetchall()}
+        if "raw.customers" in tables:
+            found |= {c for (c,) in con.execute("""
+                select distinct customer_id from raw.customers
+                where is_deleted and customer_id in (select customer_id from _removing)
+            """).fetchall()}
+    finally:
+        con.unregister("_removing")
+    return sorted(found)
 
 
 def diff(desired: Desired, state: pd.DataFrame, full_refresh: bool) -> Diff:
@@ -223,11 +259,14 @@ def operations(changes: Diff, desired: Desired, state: pd.DataFrame, destination
         return Row(customer, payload, _none(stored_id[customer]))
 
     plan = []
+    if changes.required:  # withdrawals and erasures first, whatever comes after
+        plan.append(_planned("remove", [removal_row(c) for c in changes.required], {}, keep))
     if full_refresh and destination.supports_replace:
         plan.append(_planned("replace", [rows[c] for c in changes.adds], hashes, keep))
         return plan
-    if changes.removes:
-        plan.append(_planned("remove", [removal_row(c) for c in changes.removes], {}, keep))
+    if changes.ordinary_removes:
+        plan.append(_planned("remove", [removal_row(c) for c in changes.ordinary_removes], {},
+                             keep))
     if changes.updates and keep:
         # an ad platform matches on the hashed identifiers: a changed identifier is the
         # old member removed and the new one added

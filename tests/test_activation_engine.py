@@ -243,6 +243,84 @@ def test_removal_guard_refuses_a_mass_removal_unless_forced(tmp_path, emulator):
     assert len(emulator.members("vip")) == 30
 
 
+def _withdraw(db: Path, customers: range, consent: str = "email") -> None:
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"update marts.customer_contacts set has_{consent}_consent = false "
+                    "where customer_id in (select unnest(?))",
+                    [[f"c{i:03d}" for i in customers]])
+
+
+def _erase(db: Path, customers: range) -> None:
+    """Erasure requests as ingestion leaves them: an is_deleted profile, gone from contacts."""
+    ids = [f"c{i:03d}" for i in customers]
+    with duckdb.connect(str(db)) as con:
+        con.execute("create schema if not exists raw")
+        con.execute("create table if not exists raw.customers "
+                    "(customer_id varchar, is_deleted boolean)")
+        con.execute("insert into raw.customers select unnest(?), true", [ids])
+        con.execute("delete from marts.customer_contacts where customer_id in "
+                    "(select unnest(?))", [ids])
+
+
+def test_a_half_withdrawal_day_removes_everyone_it_must(tmp_path, emulator):
+    """Withdrawals and erasures are not a broken segment: the guard does not count them."""
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=100)
+    run_sync(db, emulator, "run1")
+    _withdraw(db, range(45))
+    _erase(db, range(45, 50))
+    report = run_sync(db, emulator, "run2")
+    assert (report.status, report.n_removed) == ("succeeded", 50)
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(50, 100)}
+
+
+def test_required_removals_go_out_first_and_also_when_the_guard_holds_the_rest(tmp_path,
+                                                                              emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=100)
+    run_sync(db, emulator, "run1")
+    make_warehouse(db, n=100, members=range(30))  # a broken segment: 70 would leave
+    _withdraw(db, range(3))
+    _erase(db, range(3, 5))
+    before = len(emulator.mutating_requests())
+    with pytest.raises(SyncRefused, match=r"would remove 70 of 100.*The 5 removals that "
+                                          r"consent withdrawals and erasures require were sent"):
+        run_sync(db, emulator, "run2")
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(5, 100)}
+    sent = emulator.mutating_requests()[before:]
+    assert [r.body["operation"] for r in sent] == ["remove"]
+    with duckdb.connect(str(db)) as con:
+        status, removed = con.execute("select status, n_removed from activation.sync_runs "
+                                      "where run_id = 'run2'").fetchone()
+    assert (status, removed) == ("refused", 5)
+    # forced, the rest follows; the required ones are not sent twice
+    report = run_sync(db, emulator, "run3", force_removals=True)
+    assert report.n_removed == 70 and emulator.members("vip") == {f"c{i:03d}" for i in range(5, 30)}
+
+
+def test_an_empty_segment_still_lets_erasures_through(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=10)
+    run_sync(db, emulator, "run1")
+    make_warehouse(db, n=10, members=range(0))
+    _erase(db, range(2))
+    with pytest.raises(SyncRefused, match="no members"):
+        run_sync(db, emulator, "run2")
+    assert emulator.members("vip") == {f"c{i:03d}" for i in range(2, 10)}
+
+
+def test_new_members_wait_for_the_withdrawals_in_the_same_sync(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=20, members=range(10))
+    run_sync(db, emulator, "run1")
+    make_warehouse(db, n=20, members=range(20))
+    _withdraw(db, range(2))
+    before = len(emulator.mutating_requests())
+    run_sync(db, emulator, "run2")
+    operations = [r.body["operation"] for r in emulator.mutating_requests()[before:]]
+    assert operations[0] == "remove" and "add" in operations
+
+
 def test_an_empty_segment_is_refused(tmp_path, emulator):
     db = tmp_path / "w.duckdb"
     make_warehouse(db, n=10)
