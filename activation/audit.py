@@ -14,13 +14,23 @@ import re
 
 _EMAIL = re.compile(r"[^\s@\"']+@[^\s@\"']+")
 _PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+# what looks like a phone number but is not one: an IPv4 address (with a port), a date or a time
+_NOT_A_PHONE = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?|\d{4}-\d{2}-\d{2}"
+                          r"|\d{2}:\d{2}(?::\d{2})?")
+
+
+def _phone(match: re.Match) -> str:
+    text = match.group(0)
+    rest = _NOT_A_PHONE.sub("", text)
+    return text if not re.search(r"\d{3}", rest) else "[phone]"
 
 
 def scrub(message: str | None) -> str | None:
-    """An error message safe for the audit log: emails and phone-like digit runs replaced."""
+    """An error message safe for the audit log: emails and phone-like digit runs replaced
+    (IP addresses, dates and times are kept: they say where and when, not who)."""
     if message is None:
         return None
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", str(message)))[:500]
+    return _PHONE.sub(_phone, _EMAIL.sub("[email]", str(message)))[:500]
 
 
 def payload_hash(payload: dict) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -445,3 +446,92 @@ def test_the_earlier_export_log_is_kept_aside(tmp_path, emulator):
     with duckdb.connect(str(db)) as con:
         assert con.execute("select run_id from activation.sync_runs_v1").fetchall() == [("old",)]
         assert con.execute("select run_id from activation.sync_runs").fetchall() == [("run1",)]
+
+
+# ---------- signed and bounded outputs
+
+def test_webhook_signatures_carry_a_timestamp_and_replays_are_refused(tmp_path, emulator):
+    import requests
+
+    from activation.destinations.webhook import SIGNATURE_HEADER, verify
+
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=5)
+    run_sync(db, emulator, "run1")
+    sent = emulator.mutating_requests()[0]
+    header = sent.headers[SIGNATURE_HEADER.lower()]
+    assert re.fullmatch(r"t=\d{10},v1=[0-9a-f]{64}", header)
+    assert verify("test-secret", header, sent.raw)
+    assert not verify("test-secret", header, sent.raw + b" ")          # body altered
+    assert not verify("other-secret", header, sent.raw)
+    timestamp = int(header.split(",")[0][2:])
+    assert not verify("test-secret", header, sent.raw, now=timestamp + 301)  # replayed later
+    forged = header.replace(f"t={timestamp}", f"t={timestamp + 1000}")
+    assert not verify("test-secret", forged, sent.raw, now=timestamp + 1000)  # re-dated
+    # the receiver refuses the same request replayed with an old timestamp
+    stale = header.replace(f"t={timestamp}", f"t={timestamp - 3600}")
+    replay = requests.post(emulator.url + "/hooks/audiences", data=sent.raw, timeout=5,
+                           headers={"Content-Type": "application/json", "Idempotency-Key": "x",
+                                    SIGNATURE_HEADER: stale})
+    assert replay.status_code == 401
+
+
+def test_a_wrong_webhook_url_fails_the_sync_without_splitting(tmp_path, emulator):
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=200)
+    destination = WebhookDestination(emulator.url + "/hooks/wrong-path", "test-secret")
+    with duckdb.connect(str(db)) as con, pytest.raises(
+            SyncFailed, match=r"http_404: webhook answered 404 at http://127.0.0.1:\d+/hooks/"
+                              r"wrong-path: check SEGMENTA_WEBHOOK_URL.*200 rows are pending"):
+        sync(con, AUDIENCE, AUDIENCE.targets[0], destination, "run1",
+             SyncOptions(**FAST), log=lambda message: None)
+    assert len(emulator.mutating_requests()) == 1  # one request, no splitting
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("select status from activation.sync_runs").fetchone() == ("failed",)
+        assert con.execute("select count(*) from activation.sync_state").fetchone() == (0,)
+    # fixed, the next run sends them all
+    assert run_sync(db, emulator, "run2").n_added == 200
+
+
+@pytest.mark.parametrize("url", ["http://hooks.example.com/in", "ftp://127.0.0.1/x",
+                                 "http://127.0.0.1.evil.example/x", "hooks.example.com",
+                                 "file:///etc/passwd", ""])
+def test_destination_urls_must_be_https_unless_local(url):
+    with pytest.raises(ValueError, match="must start with https://"):
+        WebhookDestination(url, "secret")
+
+
+@pytest.mark.parametrize("url", ["https://hooks.example.com/in", "http://127.0.0.1:8080/in",
+                                 "http://localhost/in"])
+def test_https_and_local_urls_are_accepted(url):
+    assert WebhookDestination(url, "secret").url == url
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_audience_files_are_readable_by_their_owner_only(tmp_path, fmt):
+    import os
+    import stat
+
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=5)
+    audience = Audience("vip", "rfm_champions", (), 0.0, (Target("file", "file", {"format": fmt}),))
+    folder = tmp_path / "exports" / "audiences"
+    with duckdb.connect(str(db)) as con:
+        sync(con, audience, audience.targets[0], FileDestination(folder), "run1",
+             SyncOptions(**FAST), log=lambda message: None)
+    path = folder / f"vip.{fmt}"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+@pytest.mark.parametrize(("message", "scrubbed"), [
+    ("answered 404 at http://127.0.0.1:39885/hooks/x", "answered 404 at http://127.0.0.1:39885/hooks/x"),
+    ("failed at 2026-12-03 14:42:06 on batch 3", "failed at 2026-12-03 14:42:06 on batch 3"),
+    ("from 10.0.0.12 for +34 612 345 678", "from 10.0.0.12 for [phone]"),
+    ("contact ana.lopez@example.com or 0612345678", "contact [email] or [phone]"),
+    ("call +1 (555) 123-4567", "call [phone]"),
+])
+def test_scrub_removes_contacts_but_keeps_addresses_and_times(message, scrubbed):
+    from activation.audit import scrub
+
+    assert scrub(message) == scrubbed

@@ -2,7 +2,8 @@
 
 `exports/audiences/<audience>.<csv|parquet>` always holds the audience's confirmed members (email
 and the audience's fields, for the store's own tools), rewritten atomically after every batch, so
-the file and `activation.sync_state` never disagree by more than the batch in flight.
+the file and `activation.sync_state` never disagree by more than the batch in flight. The file
+holds emails: it is created readable and writable by its owner only (0600), in a 0700 folder.
 Target settings: `format` (csv, the default, or parquet).
 """
 
@@ -54,16 +55,19 @@ class FileDestination(Destination):
 
     def _write(self, target: dict) -> None:
         path = self.path(target)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         members = self._load(target)
         frame = pd.DataFrame([{"customer_id": c, **p} for c, p in sorted(members.items())])
         if frame.empty:
             frame = pd.DataFrame({"customer_id": []})
         partial = path.with_name(f".{path.name}.partial")
-        if path.suffix == ".parquet":
-            frame.to_parquet(partial, index=False)
-        else:
-            frame.to_csv(partial, index=False)
+        partial.unlink(missing_ok=True)
+        # the file holds emails: readable by its owner only, from its first byte
+        with os.fdopen(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as out:
+            if path.suffix == ".parquet":
+                frame.to_parquet(out, index=False)
+            else:
+                frame.to_csv(out, index=False)
         os.replace(partial, path)
 
     def open(self, target: dict, run_id: str, full_refresh: bool) -> None:

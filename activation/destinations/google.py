@@ -51,7 +51,7 @@ from activation.destinations.base import (
     FatalError,
     Row,
 )
-from activation.destinations.http import DEFAULT_TIMEOUT, call, request_id_of
+from activation.destinations.http import DEFAULT_TIMEOUT, call, checked_url, request_id_of
 from activation.normalize import google_identifiers
 
 BASE_URL = "https://datamanager.googleapis.com"
@@ -118,7 +118,7 @@ class GoogleDataManagerDestination(Destination):
     def __init__(self, access_token: str, base_url: str = BASE_URL,
                  timeout: float = DEFAULT_TIMEOUT, requests_per_minute: float | None = 300,
                  validate_only: bool = False):
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_url("SEGMENTA_GOOGLE_URL", base_url).rstrip("/")
         self.timeout = timeout
         self.validate_only = validate_only
         self.rate_limiter = TokenBucket(requests_per_minute) if requests_per_minute else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+import urllib.parse
 from collections.abc import Callable
 
 import requests
@@ -17,6 +18,18 @@ import requests
 from activation.destinations.base import FatalError, RetryableError
 
 DEFAULT_TIMEOUT = 30.0
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def checked_url(name: str, url: str) -> str:
+    """A destination URL: `https://`, or `http://` only to this machine (emulators, tunnels).
+    Anything else would send tokens and customer data in the clear."""
+    parsed = urllib.parse.urlsplit(url or "")
+    local = parsed.scheme == "http" and parsed.hostname in LOCAL_HOSTS
+    if not parsed.hostname or not (parsed.scheme == "https" or local):
+        raise ValueError(f"{name}={url!r} is refused: a destination URL must start with "
+                         "https:// (plain http:// only to 127.0.0.1 or localhost)")
+    return url.rstrip("/") if parsed.path in ("", "/") else url
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -47,7 +47,13 @@ from activation.destinations.base import (
     RetryableError,
     Row,
 )
-from activation.destinations.http import DEFAULT_TIMEOUT, call, request_id_of, retry_after_seconds
+from activation.destinations.http import (
+    DEFAULT_TIMEOUT,
+    call,
+    checked_url,
+    request_id_of,
+    retry_after_seconds,
+)
 
 BASE_URL = "https://api.hubapi.com"
 MANUAL_TYPES = {"MANUAL", "SNAPSHOT"}   # list types whose memberships the API may change
@@ -137,7 +143,7 @@ class HubSpotDestination(Destination):
         if not access_token:
             raise FatalError("no HubSpot access token: set the private app's token in the "
                              "environment variable", "no_credentials")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_url("SEGMENTA_HUBSPOT_URL", base_url).rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {access_token}",

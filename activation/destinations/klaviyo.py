@@ -49,7 +49,7 @@ from activation.destinations.base import (
     RetryableError,
     Row,
 )
-from activation.destinations.http import DEFAULT_TIMEOUT, call, request_id_of
+from activation.destinations.http import DEFAULT_TIMEOUT, call, checked_url, request_id_of
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class KlaviyoDestination(Destination):
         if not api_key:
             raise FatalError("no Klaviyo private API key: set it in the environment variable",
                              "no_credentials")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_url("SEGMENTA_KLAVIYO_URL", base_url).rstrip("/")
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout

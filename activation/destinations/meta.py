@@ -47,6 +47,7 @@ from activation.destinations.base import (
 from activation.destinations.http import (
     DEFAULT_TIMEOUT,
     call,
+    checked_url,
     request_id_of,
     retry_after_seconds,
 )
@@ -87,7 +88,7 @@ class MetaDestination(Destination):
     def __init__(self, access_token: str, base_url: str = API_URL,
                  timeout: float = DEFAULT_TIMEOUT, api_version: str = API_VERSION):
         self._token = access_token
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_url("SEGMENTA_META_URL", base_url).rstrip("/")
         self.api_version = api_version
         self.timeout = timeout
         self.session = requests.Session()

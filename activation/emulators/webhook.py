@@ -1,11 +1,11 @@
-"""A webhook receiver that checks the HMAC signature and keeps the membership it was sent."""
+"""A webhook receiver that checks the timestamped HMAC signature (refusing replays) and keeps the
+membership it was sent."""
 
 from __future__ import annotations
 
-import hmac
 from collections import Counter
 
-from activation.destinations.webhook import SIGNATURE_HEADER, signature
+from activation.destinations.webhook import SIGNATURE_HEADER, verify
 from activation.emulators.base import Emulator, Request, Response, route
 
 
@@ -20,8 +20,8 @@ class WebhookEmulator(Emulator):
         self.applied: Counter = Counter()       # (audience, operation, customer) -> times applied
 
     def authorized(self, request: Request) -> bool:
-        sent = request.headers.get(SIGNATURE_HEADER.lower(), "")
-        return hmac.compare_digest(sent, signature(self.secret, request.raw))
+        return verify(self.secret, request.headers.get(SIGNATURE_HEADER.lower(), ""),
+                      request.raw)
 
     def members(self, audience: str) -> set[str]:
         with self.lock:

@@ -12,7 +12,8 @@ nowhere needs none):
 | meta    | `SEGMENTA_META_ACCESS_TOKEN` (system user token) |
 | google  | `SEGMENTA_GOOGLE_ACCESS_TOKEN` (OAuth token, scope datamanager) |
 
-Each also takes `SEGMENTA_<PLATFORM>_URL` to point at another base URL (the demo emulators).
+Each also takes `SEGMENTA_<PLATFORM>_URL` to point at another base URL (the demo emulators):
+`https://`, or plain `http://` only to 127.0.0.1 or localhost.
 """
 
 from __future__ import annotations
@@ -43,7 +44,15 @@ def _env(name: str) -> str:
 
 
 def _url(platform: str, default: str) -> str:
-    return os.environ.get(f"SEGMENTA_{platform.upper()}_URL") or default
+    """The platform's base URL: its own, or `SEGMENTA_<PLATFORM>_URL` (https://, or http:// to
+    127.0.0.1/localhost only)."""
+    from activation.destinations.http import checked_url
+
+    name = f"SEGMENTA_{platform.upper()}_URL"
+    try:
+        return checked_url(name, os.environ.get(name) or default)
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from exc
 
 
 class FileDestinationResource(dg.ConfigurableResource):
@@ -65,8 +74,11 @@ class WebhookResource(dg.ConfigurableResource):
 
     def client(self) -> Destination:
         from activation.destinations.webhook import WebhookDestination
-        return WebhookDestination(_env(self.url_env), _env(self.secret_env),
-                                  self.timeout_seconds)
+        try:
+            return WebhookDestination(_env(self.url_env), _env(self.secret_env),
+                                      self.timeout_seconds)
+        except ValueError as exc:
+            raise dg.Failure(str(exc)) from exc
 
 
 class HubSpotResource(dg.ConfigurableResource):
