@@ -124,3 +124,58 @@ def test_ad_platforms_receive_only_hashes(tmp_path):
             run(db, platform, emulator, "run1")
             sent = b"".join(r.raw for r in emulator.requests)
         assert b"@example.com" not in sent and b"+34" not in sent and b"Name1" not in sent
+
+
+def _change_email(db, customer: str, new: str, consent: bool = True) -> None:
+    with duckdb.connect(str(db)) as con:
+        con.execute("update marts.customer_contacts set email = ?, has_email_consent = ?, "
+                    "has_ads_consent = ? where customer_id = ?", [new, consent, consent, customer])
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+def test_a_changed_email_leaves_no_old_identity_on_any_list(tmp_path, platform):
+    """Consent follows the person: after an email change the platform holds the customer once,
+    under the new address; after a withdrawal, under neither."""
+    make_emulator, _, _, key, members = PLATFORMS[platform]
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=N)
+    new = "renamed.7@example.org"
+    new_key = {"hubspot": new, "klaviyo": new, "meta": sha256_hex(meta_email(new)),
+               "google": sha256_hex(google_email(new))}[platform]
+    with make_emulator() as emulator:
+        run(db, platform, emulator, "run1")
+        _change_email(db, "c007", new)
+        report = run(db, platform, emulator, "run2")
+        assert report.status == "succeeded"
+        assert members(emulator) == {key(i) for i in range(N)} - {key(7)} | {new_key}
+        if platform == "hubspot":  # the same contact, its email changed: no second contact
+            assert emulator.record_id(email(7)) is None and emulator.record_id(new)
+            assert len(emulator.contacts) == N
+        if platform == "klaviyo":
+            assert emulator.profile(email(7)) is None and len(emulator.profiles) == N
+        _change_email(db, "c007", new, consent=False)
+        run(db, platform, emulator, "run3")
+        assert members(emulator) == {key(i) for i in range(N)} - {key(7)}
+
+
+@pytest.mark.parametrize("platform", ["hubspot", "klaviyo"])
+def test_a_new_email_another_contact_holds_takes_the_old_record_off_the_list(tmp_path,
+                                                                            platform):
+    make_emulator, _, _, key, members = PLATFORMS[platform]
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=N, members=range(10))
+    with make_emulator() as emulator:
+        run(db, platform, emulator, "run1")
+        # customer 3 now uses an address the platform already knows from elsewhere
+        if platform == "hubspot":
+            emulator.contacts["shared@example.com"] = {
+                "id": "999", "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "x",
+                "properties": {"email": "shared@example.com"}}
+        else:
+            emulator._by_email["shared@example.com"] = "PID999"
+            emulator.profiles["PID999"] = {"email": "shared@example.com", "properties": {}}
+        _change_email(db, "c003", "shared@example.com")
+        report = run(db, platform, emulator, "run2")
+        assert report.n_rejected == 0
+        assert members(emulator) == {key(i) for i in range(10)} - {key(3)} | {
+            "shared@example.com"}

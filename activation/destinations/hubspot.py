@@ -12,7 +12,14 @@ https://developers.hubspot.com/docs/guides/api/crm/lists/overview):
     PUT  /crm/v3/lists/{listId}/memberships/add-and-remove   (MANUAL or SNAPSHOT lists only)
         {"recordIdsToAdd": ["51"], "recordIdsToRemove": []}
         -> 200 {"recordIdsMissing": [...], "recordIdsRemoved": [...], "recordsIdsAdded": [...]}
-    POST /crm/v3/objects/contacts/batch/read  {"idProperty": "email", "inputs": [{"id": ...}]}
+    POST /crm/v3/objects/contacts/batch/update                                   (100 inputs)
+        {"inputs": [{"id": "51", "properties": {"email": "new@example.com", ...}}]}
+        (a member already synced, by its record id: a changed email changes that contact's
+        email instead of creating a second contact; a record deleted in HubSpot, or a new email
+        another contact already holds, falls back to the upsert and takes the old record off
+        the list)
+    POST /crm/v3/objects/contacts/batch/read  {"idProperty": "email", "inputs": [{"id": ...}],
+                                               "properties": [...], "propertiesWithHistory": []}
         (only to find the record id of a removal whose add predates stored record ids)
     GET  /crm/v3/lists/{listId} -> {"list": {"processingType": "MANUAL", "objectTypeId": "0-1"}}
 
@@ -32,6 +39,7 @@ the HubSpot record id; the engine passes it back in `Row.destination_id` for rem
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -174,8 +182,19 @@ class HubSpotDestination(Destination):
         self._check_list(target)
 
     def add(self, target: dict, rows: list[Row], batch: Batch) -> BatchOutcome:
+        """Members already synced (rows with their record id) are updated by id; the others,
+        and updates HubSpot cannot apply by id, are upserted by email."""
         list_id = self._check_list(target)
         outcome = BatchOutcome()
+        if not rows:
+            return outcome
+        known = [r for r in rows if r.destination_id]
+        retired: list[str] = []
+        if known:
+            rows = [r for r in rows if not r.destination_id]
+            rows += self._update_by_id(target, known, outcome, retired)
+        if retired:  # the old record of a member now under another contact's email
+            self._membership(list_id, [], retired)
         if not rows:
             return outcome
         renames = dict(target.get("property_names") or {})
@@ -213,8 +232,49 @@ class HubSpotDestination(Destination):
                         "record_missing", "HubSpot did not find the upserted record")
                 else:
                     outcome.destination_ids[row.customer_id] = record_id
-        outcome.request_id = ",".join(i for i in (upsert_id, list_request) if i) or None
+        outcome.request_id = ",".join(i for i in (outcome.request_id, upsert_id, list_request)
+                                      if i) or None
         return outcome
+
+    def _update_by_id(self, target: dict, rows: list[Row], outcome: BatchOutcome,
+                      retired: list[str]) -> list[Row]:
+        """Update synced contacts by record id (email included); returns the rows to upsert
+        instead: records HubSpot no longer has, and new emails another contact holds (their
+        old record ids are added to `retired`, to leave the list)."""
+        renames = dict(target.get("property_names") or {})
+        by_id = {r.destination_id: r for r in rows}
+        inputs = [{"id": record_id, "properties": {
+            **{renames.get(k, k): v for k, v in row.payload["properties"].items()},
+            "email": row.payload["email"]}} for record_id, row in by_id.items()]
+        body, rid = self._batch("/crm/v3/objects/contacts/batch/update", {"inputs": inputs},
+                                "update")
+        outcome.request_id = rid
+        fallback: list[Row] = []
+        failed: set[str] = set()
+        for error in _errors(body):
+            category = str(error.get("category") or "")
+            for record_id in _error_ids(error):
+                row = by_id.get(record_id)
+                if row is None:
+                    continue
+                failed.add(record_id)
+                if category == "CONFLICT":
+                    retired.append(record_id)
+                    fallback.append(dataclasses.replace(row, destination_id=None))
+                elif category == "OBJECT_NOT_FOUND":
+                    fallback.append(dataclasses.replace(row, destination_id=None))
+                else:
+                    outcome.rejected[row.customer_id] = (_error_code(error),
+                                                         safe_message(error.get("message")))
+        updated = {str(r.get("id")) for r in body.get("results") or []}
+        for record_id, row in by_id.items():
+            if record_id in failed:
+                continue
+            if record_id in updated:
+                outcome.destination_ids[row.customer_id] = record_id
+            else:
+                fallback.append(dataclasses.replace(row, destination_id=None))
+        return fallback
 
     def remove(self, target: dict, rows: list[Row], batch: Batch) -> BatchOutcome:
         """Remove by stored record id; rows without one are looked up by email first. A contact
@@ -318,7 +378,8 @@ class HubSpotDestination(Destination):
             inputs = [{"id": e} for e in emails[start:start + self.max_batch]]
             body, _ = self._batch("/crm/v3/objects/contacts/batch/read",
                                   {"idProperty": "email", "inputs": inputs,
-                                   "properties": ["email"]}, "contact lookup")
+                                   "properties": ["email"], "propertiesWithHistory": []},
+                                  "contact lookup")
             for result in body.get("results") or []:
                 email = str((result.get("properties") or {}).get("email") or "").lower()
                 if email and result.get("id"):

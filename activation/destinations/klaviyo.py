@@ -18,6 +18,12 @@ https://developers.klaviyo.com/en/docs/use_klaviyos_bulk_profile_import_api):
 - `GET /api/profile-bulk-import-jobs/{id}/profiles`: the profiles the job created or updated
   (cursor pages of at most 100, `links.next`), read with `fields[profile]=email` to map each
   profile id back to the row that carried that email.
+  A member already synced is imported with its profile `id` (the profile object is the one
+  of Create or Update Profile, whose `id` updates that profile's identifiers): a changed
+  email changes that profile's email instead of creating a second profile. When Klaviyo
+  cannot apply the id (the profile was deleted, or another profile already has the new email:
+  import error `not_found` or `duplicate_profile`), the member is imported again by email alone
+  and, for a duplicate, the old profile leaves the list.
 - `DELETE /api/lists/{id}/relationships/profiles` (`remove_profiles_from_list`):
   `{"data": [{"type": "profile", "id": ...}]}`, "a maximum of 1000 profiles per call", 204.
 - Every request: `Authorization: Klaviyo-API-Key <private key>` and a dated `revision` header.
@@ -31,6 +37,7 @@ email is never logged or put in a message (messages are scrubbed of anything ema
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -192,6 +199,7 @@ class KlaviyoDestination(Destination):
                                  "again", "job_lost", job_id) from None
         self._jobs.pop(key, None)
         self._settle(sendable, errors, profiles, outcome)
+        self._retry_without_id(list_id, sendable, batch, outcome)
         log.info("klaviyo job %s: %d imported, %d rejected", job_id,
                  len(outcome.destination_ids), len(outcome.rejected))
         return outcome
@@ -199,8 +207,9 @@ class KlaviyoDestination(Destination):
     def _submit(self, list_id: str, rows: list[Row]) -> str:
         body = {"data": {
             "type": "profile-bulk-import-job",
-            "attributes": {"profiles": {"data": [{"type": "profile", "attributes": row.payload}
-                                                 for row in rows]}},
+            "attributes": {"profiles": {"data": [
+                {"type": "profile", **({"id": row.destination_id} if row.destination_id else {}),
+                 "attributes": row.payload} for row in rows]}},
             "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}}}}
         data = json.dumps(body).encode()
         if len(data) > MAX_BYTES:
@@ -256,6 +265,25 @@ class KlaviyoDestination(Destination):
             else:
                 outcome.rejected[row.customer_id] = (
                     "not_imported", "the import job reported neither a profile nor an error")
+
+    def _retry_without_id(self, list_id: str, rows: list[Row], batch: Batch,
+                          outcome: BatchOutcome) -> None:
+        """Updates Klaviyo could not apply by profile id, imported again by email alone; the
+        old profile of a `duplicate_profile` leaves the list."""
+        again = [r for r in rows if r.destination_id and outcome.rejected.get(
+            r.customer_id, ("",))[0] in ("duplicate_profile", "not_found")]
+        if not again:
+            return
+        duplicates = [r for r in again if outcome.rejected[r.customer_id][0] == "duplicate_profile"]
+        for row in again:
+            outcome.rejected.pop(row.customer_id)
+        if duplicates:
+            self.remove({"list_id": list_id}, duplicates, batch)
+        retry = self.add({"list_id": list_id},
+                         [dataclasses.replace(r, destination_id=None) for r in again],
+                         dataclasses.replace(batch, key=batch.key + "-by-email"))
+        outcome.rejected.update(retry.rejected)
+        outcome.destination_ids.update(retry.destination_ids)
 
     @staticmethod
     def _customers_of(error: dict, customers: dict[str, list[str]]) -> list[str]:

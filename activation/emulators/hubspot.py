@@ -8,9 +8,19 @@ Speaks the documented v3 shapes (the same bodies are documented under the date-v
         -> 200 {"status": "COMPLETE", "results": [{"id", "properties", "new", ...}], ...}
         -> 207 the same plus {"numErrors": n, "errors": [{"status": "error", "category",
                "message", "context": {"ids": ["<email>"]}, "errors": [{"code", "message"}]}]}
+    POST /crm/v3/objects/contacts/batch/update
+        {"inputs": [{"id": "<record id>", "properties": {...}}]}                       (<= 100)
+        -> 200 / 207 with OBJECT_NOT_FOUND (no such record) or CONFLICT (the new email belongs
+               to another contact) errors naming the record ids in context.ids
     POST /crm/v3/objects/contacts/batch/read
-        {"idProperty": "email", "inputs": [{"id": "<email>"}], "properties": [...]}   (<= 100)
+        {"idProperty": "email", "inputs": [{"id": "<email>"}], "properties": [...],
+         "propertiesWithHistory": [...]}                                               (<= 100)
         -> 200 / 207 with OBJECT_NOT_FOUND errors naming the missing ids in context.ids
+           (`properties` and `propertiesWithHistory` are both required, as in HubSpot's
+           BatchReadInputSimplePublicObjectId)
+    POST /crm/v3/objects/contacts/gdpr-delete
+        {"objectId": "<record id or email>", "idProperty": "email"?}  -> 204, the contact and
+        its list memberships permanently gone (`gdpr_deleted` records which)
     GET  /crm/v3/lists/{listId} -> {"list": {"listId", "name", "processingType", "objectTypeId"}}
     PUT  /crm/v3/lists/{listId}/memberships/add-and-remove
         {"recordIdsToAdd": [...], "recordIdsToRemove": [...]}   (MANUAL or SNAPSHOT lists only)
@@ -78,6 +88,7 @@ class HubSpotEmulator(Emulator):
             self.known_properties = (None if properties is None
                                      else DEFAULT_PROPERTIES | set(properties))
             self.upserts: Counter[str] = Counter()       # email -> times upserted
+            self.gdpr_deleted: list[str] = []            # record ids permanently deleted
             self.adds: Counter[tuple[str, str]] = Counter()  # (listId, email) -> add requests
             self.rate_limit_policy = type(self).rate_limit_policy
             self.requests.clear()
@@ -228,6 +239,60 @@ class HubSpotEmulator(Emulator):
             body.update(numErrors=len(errors), errors=errors)
         return _ok(207 if errors else 200, body)
 
+    @route("POST", "/crm/v3/objects/contacts/batch/update")
+    def update(self, request: Request) -> Response:
+        inputs = self._batch_inputs(request)
+        if isinstance(inputs, Response):
+            return inputs
+        by_id = {c["id"]: email for email, c in self.contacts.items()}
+        results, errors = [], []
+        for item in inputs:
+            record_id, properties = item["id"], item.get("properties") or {}
+            if not isinstance(properties, dict):
+                return _error(400, "Invalid input JSON: 'properties' must be an object",
+                              "VALIDATION_ERROR")
+            email = by_id.get(record_id)
+            if email is None:
+                errors.append({"status": "error", "category": "OBJECT_NOT_FOUND",
+                               "message": "Could not get some CONTACT objects, they may be "
+                                          "deleted or not exist.",
+                               "context": {"ids": [record_id]}})
+                continue
+            new_email = str(properties.get("email") or email).strip().lower()
+            if new_email != email and new_email in self.contacts:
+                errors.append({"status": "error", "category": "CONFLICT",
+                               "message": "A contact with this email already exists.",
+                               "context": {"ids": [record_id]}})
+                continue
+            contact = self.contacts.pop(email)
+            self.contacts[new_email] = contact
+            values = {k: ("" if v is None else str(v)) for k, v in properties.items()}
+            contact["properties"].update(values, email=new_email, lastmodifieddate=_now())
+            contact["updatedAt"] = _now()
+            results.append(self._result(contact))
+        body = {"status": "COMPLETE", "results": results, "startedAt": _now(),
+                "completedAt": _now()}
+        if errors:
+            body.update(numErrors=len(errors), errors=errors)
+        return _ok(207 if errors else 200, body)
+
+    @route("POST", "/crm/v3/objects/contacts/gdpr-delete")
+    def gdpr_delete(self, request: Request) -> Response:
+        body = request.body if isinstance(request.body, dict) else {}
+        object_id = str(body.get("objectId") or "").strip()
+        if not object_id:
+            return _error(400, "Invalid input JSON: 'objectId' is required", "VALIDATION_ERROR")
+        if body.get("idProperty") == "email":
+            email = object_id.lower()
+        else:
+            email = next((e for e, c in self.contacts.items() if c["id"] == object_id), None)
+        contact = self.contacts.get(email) if email else None
+        if contact is None:
+            return _error(404, "resource not found", "OBJECT_NOT_FOUND")
+        self.delete_contact(email)
+        self.gdpr_deleted.append(contact["id"])
+        return Response(204, None)
+
     @route("POST", "/crm/v3/objects/contacts/batch/read")
     def read(self, request: Request) -> Response:
         inputs = self._batch_inputs(request)
@@ -235,6 +300,10 @@ class HubSpotEmulator(Emulator):
             return inputs
         if (request.body.get("idProperty") or "hs_object_id") != "email":
             return _error(400, "this emulator reads contacts by email only", "VALIDATION_ERROR")
+        for required in ("properties", "propertiesWithHistory"):
+            if not isinstance(request.body.get(required), list):
+                return _error(400, f"Invalid input JSON: '{required}' is required (a list of "
+                              "property names)", "VALIDATION_ERROR")
         found = [self.contacts[i["id"].strip().lower()] for i in inputs
                  if i["id"].strip().lower() in self.contacts]
         missing = [i["id"] for i in inputs if i["id"].strip().lower() not in self.contacts]

@@ -202,7 +202,22 @@ class KlaviyoEmulator(Emulator):
                         "/data/attributes/email")
         if self.is_rejected(email):
             return fail("invalid", "Invalid input.", "The profile was refused by Klaviyo.")
-        pid = self._by_email.get(email)
+        pid = resource.get("id")
+        if pid is not None:  # an update by profile id: its identifiers may change
+            if pid not in self.profiles:
+                return fail("not_found", "Not found.", f"A profile with id {pid} does not exist.",
+                            "/data/id")
+            owner = self._by_email.get(email)
+            if owner is not None and owner != pid:
+                return fail("duplicate_profile", "Conflict.", "A profile already exists with "
+                            "one of these identifiers.", "/data/attributes/email")
+            old = self.profiles[pid]["email"]
+            if old != email:
+                self._by_email.pop(old, None)
+                self._by_email[email] = pid
+                self.profiles[pid]["email"] = email
+        else:
+            pid = self._by_email.get(email)
         if pid is None:
             pid = self._by_email[email] = _profile_id()
             self.profiles[pid] = {"email": email, "properties": {}}
