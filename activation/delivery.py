@@ -58,7 +58,7 @@ class Delivery:
     # -- one planned batch ----------------------------------------------------------------------
     def deliver(self, operation: str, rows: list[Row], batch: Batch) -> None:
         """A batch of this run; removals are skipped once the platform refused them."""
-        if operation == "remove" and self.add_only:
+        if operation in ("remove", "erase") and self.add_only:
             self.skip_removals(rows, batch)
             return
         try:
@@ -102,7 +102,8 @@ class Delivery:
     # -- requests -------------------------------------------------------------------------------
     def _operation_fn(self, operation: str):
         return {"add": self.destination.add, "update": self.destination.add,
-                "remove": self.destination.remove, "replace": self.destination.replace}[operation]
+                "remove": self.destination.remove, "erase": self.destination.erase,
+                "replace": self.destination.replace}[operation]
 
     def request(self, operation: str, rows: list[Row], batch: Batch) -> BatchOutcome:
         """One request, retried on retryable errors with the platform's wait or backoff."""
@@ -150,7 +151,7 @@ class Delivery:
         n_ok = self.store.commit_batch(run_id, operation, rows, batch, outcome, self.hashes,
                                        self.payloads)
         self.report.n_rejected += len(rows) - n_ok
-        if operation == "remove":
+        if operation in ("remove", "erase"):
             self.report.n_removed += n_ok
         elif operation == "update":
             self.report.n_updated += n_ok

@@ -178,13 +178,14 @@ class Sync:
         """The removals of consent withdrawals and erasures alone (a rail refused the rest)."""
         state = self.store.confirmed()
         kept = set(self.desired.rows) if self.desired else set()
-        required = required_removals(self.con, self.destination.consent,
-                                     sorted(set(state.index) - kept))
-        if not required:
+        why = required_removals(self.con, self.destination.consent,
+                                sorted(set(state.index) - kept))
+        if not why:
             return []
         self.report.n_to_add = self.report.n_to_update = 0
-        self.report.n_to_remove = len(required)
-        changes = Diff([], [], required, len(state), required)
+        self.report.n_to_remove = len(why)
+        changes = Diff([], [], list(why), len(state), list(why),
+                       [c for c, reason in why.items() if reason == "erased"])
         return operations(changes, Desired({}, {}, 0, 0), state, self.destination, False)
 
     def _resume_interrupted(self) -> int:
@@ -225,7 +226,9 @@ class Sync:
         if state.empty and self.report.mode == "incremental":
             self.report.mode = "first_sync"
         changes = diff(desired, state, self.options.full_refresh)
-        changes.required = required_removals(self.con, self.destination.consent, changes.removes)
+        why = required_removals(self.con, self.destination.consent, changes.removes)
+        changes.required = list(why)
+        changes.erased = [c for c, reason in why.items() if reason == "erased"]
         self.report.n_to_add, self.report.n_to_update = len(changes.adds), len(changes.updates)
         self.report.n_to_remove = len(changes.removes)
         refusal = removal_refusal(

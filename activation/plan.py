@@ -151,39 +151,46 @@ class Diff:
     removes: list[str]
     n_confirmed: int
     required: list[str] = dataclasses.field(default_factory=list)  # removes the law requires
+    erased: list[str] = dataclasses.field(default_factory=list)    # ... of them, erasures
 
     @property
     def ordinary_removes(self) -> list[str]:
         required = set(self.required)
         return [c for c in self.removes if c not in required]
 
+    @property
+    def withdrawn(self) -> list[str]:
+        erased = set(self.erased)
+        return [c for c in self.required if c not in erased]
+
 
 def required_removals(con: duckdb.DuckDBPyConnection, consent: str,
-                      customers: list[str]) -> list[str]:
+                      customers: list[str]) -> dict[str, str]:
     """Which of `customers` (confirmed members about to be removed) must be removed whatever
-    the removal guard says: they withdrew the destination's consent (`customer_contacts` says
-    so) or asked to be erased (an `is_deleted` profile in `raw.customers`). Both are explicit
-    records, so a broken upstream that empties a segment or the contacts never counts here."""
+    the removal guard says, and why: they withdrew the destination's consent
+    (`consent_withdrawn`: `customer_contacts` says so) or asked to be erased (`erased`: an
+    `is_deleted` profile in `raw.customers`). Both are explicit records, so a broken upstream
+    that empties a segment or the contacts never counts here."""
     if not customers or consent not in ("email", "ads"):
-        return []
+        return {}
     tables = {name for (name,) in con.execute(
         "select table_schema || '.' || table_name from information_schema.tables").fetchall()}
     con.register("_removing", pd.DataFrame({"customer_id": customers}))
     try:
-        found: set[str] = set()
+        found: dict[str, str] = {}
         if "marts.customer_contacts" in tables:
-            found |= {c for (c,) in con.execute(f"""
+            found |= {c: "consent_withdrawn" for (c,) in con.execute(f"""
                 select customer_id from marts.customer_contacts
                 where customer_id in (select customer_id from _removing)
                   and not coalesce(has_{consent}_consent, false)""").fetchall()}
         if "raw.customers" in tables:
-            found |= {c for (c,) in con.execute("""
+            found |= {c: "erased" for (c,) in con.execute("""
                 select distinct customer_id from raw.customers
                 where is_deleted and customer_id in (select customer_id from _removing)
             """).fetchall()}
     finally:
         con.unregister("_removing")
-    return sorted(found)
+    return dict(sorted(found.items()))
 
 
 def diff(desired: Desired, state: pd.DataFrame, full_refresh: bool) -> Diff:
@@ -259,8 +266,13 @@ def operations(changes: Diff, desired: Desired, state: pd.DataFrame, destination
         return Row(customer, payload, _none(stored_id[customer]))
 
     plan = []
-    if changes.required:  # withdrawals and erasures first, whatever comes after
-        plan.append(_planned("remove", [removal_row(c) for c in changes.required], {}, keep))
+    # erasures and withdrawals first, whatever comes after; an erasure also deletes the
+    # person at platforms that keep records (Destination.erase)
+    if changes.erased:
+        plan.append(_planned("remove", [removal_row(c) for c in changes.erased], {}, keep,
+                             "erase"))
+    if changes.withdrawn:
+        plan.append(_planned("remove", [removal_row(c) for c in changes.withdrawn], {}, keep))
     if full_refresh and destination.supports_replace:
         plan.append(_planned("replace", [rows[c] for c in changes.adds], hashes, keep))
         return plan
@@ -287,14 +299,15 @@ def batches(plan: list[_Planned], destination: Destination, audience_key: str, t
     op_counter: dict[str, int] = {}
     work: Work = []
     for planned in plan:
-        size = (destination.max_remove_batch if planned.operation == "remove"
+        size = (destination.max_remove_batch if planned.operation in ("remove", "erase")
                 else destination.max_batch)
         chunks = [planned.rows[i:i + size] for i in range(0, len(planned.rows), size)] or [[]]
         if not planned.rows and planned.operation != "replace":
             continue
         op_index = f"{planned.operation}{op_counter.setdefault(planned.operation, 0)}"
         op_counter[planned.operation] += 1
-        work += [(planned, Batch(planned.operation, n, len(chunks),
+        work += [(planned, Batch("remove" if planned.operation == "erase" else planned.operation,
+                                 n, len(chunks),
                                  batch_key(audience_key, target, run_id, op_index, n)), chunk)
                  for n, chunk in enumerate(chunks, start=1)]
     return work
@@ -317,12 +330,12 @@ def rebuild_pending(pending: PendingBatch, state: pd.DataFrame, contacts: dict[s
     and updates whose payload is unchanged. A batch whose customers changed since gets a new
     key (its key + "r"): a key is never reused for different content."""
     operation = pending.operation
-    batch = Batch("add" if operation == "update" else operation, pending.number, pending.total,
-                  pending.key)
+    batch = Batch({"update": "add", "erase": "remove"}.get(operation, operation), pending.number,
+                  pending.total, pending.key)
     rebuilt, hashes, payloads, same = [], {}, {}, True
     for record in pending.records:
         customer = record["customer_id"]
-        if operation == "remove":
+        if operation in ("remove", "erase"):
             if customer not in state.index:
                 continue                      # confirmed gone before the kill
             stored = state["payload_json"].get(customer)

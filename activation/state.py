@@ -56,7 +56,7 @@ create table if not exists activation.sync_log (
     destination varchar not null,
     batch_key varchar,
     customer_id varchar not null,
-    operation varchar not null,         -- add | update | remove | replace
+    operation varchar not null,         -- add | update | remove | erase | replace
     status varchar not null,            -- confirmed | rejected | failed | skipped
     error_code varchar,
     error_message varchar,
@@ -123,7 +123,7 @@ class PendingBatch:
 
     run_id: str
     key: str
-    operation: str              # add | update | remove | replace
+    operation: str              # add | update | remove | erase | replace
     number: int
     total: int
     records: list[dict]         # its rows: customer_id, payload_hash, payload_json, ...
@@ -199,7 +199,7 @@ class Store:
         con = self.con
         con.execute("begin transaction")
         try:
-            if operation == "remove":
+            if operation in ("remove", "erase"):
                 self.delete([r.customer_id for r in confirmed])
             else:
                 state = pd.DataFrame({

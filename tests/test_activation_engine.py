@@ -289,7 +289,9 @@ def test_required_removals_go_out_first_and_also_when_the_guard_holds_the_rest(t
         run_sync(db, emulator, "run2")
     assert emulator.members("vip") == {f"c{i:03d}" for i in range(5, 100)}
     sent = emulator.mutating_requests()[before:]
-    assert [r.body["operation"] for r in sent] == ["remove"]
+    # erasures first, then withdrawals, nothing else
+    assert [(r.body["operation"], sorted(m["customer_id"] for m in r.body["members"]))
+            for r in sent] == [("remove", ["c003", "c004"]), ("remove", ["c000", "c001", "c002"])]
     with duckdb.connect(str(db)) as con:
         status, removed = con.execute("select status, n_removed from activation.sync_runs "
                                       "where run_id = 'run2'").fetchone()

@@ -179,3 +179,38 @@ def test_a_new_email_another_contact_holds_takes_the_old_record_off_the_list(tmp
         assert report.n_rejected == 0
         assert members(emulator) == {key(i) for i in range(10)} - {key(3)} | {
             "shared@example.com"}
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+def test_an_erasure_deletes_the_person_where_the_platform_keeps_records(tmp_path, platform):
+    """Taken off the list everywhere; HubSpot and Klaviyo also delete the contact through their
+    GDPR deletion APIs, so no record of the person is left at the platform."""
+    make_emulator, _, _, key, members = PLATFORMS[platform]
+    db = tmp_path / "w.duckdb"
+    make_warehouse(db, n=N)
+    with make_emulator() as emulator:
+        run(db, platform, emulator, "run1")
+        record = (emulator.record_id(email(5)) if platform == "hubspot"
+                  else emulator.profile(email(5))["id"] if platform == "klaviyo" else None)
+        with duckdb.connect(str(db)) as con:  # as ingestion leaves an erasure request
+            con.execute("create schema if not exists raw")
+            con.execute("create table raw.customers as select 'c005' as customer_id, "
+                        "true as is_deleted")
+            con.execute("delete from marts.customer_contacts where customer_id = 'c005'")
+        report = run(db, platform, emulator, "run2")
+        assert report.n_removed == 1
+        assert members(emulator) == {key(i) for i in range(N)} - {key(5)}
+        erasing = [r for r in emulator.mutating_requests() if "gdpr" in r.path
+                   or "data-privacy" in r.path]
+        if platform == "hubspot":
+            assert emulator.gdpr_deleted == [record] and emulator.record_id(email(5)) is None
+            assert [r.body for r in erasing] == [{"objectId": record}]
+        elif platform == "klaviyo":
+            assert emulator.deleted == [record] and emulator.profile(email(5)) is None
+            assert len(erasing) == 1
+        else:
+            assert erasing == []
+        with duckdb.connect(str(db)) as con:
+            operations = con.execute("select operation, status from activation.sync_log "
+                                     "where run_id = 'run2'").fetchall()
+        assert operations == [("erase", "confirmed")]

@@ -128,6 +128,12 @@ class Destination(abc.ABC):
     def remove(self, target: dict, rows: list[Row], batch: Batch) -> BatchOutcome:
         """Remove these members from the audience."""
 
+    def erase(self, target: dict, rows: list[Row], batch: Batch) -> BatchOutcome:
+        """These members asked to be erased: remove them, and where the platform keeps a record
+        of the person (a CRM contact), delete it through the platform's deletion API. The
+        default (ad platforms, files, webhooks) is the removal."""
+        return self.remove(target, rows, batch)
+
     def replace(self, target: dict, rows: list[Row], batch: Batch) -> BatchOutcome:
         """Full refresh: the union of all `replace` batches of a run becomes the audience.
         Only called when `supports_replace`."""

@@ -22,6 +22,8 @@ https://developers.hubspot.com/docs/guides/api/crm/lists/overview):
                                                "properties": [...], "propertiesWithHistory": []}
         (only to find the record id of a removal whose add predates stored record ids)
     GET  /crm/v3/lists/{listId} -> {"list": {"processingType": "MANUAL", "objectTypeId": "0-1"}}
+    POST /crm/v3/objects/contacts/gdpr-delete  {"objectId": "51"}  -> 204
+        (an erasure: the contact is permanently deleted, not only taken off the list)
 
 Auth is a private-app access token as a Bearer header. Throttling
 (https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines) answers 429
@@ -297,6 +299,23 @@ class HubSpotDestination(Destination):
                                       record_ids[start:start + self.max_remove_batch])
             request_ids.append(rid)
         outcome.request_id = ",".join(i for i in request_ids if i) or None
+        return outcome
+
+    def erase(self, target: dict, rows: list[Row], batch: Batch) -> BatchOutcome:
+        """Off the list, then each contact permanently deleted with HubSpot's GDPR delete (a
+        contact HubSpot no longer has is already gone: confirmed)."""
+        outcome = self.remove(target, rows, batch)
+        for row in rows:
+            if row.customer_id in outcome.rejected or not row.destination_id:
+                continue
+            response = call(self.session, "POST",
+                            f"{self.base_url}/crm/v3/objects/contacts/gdpr-delete",
+                            json={"objectId": row.destination_id}, timeout=self.timeout,
+                            classify=_throttle)
+            if response.status_code not in (200, 204, 404):
+                outcome.rejected[row.customer_id] = (
+                    f"http_{response.status_code}",
+                    "HubSpot refused the GDPR delete; retried on the next run")
         return outcome
 
     # ---- requests -----------------------------------------------------------------------------

@@ -26,6 +26,9 @@ https://developers.klaviyo.com/en/docs/use_klaviyos_bulk_profile_import_api):
   and, for a duplicate, the old profile leaves the list.
 - `DELETE /api/lists/{id}/relationships/profiles` (`remove_profiles_from_list`):
   `{"data": [{"type": "profile", "id": ...}]}`, "a maximum of 1000 profiles per call", 204.
+- `POST /api/data-privacy-deletion-jobs` (`request_profile_deletion`): an erasure, `{"data":
+  {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": {"type": "profile",
+  "id": ...}}}}}`, 202; one identifier per request (rate limit 3/s burst, 60/m steady).
 - Every request: `Authorization: Klaviyo-API-Key <private key>` and a dated `revision` header.
   Errors are `{"errors": [{"id", "code", "title", "detail", "source"}]}`; a 429 carries
   `Retry-After` in seconds (handled by `http.call`).
@@ -314,6 +317,21 @@ class KlaviyoDestination(Destination):
         if response.status_code not in (200, 202, 204):
             self._refused(response, f"removal from list {list_id}")
         outcome.request_id = request_id_of(response)
+        return outcome
+
+    def erase(self, target: dict, rows: list[Row], batch: Batch) -> BatchOutcome:
+        """Off the list, then a data-privacy deletion job per profile (Klaviyo deletes every
+        profile matching the id, asynchronously, as a GDPR deletion)."""
+        outcome = self.remove(target, rows, batch)
+        for row in rows:
+            if row.customer_id in outcome.rejected or not row.destination_id:
+                continue
+            body = {"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {
+                "data": {"type": "profile", "id": row.destination_id, "attributes": {}}}}}}
+            response = call(self.session, "POST", f"{self.base_url}/api/data-privacy-deletion-jobs",
+                            json=body, timeout=self.timeout)
+            if response.status_code not in (202, 404):
+                self._refused(response, "profile deletion")
         return outcome
 
     def close(self, target: dict, succeeded: bool) -> None:

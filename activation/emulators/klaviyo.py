@@ -20,6 +20,10 @@ https://github.com/klaviyo/openapi, `openapi/stable/apis/*.json`, revision 2026-
   the job created or updated, cursor pages of at most 100.
 - `DELETE /api/lists/{id}/relationships/profiles` with `{"data": [{"type": "profile", "id"}]}`,
   at most 1,000 profiles -> 204.
+- `POST /api/data-privacy-deletion-jobs` with one identifier of one profile (`id`, or
+  `attributes.email` / `attributes.phone_number`) -> 202; the matching profiles are deleted.
+  Also: a bulk import profile carrying `id` updates that profile (its email may change;
+  `not_found` / `duplicate_profile` import errors when it cannot).
 
 Every request needs `Authorization: Klaviyo-API-Key <key>` and a `revision: YYYY-MM-DD[.suffix]`
 header; errors are `{"errors": [{"id", "status", "code", "title", "detail", "source"}]}` and a 429
@@ -92,6 +96,7 @@ class KlaviyoEmulator(Emulator):
         self.complete_after_polls = complete_after_polls
         self.lists: dict[str, set[str]] = {}           # list id -> profile ids
         self.profiles: dict[str, dict] = {}            # profile id -> attributes
+        self.deleted: list[str] = []                   # profile ids deleted for privacy
         self._by_email: dict[str, str] = {}
         self.jobs: dict[str, Job] = {}
         self.add_counts: Counter = Counter()           # (list id, email) -> imports into the list
@@ -347,3 +352,37 @@ class KlaviyoEmulator(Emulator):
         for item in data:
             self.lists[list_id].discard(item["id"])
         return Response(204)
+
+    @route("POST", r"/api/data-privacy-deletion-jobs/?")
+    def request_deletion(self, request: Request) -> Response:
+        """A GDPR deletion: every profile matching the one identifier is gone (from its lists
+        too); `deleted` records the profile ids."""
+        if (refused := self._revision_error(request)) is not None:
+            return refused
+        data = request.body.get("data") if isinstance(request.body, dict) else None
+        if not isinstance(data, dict) or data.get("type") != "data-privacy-deletion-job":
+            return error(400, "invalid", "Invalid input.",
+                         "`data.type` must be `data-privacy-deletion-job`.", "/data/type")
+        profile = (((data.get("attributes") or {}).get("profile") or {}).get("data")) or {}
+        if profile.get("type") != "profile" or not isinstance(profile.get("attributes"), dict):
+            return error(400, "invalid", "Invalid input.", "`profile.data` must be a profile "
+                         "with `attributes`.", "/data/attributes/profile/data")
+        attributes = profile["attributes"]
+        given = [k for k in ("id", "email", "phone_number")
+                 if (profile.get(k) if k == "id" else attributes.get(k))]
+        if len(given) != 1:
+            return error(400, "invalid", "Invalid input.", "Provide exactly one of email, "
+                         "phone_number or id.", "/data/attributes/profile/data")
+        if given[0] == "id":
+            matches = [profile["id"]] if profile["id"] in self.profiles else []
+        else:
+            value = str(attributes[given[0]]).strip().lower()
+            matches = [pid for pid, p in self.profiles.items()
+                       if str(p.get(given[0]) or "").lower() == value]
+        for pid in matches:
+            stored = self.profiles.pop(pid)
+            self._by_email.pop(stored.get("email"), None)
+            for members in self.lists.values():
+                members.discard(pid)
+            self.deleted.append(pid)
+        return Response(202, None)
