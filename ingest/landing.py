@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from core.privacy import apply_erasures
 from core.warehouse import Warehouse
 
 PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -163,8 +164,6 @@ PYTHON_BATCH_ROWS = 50_000  # rows per Arrow batch when a file is parsed in Pyth
 INTERNAL_COLUMNS = ("_line_number", "_fault", "_detail", "_raw")
 # A timestamp more than this many days after its landing day is in the future.
 FUTURE_SLACK_DAYS = 1
-# What an erasure request (is_deleted) removes from every stored snapshot of that customer.
-PII_COLUMNS = ("email", "phone", "first_name", "last_name", "birth_date", "city", "postal_code")
 
 
 class LandingFileError(Exception):
@@ -327,6 +326,8 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                     con.execute(f"delete from {table} where _partition_date = ?", [day])
                 for path in day_files(landing, feed, day):
                     _load_file(con, feed, landing, path, day, report)
+                # a day delivered after an erasure request is scrubbed as it lands
+                apply_erasures(con, feed.name, day)
                 _log_changes(con, feed, day, change_id)  # what it holds now
             except BaseException as exc:
                 con.execute("rollback")
@@ -352,33 +353,8 @@ def load_all_days(warehouse: Warehouse, landing: Path, feed_name: str) -> LoadRe
             for path in day_files(landing, feed, day):
                 _load_file(con, feed, landing, path, day, report)
         if feed_name == "customers":
-            report.erased_customers = _apply_erasure(con)
+            report.erased_customers = apply_erasures(con)
     return report
-
-
-def _apply_erasure(con: duckdb.DuckDBPyConnection) -> int:
-    """Blank the PII of every customer with an erasure request, in raw and quarantine.
-
-    The request itself stays (the snapshot rows keep customer_id and is_deleted) so that later
-    steps know to exclude the customer and to remove them from every destination.
-    """
-    con.execute("""
-        create or replace temp table _erased as
-        select distinct customer_id from raw.customers where is_deleted
-    """)
-    erased = con.execute("select count(*) from _erased").fetchone()[0]
-    if erased:
-        blanks = ", ".join(f"{column} = null" for column in PII_COLUMNS)
-        con.execute(f"update raw.customers set {blanks} "
-                    "where customer_id in (select customer_id from _erased)")
-        con.execute("""
-            update quarantine.customers
-            set raw_record = '{"erased": true}'
-            where exists (select 1 from _erased
-                          where strpos(quarantine.customers.raw_record, _erased.customer_id) > 0)
-        """)
-    con.execute("drop table _erased")
-    return erased
 
 
 def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: Path,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from core.privacy import PII_COLUMNS
 from core.warehouse import Warehouse
 from ingest import landing
 
@@ -233,7 +234,7 @@ def test_erasure_request_leaves_no_pii_but_keeps_the_request(tmp_path, warehouse
     assert report.erased_customers == 1
     stored = warehouse.query_df("select * from raw.customers where customer_id = 'C1'")
     assert len(stored) == 2 and stored["is_deleted"].any()
-    for column in landing.PII_COLUMNS:
+    for column in PII_COLUMNS:
         assert stored[column].isna().all(), column
     with warehouse.connect() as con:
         dump = " ".join(str(v) for row in con.execute(

@@ -171,11 +171,13 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         log_lifetime_value,
     )
 
-    # the orders RFM counts: completed, with a customer and a positive net amount
+    # the orders RFM counts: completed, with a customer (not an erased one's pseudonymous key)
+    # and a positive net amount
     orders = warehouse.warehouse.query_df("""
         select customer_id, order_date as date, net_revenue as amount
         from marts.fct_orders
         where is_completed and customer_id is not null and net_revenue > 0
+            and customer_id not like 'erased-%'
     """)
     as_of = warehouse.warehouse.query_df(
         "select max(as_of_date) as as_of from marts.customer_rfm")["as_of"][0]

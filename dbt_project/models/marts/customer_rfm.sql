@@ -12,6 +12,11 @@ as_of as (
     select {{ rfm_as_of_date(ref('fct_orders')) }} as as_of_date
 ),
 
+erased as (
+    -- erasure requests (docs/privacy.md) leave RFM with their other marts
+    select customer_id from {{ ref('stg_shop__customers') }} where is_deleted
+),
+
 window_orders as (
     select orders.*
     from orders
@@ -22,6 +27,8 @@ window_orders as (
         orders.is_completed
         and orders.net_revenue > 0
         and orders.customer_id is not null
+        and orders.customer_id not like 'erased-%'
+        and orders.customer_id not in (select erased.customer_id from erased)
         and orders.order_date < as_of.as_of_date
         and orders.order_date >= as_of.as_of_date - {{ var('rfm_lookback_days') }}
 ),

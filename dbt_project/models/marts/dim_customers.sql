@@ -20,11 +20,21 @@ climate as (
     select * from {{ ref('geo_climate') }}
 ),
 
+erased as (
+    -- erasure requests (docs/privacy.md): not a customer of any mart any more
+    select customer_id from customers where is_deleted
+),
+
 known_ids as (
     -- every customer the store knows: with a profile, or only from their orders
-    select customer_id from customers
+    select customer_id from customers where not is_deleted
     union
-    select customer_id from orders where customer_id is not null
+    select customer_id from orders
+    where
+        customer_id is not null
+        -- an erased customer's orders keep only a pseudonymous key (core/privacy.py)
+        and customer_id not like 'erased-%'
+        and customer_id not in (select erased.customer_id from erased)
 ),
 
 order_metrics as (

@@ -1,0 +1,183 @@
+"""Erasure requests: what the warehouse keeps of a person who asked to be forgotten.
+
+A profile row with `is_deleted = true` is an erasure request. `apply_erasures` runs in the same
+transaction as every load of the customers, orders and events feeds, so a file delivered after
+the request (a late or re-sent day) is scrubbed as it lands:
+
+- the person's contact details in every stored profile snapshot are blanked (`PII_COLUMNS`);
+- the free-form `_extra` column (unknown landing columns, identify traits) of their profile,
+  order and event rows is emptied;
+- quarantined rows that name them (the customer id as a whole token of the raw record, so
+  erasing C1 leaves C10 alone) are replaced by `{"erased": true}`;
+- their order lines and events keep them only under a pseudonymous key (`customer_key`:
+  `erased-` and 20 hex digits of a SHA-256 of the id), logged in the change logs so the
+  incremental models rewrite what was derived from them: the order facts stay for the
+  accounts, the marts hold no customer for them (dim_customers, RFM, features, segments);
+- their rows in the model outputs (`ml.*`) and the holdout assignments are deleted.
+
+Each step is counted per request in `audit.erasure_report` under that pseudonymous key, so the
+report never holds the id itself. What is kept, and why, is in
+docs/privacy.md; removing the person from destinations is the sync engine's (an `erase`
+operation, sent first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+
+# What an erasure request removes from every stored snapshot of that customer.
+PII_COLUMNS = ("email", "phone", "first_name", "last_name", "birth_date", "city", "postal_code")
+# Tables Python steps write with one row per customer (or customer and item), outside dbt.
+PURGED_SCHEMAS = ("ml",)
+PURGED_TABLES = ("activation.audience_assignments",)
+
+
+def customer_key(customer_id: str) -> str:
+    """The pseudonymous key of an erased customer: what their order facts and events keep
+    instead of the id, and what the erasure report names (`PSEUDONYM_SQL` in SQL)."""
+    digest = hashlib.sha256(f"segmenta-erasure:{customer_id}".encode()).hexdigest()
+    return f"erased-{digest[:20]}"
+
+
+def pseudonym_sql(column: str) -> str:
+    return f"('erased-' || left(sha256('segmenta-erasure:' || {column}), 20))"
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    columns: dict[str, set[str]] = {}
+    for schema, table, column in con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where table_catalog = current_database()").fetchall():
+        columns.setdefault(f"{schema}.{table}", set()).add(column)
+    return columns
+
+
+def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
+                   day=None) -> int:
+    """Scrub every erased customer from raw, quarantine and the Python-written outputs (see the
+    module docstring); returns how many customers have an erasure request. Idempotent.
+
+    With `feed` and `day` (a day of orders or events just loaded), only that day's rows of that
+    feed are scrubbed: the rest was scrubbed when the request arrived."""
+    tables = _tables(con)
+    if feed is not None:
+        tables = {t: c for t, c in tables.items()
+                  if t in ("raw.customers", f"raw.{feed}", f"quarantine.{feed}")}
+    where_day = "" if day is None else f" and _partition_date = '{day.isoformat()}'"
+    t_day = "" if day is None else f" and t._partition_date = '{day.isoformat()}'"
+    if "raw.customers" not in tables or "is_deleted" not in tables["raw.customers"]:
+        return 0
+    con.execute("""
+        create or replace temp table _erased as
+        select distinct customer_id from raw.customers where is_deleted
+    """)
+    erased = con.execute("select count(*) from _erased").fetchone()[0]
+    counts: list[tuple[str, str, str, int]] = []  # customer, table, action, rows
+
+    def run(table: str, action: str, sql: str, customer_column: str) -> None:
+        rows = con.execute(f"""
+            select e.customer_id, count(*) from {table} t join _erased e
+            on {customer_column} group by 1""").fetchall() if sql else []
+        if rows:
+            con.execute(sql)
+            counts.extend((customer, table, action, n) for customer, n in rows)
+
+    if erased and feed is None:
+        pii = [c for c in PII_COLUMNS if c in tables["raw.customers"]]
+        blanks = ", ".join(f"{c} = null" for c in pii)
+        dirty = " or ".join(f"{c} is not null" for c in pii)
+        run("raw.customers", "contact details blanked",
+            f"update raw.customers set {blanks} where ({dirty}) and customer_id in "
+            "(select customer_id from _erased)",
+            "t.customer_id = e.customer_id and ("
+            + " or ".join(f"t.{c} is not null" for c in pii) + ")")
+    if erased:
+        for table, column in (("raw.customers", "customer_id"), ("raw.orders", "customer_id"),
+                              ("raw.events", "user_id")):
+            if table in tables and "_extra" in tables[table]:
+                if feed not in (None, table.split(".")[1]):
+                    continue  # a day of another feed: the profiles were scrubbed on arrival
+                day_filter = "" if table == "raw.customers" else where_day
+                run(table, "extra fields emptied",
+                    f"update {table} set _extra = null where _extra is not null and {column} in "
+                    f"(select customer_id from _erased){day_filter}",
+                    f"t.{column} = e.customer_id and t._extra is not null"
+                    + ("" if table == "raw.customers" else t_day))
+        for table in sorted(t for t in tables if t.startswith("quarantine.")):
+            if "raw_record" not in tables[table]:
+                continue
+            # the id as a whole token: C1 matches "C1" but not "C10"
+            token = ("regexp_matches(t.raw_record, '(^|[^A-Za-z0-9_-])' || "
+                     "regexp_escape(e.customer_id) || '($|[^A-Za-z0-9_-])')")
+            day_filter = "" if table == "quarantine.customers" else where_day
+            run(table, "quarantined record replaced",
+                f"""update {table} set raw_record = '{{"erased": true}}'
+                    where raw_record <> '{{"erased": true}}'{day_filter} and exists (
+                        select 1 from _erased e where {token.replace('t.raw_record',
+                                                                     table + '.raw_record')})""",
+                f"t.raw_record <> '{{\"erased\": true}}' and {token}"
+                + ("" if table == "quarantine.customers" else t_day))
+    if erased:
+        _pseudonymize(con, tables, feed, where_day, counts)
+    if erased and feed is None:
+        purged = [t for t, cols in tables.items() if "customer_id" in cols
+                  and (t.split(".")[0] in PURGED_SCHEMAS or t in PURGED_TABLES)]
+        for table in sorted(purged):
+            run(table, "rows deleted",
+                f"delete from {table} where customer_id in (select customer_id from _erased)",
+                "t.customer_id = e.customer_id")
+    con.execute("create schema if not exists audit")
+    con.execute("""
+        create table if not exists audit.erasure_report (
+            customer_key varchar, table_name varchar, action varchar, n_rows bigint,
+            erased_at timestamp)
+    """)
+    if counts:  # once per request, table and action (a reloaded snapshot is scrubbed again)
+        con.executemany("""
+            insert into audit.erasure_report
+            select ?, ?, ?, ?, current_timestamp where not exists (
+                select 1 from audit.erasure_report
+                where customer_key = ? and table_name = ? and action = ?)
+        """, [(customer_key(c), t, a, n, customer_key(c), t, a) for c, t, a, n in counts])
+    con.execute("drop table _erased")
+    return erased
+
+
+def _pseudonymize(con: duckdb.DuckDBPyConnection, tables: dict[str, set[str]], feed: str | None,
+                  where_day: str, counts: list) -> None:
+    """Order facts and events keep the erased customer only as `customer_key`. Rows already
+    loaded are logged in the change logs before and after (one new change id), so the
+    incremental models rewrite every order, session and customer-day derived from them; a day
+    loaded after the request (`feed`, `where_day`) is rewritten before its load logs it."""
+    targets = [(t, c) for t, c in (("raw.orders", "customer_id"), ("raw.events", "user_id"))
+               if t in tables and feed in (None, t.split(".")[1])]
+    if not targets:
+        return
+    logs = feed is None and "raw.orders_changes" in _tables(con)
+    change_id = con.execute("select nextval('raw.change_seq')").fetchone()[0] if logs else None
+    for table, column in targets:
+        affected = con.execute(f"""
+            select e.customer_id, count(*) from {table} t join _erased e
+            on t.{column} = e.customer_id {where_day.replace('_partition_date', 't._partition_date')}
+            group by 1""").fetchall()
+        if not affected:
+            continue
+        log = None
+        if logs and table == "raw.orders":
+            log = ("insert into raw.orders_changes select ?, order_id, current_timestamp "
+                   "from raw.orders where customer_id in ({ids}) group by order_id")
+        elif logs:
+            log = ("insert into raw.events_changes select ?, anonymous_id, user_id, "
+                   "min(timestamp), current_timestamp from raw.events where user_id in ({ids}) "
+                   "group by anonymous_id, user_id")
+        if log:
+            con.execute(log.format(ids="select customer_id from _erased"), [change_id])
+        con.execute(f"update {table} set {column} = {pseudonym_sql(column)} "
+                    f"where {column} in (select customer_id from _erased){where_day}")
+        if log and table == "raw.events":  # the visitor and identity as they are now
+            con.execute(log.format(ids=f"select {pseudonym_sql('customer_id')} from _erased"),
+                        [change_id])
+        counts.extend((customer, table, "customer id pseudonymized", n)
+                      for customer, n in affected)

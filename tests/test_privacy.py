@@ -1,0 +1,119 @@
+"""Erasure requests in the warehouse: exact, complete in raw and quarantine, also for files that
+arrive after the request, reported without the id."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from core.privacy import customer_key
+from core.warehouse import Warehouse
+from ingest import landing
+from tests.test_landing import DAY, HEADER, _write
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> Warehouse:
+    return Warehouse(tmp_path / "warehouse.duckdb")
+
+PROFILE = ("customer_id,email,phone,first_name,last_name,birth_date,gender,city,region,"
+           "postal_code,country,signup_at,email_consent,ads_consent,updated_at,is_deleted,"
+           "loyalty_note")
+
+
+def _profiles(tmp_path, erase: bool) -> None:
+    _write(tmp_path, "customers", "c.csv", f"{PROFILE}\n"
+           "C1,ana@example.com,+351911111111,Ana,Silva,1990-01-01,female,Lisbon,,1000,PT,"
+           "2026-01-01T00:00:00Z,true,true,2026-05-01T00:00:00Z,false,ana likes tea\n"
+           "C10,bo@example.com,,Bo,Li,1980-01-01,male,Porto,,4000,PT,2026-01-01T00:00:00Z,"
+           "true,true,2026-05-01T00:00:00Z,false,bo likes coffee\n"
+           "C1,ana@example.com,,Ana,,,,,,,,,true,true,not-a-date,false,\n"        # quarantined
+           "C10,bo@example.com,,Bo,,,,,,,,,true,true,not-a-date,false,\n")        # quarantined
+    if erase:
+        _write(tmp_path, "customers", "c.csv", f"{PROFILE}\n"
+               "C1,,,,,,,,,,PT,,false,false,2026-05-02T00:00:00Z,true,\n", DAY + dt.timedelta(1))
+
+
+def _events(tmp_path, day: dt.date) -> None:
+    identify = {"type": "identify", "messageId": f"m-{day}", "userId": "C1", "anonymousId": "a1",
+                "timestamp": f"{day}T10:00:00Z", "traits": {"email": "ana@example.com"}}
+    other = dict(identify, messageId=f"n-{day}", userId="C10", anonymousId="a10",
+                 traits={"email": "bo@example.com"})
+    broken = '{"type": "identify", "userId": "C1", "traits": {"email": "ana@example.com"'
+    _write(tmp_path, "events", "events.jsonl",
+           "\n".join([json.dumps(identify), json.dumps(other), broken]) + "\n", day)
+
+
+def _dump(warehouse, table: str) -> str:
+    with warehouse.connect() as con:
+        return " ".join(str(v) for row in con.execute(f"select * from {table}").fetchall()
+                        for v in row)
+
+
+def test_an_erasure_is_exact_and_reaches_extra_fields_traits_quarantine_and_models(
+        tmp_path, warehouse):
+    _profiles(tmp_path, erase=False)
+    _events(tmp_path, DAY)
+    _write(tmp_path, "orders", "orders.csv", f"{HEADER},gift_note\n"
+           "O1,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,PT,0,for ana@example.com\n"
+           "O2,1,C10,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,PT,0,for bo\n")
+    landing.load_all_days(warehouse, tmp_path, "customers")
+    for feed in ("orders", "events"):
+        landing.load_days(warehouse, tmp_path, feed, [DAY])
+    with warehouse.transaction() as con:  # what the model steps wrote for both
+        con.execute("create schema ml")
+        con.execute("create table ml.customer_clv as select * from (values ('C1', 1.0), "
+                    "('C10', 2.0)) t(customer_id, expected_value_90d)")
+
+    _profiles(tmp_path, erase=True)
+    report = landing.load_all_days(warehouse, tmp_path, "customers")
+    assert report.erased_customers == 1
+    everything = " ".join(_dump(warehouse, t) for t in (
+        "raw.customers", "quarantine.customers", "raw.orders", "raw.events", "quarantine.events",
+        "ml.customer_clv"))
+    for trace in ("ana@example.com", "+351911111111", "Silva", "ana likes tea", "Lisbon"):
+        assert trace not in everything, trace
+    for kept in ("bo@example.com", "bo likes coffee", "for bo", "Porto"):  # C10 is not C1
+        assert kept in everything, kept
+    assert warehouse.query_df("select customer_id from ml.customer_clv")["customer_id"].tolist() \
+        == ["C10"]
+    # the order facts stay (accounting) under a pseudonymous key, without the free-form fields;
+    # the events too, and both are in the change logs for the incremental models
+    orders = warehouse.query_df("select customer_id, unit_price, _extra from raw.orders "
+                                "order by order_id")
+    assert orders["customer_id"].tolist() == [customer_key("C1"), "C10"]
+    assert orders["_extra"].isna().tolist() == [True, False]
+    users = warehouse.query_df("select distinct user_id from raw.events order by 1")
+    assert users["user_id"].tolist() == ["C10", customer_key("C1")]
+    logged = warehouse.query_df("select order_id from raw.orders_changes where change_id = "
+                                "(select max(change_id) from raw.orders_changes)")
+    assert logged["order_id"].tolist() == ["O1"]
+    visitors = warehouse.query_df("select user_id from raw.events_changes where change_id = "
+                                  "(select max(change_id) from raw.events_changes) order by 1")
+    assert visitors["user_id"].tolist() == ["C1", customer_key("C1")]  # before and after
+
+    erasures = warehouse.query_df("select * from audit.erasure_report")
+    assert set(erasures["customer_key"]) == {customer_key("C1")}
+    assert {"raw.customers", "quarantine.customers", "raw.orders", "raw.events",
+            "quarantine.events", "ml.customer_clv"} <= set(erasures["table_name"])
+    assert "C1" not in " ".join(erasures.astype(str).values.ravel())
+
+    # applied again: nothing new to do, nothing reported twice
+    landing.load_all_days(warehouse, tmp_path, "customers")
+    assert len(warehouse.query_df("select * from audit.erasure_report")) == len(erasures)
+
+
+def test_a_day_delivered_after_the_request_is_scrubbed_as_it_lands(tmp_path, warehouse):
+    _profiles(tmp_path, erase=True)
+    landing.load_all_days(warehouse, tmp_path, "customers")
+    late = DAY - dt.timedelta(days=5)
+    _events(tmp_path, late)
+    landing.load_days(warehouse, tmp_path, "events", [late])
+    dump = _dump(warehouse, "raw.events") + _dump(warehouse, "quarantine.events")
+    assert "ana@example.com" not in dump and "bo@example.com" in dump
+    assert "'C1'" not in repr(warehouse.query_df("select user_id from raw.events")
+                              ["user_id"].tolist())
+    logged = warehouse.query_df("select distinct user_id from raw.events_changes order by 1")
+    assert logged["user_id"].tolist() == ["C10", customer_key("C1")]
