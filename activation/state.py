@@ -21,6 +21,7 @@ import pandas as pd
 from activation.audiences import Audience
 from activation.audit import now, scrub
 from activation.destinations.base import Batch, BatchOutcome, Row
+from core.privacy import customer_key
 
 DDL = """
 create schema if not exists activation;
@@ -224,6 +225,8 @@ class Store:
             """, [run_id, self.audience_key, self.destination, batch.key, operation,
                   outcome.request_id, stamp])
             con.unregister("_log")
+            if operation == "erase":
+                self.forget([r.customer_id for r in confirmed])
             self.finish_batch(batch.key)
             con.execute("commit")
         except BaseException:
@@ -240,6 +243,20 @@ class Store:
                   and customer_id in (select customer_id from _gone)
             """, [self.audience_key, self.destination])
             self.con.unregister("_gone")
+
+    def forget(self, customers: list[str]) -> None:
+        """Erased customers no destination holds any more: their audit rows keep only the
+        pseudonymous key (`core.privacy.customer_key`), their holdout assignments go."""
+        if not customers:
+            return
+        gone = [c for c in customers if not self.con.execute(
+            "select count(*) from activation.sync_state where customer_id = ?", [c]).fetchone()[0]]
+        for customer in gone:
+            key = customer_key(customer)
+            self.con.execute("update activation.sync_log set customer_id = ? "
+                             "where customer_id = ?", [key, customer])
+            self.con.execute("delete from activation.audience_assignments where customer_id = ?",
+                             [customer])
 
     def drop_unconfirmed(self, run_id: str) -> None:
         """After a full refresh that replaced the audience: the state rows it did not confirm."""

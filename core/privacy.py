@@ -128,6 +128,15 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
             run(table, "rows deleted",
                 f"delete from {table} where customer_id in (select customer_id from _erased)",
                 "t.customer_id = e.customer_id")
+        if "activation.sync_log" in tables and "activation.sync_state" in tables:
+            # the audit rows of a person no destination holds any more (those still held are
+            # pseudonymized when the sync's `erase` is confirmed)
+            held = "select customer_id from activation.sync_state"
+            run("activation.sync_log", "customer id pseudonymized",
+                f"update activation.sync_log set customer_id = {pseudonym_sql('customer_id')} "
+                f"where customer_id in (select customer_id from _erased) "
+                f"and customer_id not in ({held})",
+                f"t.customer_id = e.customer_id and t.customer_id not in ({held})")
     con.execute("create schema if not exists audit")
     con.execute("""
         create table if not exists audit.erasure_report (
@@ -181,3 +190,39 @@ def _pseudonymize(con: duckdb.DuckDBPyConnection, tables: dict[str, set[str]], f
                         [change_id])
         counts.extend((customer, table, "customer id pseudonymized", n)
                       for customer, n in affected)
+
+
+def scrub_exports(con: duckdb.DuckDBPyConnection, folder) -> int:
+    """Drop erased customers from every audience file in `folder` (also the files of audiences
+    retired from audiences.yml, which no sync rewrites any more); returns the rows dropped.
+    Files are rewritten atomically and readable by their owner only."""
+    import os
+    from pathlib import Path
+
+    import pandas as pd
+
+    folder = Path(folder)
+    if not folder.exists():
+        return 0
+    erased = {c for (c,) in con.execute(
+        "select distinct customer_id from raw.customers where is_deleted").fetchall()} \
+        if "raw.customers" in _tables(con) else set()
+    dropped = 0
+    for path in sorted([*folder.glob("*.csv"), *folder.glob("*.parquet")]):
+        frame = (pd.read_parquet(path) if path.suffix == ".parquet"
+                 else pd.read_csv(path, dtype=str, keep_default_na=False))
+        if "customer_id" not in frame.columns:
+            continue
+        keep = ~frame["customer_id"].astype(str).isin(erased)
+        if keep.all():
+            continue
+        dropped += int((~keep).sum())
+        partial = path.with_name(f".{path.name}.partial")
+        partial.unlink(missing_ok=True)
+        with os.fdopen(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as out:
+            if path.suffix == ".parquet":
+                frame[keep].to_parquet(out, index=False)
+            else:
+                frame[keep].to_csv(out, index=False)
+        os.replace(partial, path)
+    return dropped

@@ -16,6 +16,7 @@ from activation.emulators.klaviyo import KlaviyoEmulator
 from activation.emulators.meta import MetaEmulator
 from activation.engine import SyncOptions, sync
 from activation.normalize import google_email, meta_email, sha256_hex
+from core.privacy import customer_key
 from tests.test_activation_engine import make_warehouse
 
 N = 40
@@ -213,4 +214,9 @@ def test_an_erasure_deletes_the_person_where_the_platform_keeps_records(tmp_path
         with duckdb.connect(str(db)) as con:
             operations = con.execute("select operation, status from activation.sync_log "
                                      "where run_id = 'run2'").fetchall()
+            named = con.execute("select count(*) from activation.sync_log where customer_id = "
+                                "'c005'").fetchone()[0]
+            keyed = con.execute("select count(*) from activation.sync_log where customer_id = "
+                                "?", [customer_key("c005")]).fetchone()[0]
         assert operations == [("erase", "confirmed")]
+        assert (named, keyed) == (0, 2)  # its add and its erase, under the pseudonymous key

@@ -117,3 +117,28 @@ def test_a_day_delivered_after_the_request_is_scrubbed_as_it_lands(tmp_path, war
                               ["user_id"].tolist())
     logged = warehouse.query_df("select distinct user_id from raw.events_changes order by 1")
     assert logged["user_id"].tolist() == ["C10", customer_key("C1")]
+
+
+def test_audience_files_lose_erased_customers_also_when_the_audience_is_retired(
+        tmp_path, warehouse):
+    import os
+    import stat
+
+    import pandas as pd
+
+    from core.privacy import scrub_exports
+
+    _profiles(tmp_path, erase=True)
+    landing.load_all_days(warehouse, tmp_path, "customers")
+    folder = tmp_path / "exports" / "audiences"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"customer_id": ["C1", "C10"], "email": ["ana@example.com", "bo@example.com"]}
+                 ).to_csv(folder / "retired_audience.csv", index=False)
+    pd.DataFrame({"customer_id": ["C10"], "email": ["bo@example.com"]}).to_parquet(
+        folder / "other.parquet", index=False)
+    with warehouse.connect() as con:
+        assert scrub_exports(con, folder) == 1
+    retired = pd.read_csv(folder / "retired_audience.csv")
+    assert retired["customer_id"].tolist() == ["C10"]
+    assert stat.S_IMODE(os.stat(folder / "retired_audience.csv").st_mode) == 0o600
+    assert pd.read_parquet(folder / "other.parquet")["customer_id"].tolist() == ["C10"]

@@ -133,6 +133,14 @@ def _feed_asset(feed: str) -> dg.AssetsDefinition:
         else:
             days = None
             report = landing.load_all_days(warehouse.warehouse, home.home.landing, feed)
+            if feed == "customers" and report.erased_customers:
+                from core.privacy import scrub_exports
+
+                with warehouse.warehouse.connect() as con:
+                    dropped = scrub_exports(con, home.home.exports / "audiences")
+                if dropped:
+                    context.log.info(f"{dropped} rows of erased customers dropped from "
+                                     "audience files")
         context.log.info(f"{feed}: {report.totals}"
                          + (f" over {len(days)} day(s)" if days is not None else "")
                          + (f", {report.erased_customers} erased" if feed == "customers" else ""))
