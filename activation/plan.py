@@ -31,6 +31,7 @@ from activation.audiences import Audience
 from activation.audit import payload_hash
 from activation.destinations.base import Batch, Contact, Destination, Row
 from activation.state import PendingBatch, record_assignments
+from core.privacy import customer_key, erased_keys
 
 # Fields an audience may send besides the identifiers, and where they come from.
 FIELD_SQL = {
@@ -169,7 +170,8 @@ def required_removals(con: duckdb.DuckDBPyConnection, consent: str,
     """Which of `customers` (confirmed members about to be removed) must be removed whatever
     the removal guard says, and why: they withdrew the destination's consent
     (`consent_withdrawn`: `customer_contacts` says so) or asked to be erased (`erased`: an
-    `is_deleted` profile in `raw.customers`). Both are explicit records, so a broken upstream
+    `is_deleted` profile in `raw.customers`, or a request on record in
+    `audit.erasure_requests`, by key). Both are explicit records, so a broken upstream
     that empties a segment or the contacts never counts here."""
     if not customers or consent not in ("email", "ads"):
         return {}
@@ -188,6 +190,9 @@ def required_removals(con: duckdb.DuckDBPyConnection, consent: str,
                 select distinct customer_id from raw.customers
                 where is_deleted and customer_id in (select customer_id from _removing)
             """).fetchall()}
+        if "audit.erasure_requests" in tables:  # requests on record, by key
+            keys = erased_keys(con)
+            found |= {c: "erased" for c in customers if customer_key(c) in keys}
     finally:
         con.unregister("_removing")
     return dict(sorted(found.items()))

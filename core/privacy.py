@@ -45,6 +45,68 @@ def pseudonym_sql(column: str) -> str:
     return f"('erased-' || left(sha256('segmenta-erasure:' || {column}), 20))"
 
 
+def ensure_audit(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists audit")
+    con.execute("""
+        create table if not exists audit.erasure_requests (
+            customer_key varchar primary key, requested_at timestamp)
+    """)
+
+
+def _collect_erased(con: duckdb.DuckDBPyConnection, feed: str | None = None,
+                    day=None) -> None:
+    """Temp table `_erased`: the real ids of erased customers still named in the warehouse.
+    Named by a request in `raw.customers` (a new request, or an old one delivered again), by
+    any profile whose key is a request on record, and, for a day of orders or events just
+    loaded, by that day's rows whose key is a request on record (a late or re-sent file)."""
+    ensure_audit(con)
+    known = "(select customer_key from audit.erasure_requests)"
+    sources = [f"""select customer_id from raw.customers
+                   where customer_id not like 'erased-%'
+                     and (is_deleted or {pseudonym_sql('customer_id')} in {known})"""]
+    if feed in ("orders", "events") and day is not None:
+        column = "customer_id" if feed == "orders" else "user_id"
+        sources.append(f"""select {column} from raw.{feed}
+                           where _partition_date = '{day.isoformat()}'
+                             and {column} not like 'erased-%'
+                             and {pseudonym_sql(column)} in {known}""")
+    con.execute("create or replace temp table _erased as select distinct customer_id from ("
+                + " union all ".join(sources) + ") as named(customer_id)")
+
+
+def erased_files(con: duckdb.DuckDBPyConnection, feed: str | None = None,
+                 day=None) -> dict[str, set[str]]:
+    """The landing files (paths relative to the landing folder) that name an erased customer,
+    and the ids they name: what the loader rewrites (`ingest.landing.rewrite_erased`). Call it
+    before `apply_erasures`, which replaces the ids in the warehouse."""
+    tables = _tables(con)
+    if "raw.customers" not in tables:
+        return {}
+    _collect_erased(con, feed, day)
+    where_day = "" if day is None else f" and t._partition_date = '{day.isoformat()}'"
+    found: dict[str, set[str]] = {}
+    for table, column in (("raw.customers", "customer_id"), ("raw.orders", "customer_id"),
+                          ("raw.events", "user_id")):
+        if table not in tables or feed not in (None, table.split(".")[1]):
+            continue
+        for path, customer in con.execute(f"""
+                select distinct t._source_file, e.customer_id from {table} t
+                join _erased e on t.{column} = e.customer_id
+                {'' if table == 'raw.customers' else where_day}""").fetchall():
+            found.setdefault(path, set()).add(customer)
+    for table in (t for t in tables if t.startswith("quarantine.")):
+        if feed not in (None, table.split(".")[1]) or "raw_record" not in tables[table]:
+            continue
+        for path, customer in con.execute(f"""
+                select distinct t._source_file, e.customer_id from {table} t join _erased e
+                on regexp_matches(t.raw_record, '(^|[^A-Za-z0-9_-])' ||
+                                  regexp_escape(e.customer_id) || '($|[^A-Za-z0-9_-])')
+                {'' if table == 'quarantine.customers' else where_day}""").fetchall():
+            found.setdefault(path, set()).add(customer)
+    con.execute("drop table _erased")
+    return found
+
+
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     columns: dict[str, set[str]] = {}
     for schema, table, column in con.execute(
@@ -57,7 +119,8 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
 def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
                    day=None) -> int:
     """Scrub every erased customer from raw, quarantine and the Python-written outputs (see the
-    module docstring); returns how many customers have an erasure request. Idempotent.
+    module docstring); returns how many erased customers this pass found still named (0 once
+    everything is scrubbed: the warehouse then names them only by key). Idempotent.
 
     With `feed` and `day` (a day of orders or events just loaded), only that day's rows of that
     feed are scrubbed: the rest was scrubbed when the request arrived."""
@@ -69,10 +132,7 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
     t_day = "" if day is None else f" and t._partition_date = '{day.isoformat()}'"
     if "raw.customers" not in tables or "is_deleted" not in tables["raw.customers"]:
         return 0
-    con.execute("""
-        create or replace temp table _erased as
-        select distinct customer_id from raw.customers where is_deleted
-    """)
+    _collect_erased(con, feed, day)
     erased = con.execute("select count(*) from _erased").fetchone()[0]
     counts: list[tuple[str, str, str, int]] = []  # customer, table, action, rows
 
@@ -84,6 +144,10 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
             con.execute(sql)
             counts.extend((customer, table, action, n) for customer, n in rows)
 
+    if erased:  # every request on record, under its key only
+        con.execute(f"""
+            insert or ignore into audit.erasure_requests
+            select {pseudonym_sql('customer_id')}, current_timestamp from _erased""")
     if erased and feed is None:
         pii = [c for c in PII_COLUMNS if c in tables["raw.customers"]]
         blanks = ", ".join(f"{c} = null" for c in pii)
@@ -122,6 +186,10 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
     if erased:
         _pseudonymize(con, tables, feed, where_day, counts)
     if erased and feed is None:
+        run("raw.customers", "customer id pseudonymized",
+            f"update raw.customers set customer_id = {pseudonym_sql('customer_id')} "
+            "where customer_id in (select customer_id from _erased)",
+            "t.customer_id = e.customer_id")
         purged = [t for t, cols in tables.items() if "customer_id" in cols
                   and (t.split(".")[0] in PURGED_SCHEMAS or t in PURGED_TABLES)]
         for table in sorted(purged):
@@ -137,7 +205,6 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
                 f"where customer_id in (select customer_id from _erased) "
                 f"and customer_id not in ({held})",
                 f"t.customer_id = e.customer_id and t.customer_id not in ({held})")
-    con.execute("create schema if not exists audit")
     con.execute("""
         create table if not exists audit.erasure_report (
             customer_key varchar, table_name varchar, action varchar, n_rows bigint,
@@ -204,16 +271,16 @@ def scrub_exports(con: duckdb.DuckDBPyConnection, folder) -> int:
     folder = Path(folder)
     if not folder.exists():
         return 0
-    erased = {c for (c,) in con.execute(
-        "select distinct customer_id from raw.customers where is_deleted").fetchall()} \
-        if "raw.customers" in _tables(con) else set()
+    ensure_audit(con)
+    keys = {k for (k,) in con.execute(
+        "select customer_key from audit.erasure_requests").fetchall()}
     dropped = 0
     for path in sorted([*folder.glob("*.csv"), *folder.glob("*.parquet")]):
         frame = (pd.read_parquet(path) if path.suffix == ".parquet"
                  else pd.read_csv(path, dtype=str, keep_default_na=False))
         if "customer_id" not in frame.columns:
             continue
-        keep = ~frame["customer_id"].astype(str).isin(erased)
+        keep = ~frame["customer_id"].astype(str).map(customer_key).isin(keys)
         if keep.all():
             continue
         dropped += int((~keep).sum())
@@ -226,3 +293,10 @@ def scrub_exports(con: duckdb.DuckDBPyConnection, folder) -> int:
                 frame[keep].to_csv(out, index=False)
         os.replace(partial, path)
     return dropped
+
+
+def erased_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The keys of every erasure request on record."""
+    ensure_audit(con)
+    return {k for (k,) in con.execute("select customer_key from audit.erasure_requests")
+            .fetchall()}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import re
 import zlib
@@ -33,7 +34,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from core.privacy import apply_erasures
+from core.privacy import apply_erasures, erased_files
 from core.warehouse import Warehouse
 
 PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -326,8 +327,11 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                     con.execute(f"delete from {table} where _partition_date = ?", [day])
                 for path in day_files(landing, feed, day):
                     _load_file(con, feed, landing, path, day, report)
-                # a day delivered after an erasure request is scrubbed as it lands
+                # a day delivered after an erasure request is scrubbed as it lands, its
+                # files too
+                files = erased_files(con, feed.name, day)
                 apply_erasures(con, feed.name, day)
+                _erase_in_landing(landing, files)
                 _log_changes(con, feed, day, change_id)  # what it holds now
             except BaseException as exc:
                 con.execute("rollback")
@@ -353,7 +357,9 @@ def load_all_days(warehouse: Warehouse, landing: Path, feed_name: str) -> LoadRe
             for path in day_files(landing, feed, day):
                 _load_file(con, feed, landing, path, day, report)
         if feed_name == "customers":
+            files = erased_files(con)
             report.erased_customers = apply_erasures(con)
+            _erase_in_landing(landing, files)
     return report
 
 
@@ -1102,3 +1108,114 @@ def _parse_json_lines(con: duckdb.DuckDBPyConnection, feed: Feed, source: str,
                     else [] end as _unknown
         from lines
     """, params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Erasure in the landing zone: the delivered files keep no trace of an erased customer
+
+# What an erased customer's rows keep, per feed (the rest is blanked): enough for the row to
+# load as it did, under the pseudonymous key.
+ERASED_KEEPS = {
+    "customers": {"customer_id", "email_consent", "ads_consent", "updated_at", "is_deleted"},
+    "orders": {c.field for c in FEEDS["orders"].columns},
+}
+
+
+def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
+    """Rewrite a landing file so that it names none of `ids` (erased customers): in their rows
+    the id becomes `core.privacy.customer_key`, every other field not in `ERASED_KEEPS` is
+    blanked (events: `traits`, `context.ip` and `context.traits` dropped); a line that names
+    an id but does not parse becomes `{"erased": true}` (it was quarantined, and still is).
+    The file keeps its format, delimiter, line ends and compression, and is replaced
+    atomically; returns whether it changed."""
+    import gzip
+    import os
+
+    from core.privacy import customer_key
+
+    path = landing / relative
+    if not path.exists() or not ids:
+        return False
+    feed = relative.split("/", 1)[0]
+    kind = file_kind(path)
+    token = re.compile("(^|[^A-Za-z0-9_-])(" + "|".join(map(re.escape, sorted(ids)))
+                       + ")($|[^A-Za-z0-9_-])")
+    raw = path.read_bytes()
+    gzipped = path.name.lower().endswith(".gz")
+    data = gzip.decompress(raw) if gzipped else raw
+    if kind == "parquet":
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        column = next((c for c in frame.columns if c.lower() in ("customer_id", "userid")), None)
+        if column is None:
+            return False
+        hit = frame[column].astype(str).isin(ids)
+        if not hit.any():
+            return False
+        keeps = {k.lower() for k in ERASED_KEEPS.get(feed, set())} | {column.lower()}
+        for name in frame.columns:
+            if name.lower() not in keeps:
+                frame[name] = frame[name].where(~hit, None)
+        frame.loc[hit, column] = frame.loc[hit, column].map(customer_key)
+        out = path.with_name(f".{path.name}.erasing")
+        frame.to_parquet(out, index=False)
+        os.replace(out, path)
+        return True
+    text = data.decode("utf-8")
+    if not token.search(text):
+        return False
+    if kind == "jsonl":
+        lines = text.split("\n")
+        for number, line in enumerate(lines):
+            if not token.search(line):
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                event = None
+            if not isinstance(event, dict) or str(event.get("userId")) not in ids:
+                lines[number] = '{"erased": true}' + ("\r" if line.endswith("\r") else "")
+                continue
+            event["userId"] = customer_key(str(event["userId"]))
+            event.pop("traits", None)
+            if isinstance(event.get("context"), dict):
+                event["context"].pop("ip", None)
+                event["context"].pop("traits", None)
+            lines[number] = json.dumps(event) + ("\r" if line.endswith("\r") else "")
+        changed = "\n".join(lines)
+    else:
+        bom = text.startswith("\ufeff")
+        body = text[1:] if bom else text
+        newline = "\r\n" if "\r\n" in body[:65536] else "\n"
+        header_line = body.split("\n", 1)[0].rstrip("\r")
+        delimiter = max(CSV_DELIMITERS, key=lambda d: (
+            len(next(csv.reader([header_line], delimiter=d))), d == ","))
+        rows = list(csv.reader(io.StringIO(body, newline=""), delimiter=delimiter))
+        header = [name.strip().lower() for name in rows[0]] if rows else []
+        keeps = {k.lower() for k in ERASED_KEEPS.get(feed, set())}
+        at = header.index("customer_id") if "customer_id" in header else None
+        for row in rows[1:]:
+            if not any(field in ids for field in row) and not any(token.search(f) for f in row):
+                continue
+            for index, field in enumerate(row):
+                name = header[index] if index < len(header) else ""
+                if index == at and field in ids:
+                    row[index] = customer_key(field)
+                elif name not in keeps or token.search(field):
+                    row[index] = ""
+        out_text = io.StringIO()
+        csv.writer(out_text, delimiter=delimiter, lineterminator=newline).writerows(rows)
+        changed = ("\ufeff" if bom else "") + out_text.getvalue()
+        if not text.endswith(("\n", "\r")) and changed.endswith(newline):
+            changed = changed[: -len(newline)]
+    encoded = changed.encode("utf-8")
+    out = path.with_name(f".{path.name}.erasing")
+    out.write_bytes(gzip.compress(encoded, mtime=0) if gzipped else encoded)
+    os.replace(out, path)
+    return True
+
+
+def _erase_in_landing(landing: Path, files: dict[str, set[str]]) -> int:
+    """Rewrite every landing file that names an erased customer; returns how many changed."""
+    return sum(rewrite_erased(landing, relative, ids) for relative, ids in sorted(files.items()))

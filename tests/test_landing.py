@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.privacy import PII_COLUMNS
+from core.privacy import PII_COLUMNS, customer_key
 from core.warehouse import Warehouse
 from ingest import landing
 
@@ -232,8 +232,12 @@ def test_erasure_request_leaves_no_pii_but_keeps_the_request(tmp_path, warehouse
            "C1,,,,,,,,,,PT,,false,false,2026-05-02T00:00:00Z,true\n", DAY + dt.timedelta(days=1))
     report = landing.load_all_days(warehouse, tmp_path, "customers")
     assert report.erased_customers == 1
-    stored = warehouse.query_df("select * from raw.customers where customer_id = 'C1'")
+    # the request stays, under the pseudonymous key only
+    stored = warehouse.query_df("select * from raw.customers where customer_id = ?",
+                                [customer_key("C1")])
     assert len(stored) == 2 and stored["is_deleted"].any()
+    assert warehouse.query_df("select count(*) as n from raw.customers "
+                              "where customer_id = 'C1'")["n"][0] == 0
     for column in PII_COLUMNS:
         assert stored[column].isna().all(), column
     with warehouse.connect() as con:
@@ -242,6 +246,15 @@ def test_erasure_request_leaves_no_pii_but_keeps_the_request(tmp_path, warehouse
         ).fetchall() for v in row)
     assert "ana@example.com" not in dump and "Silva" not in dump
     assert "bo@example.com" in dump
+    # ... and the landing files no longer name her either
+    files = " ".join(p.read_text() for p in (tmp_path / "customers").rglob("*.csv"))
+    assert "ana@example.com" not in files and "Silva" not in files and "C1," not in files
+    assert "bo@example.com" in files
+    # loaded again from the rewritten files: the same warehouse
+    again = landing.load_all_days(warehouse, tmp_path, "customers")
+    assert again.reconciles and again.erased_customers == 0
+    assert len(warehouse.query_df("select * from raw.customers where customer_id = ?",
+                                  [customer_key("C1")])) == 2
 
 
 def test_a_failing_day_keeps_the_days_before_it_committed(tmp_path, warehouse):

@@ -100,6 +100,22 @@ def test_an_erasure_is_exact_and_reaches_extra_fields_traits_quarantine_and_mode
             "quarantine.events", "ml.customer_clv"} <= set(erasures["table_name"])
     assert "C1" not in " ".join(erasures.astype(str).values.ravel())
 
+    # the landing files name her no more either (the malformed event line included), and
+    # still load as they did
+    import re
+    files = {p: p.read_text() for p in tmp_path.rglob("*") if p.is_file()
+             and p.suffix in (".csv", ".jsonl")}
+    for path, text in files.items():
+        for trace in ("ana@example.com", "+351911111111", "Silva", "ana likes tea", "Lisbon"):
+            assert trace not in text, (path, trace)
+        assert not re.search(r"(^|[^A-Za-z0-9_-])C1($|[^A-Za-z0-9_-])", text), path
+    assert "bo@example.com" in " ".join(files.values())
+    before = warehouse.query_df("select * exclude (_loaded_at) from raw.events order by all")
+    events = landing.load_days(warehouse, tmp_path, "events", [DAY])
+    assert events.reconciles
+    after = warehouse.query_df("select * exclude (_loaded_at) from raw.events order by all")
+    assert after.equals(before)
+
     # applied again: nothing new to do, nothing reported twice
     landing.load_all_days(warehouse, tmp_path, "customers")
     assert len(warehouse.query_df("select * from audit.erasure_report")) == len(erasures)
