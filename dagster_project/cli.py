@@ -146,10 +146,22 @@ def run(force: bool = False, full_refresh: bool = False, strict: bool = False,
     code = materialize(home, changed_days, trigger="make run", full_refresh=rebuild or full_refresh,
                        force_removals=force_removals)
     if code == 0:
+        adopt_erasure_rewrites(home, new_state)
         home.run_state.write_text(json.dumps(new_state) + "\n")
         print(summary(home))
         code = strict_code(home, strict)
     return code
+
+
+def adopt_erasure_rewrites(home: Home, state: dict) -> None:
+    """Days whose files this run's erasures rewrote (docs/privacy.md) are loaded as they are
+    now: record their new fingerprint, so the next run does not load them again. A day that
+    changed again since (a new delivery) keeps its old fingerprint and is loaded next time."""
+    current = landing.landing_fingerprints(home.landing)
+    for feed, days in landing.rewritten_days(Warehouse(home.warehouse)).items():
+        for day, fingerprint in days.items():
+            if current.get(feed, {}).get(day) == fingerprint:
+                state["landing"].setdefault(feed, {})[day] = fingerprint
 
 
 def strict_code(home: Home, strict: bool) -> int:

@@ -331,7 +331,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                 # files too
                 files = erased_files(con, feed.name, day)
                 apply_erasures(con, feed.name, day)
-                _erase_in_landing(landing, files)
+                _erase_in_landing(con, landing, files)
                 _log_changes(con, feed, day, change_id)  # what it holds now
             except BaseException as exc:
                 con.execute("rollback")
@@ -359,7 +359,7 @@ def load_all_days(warehouse: Warehouse, landing: Path, feed_name: str) -> LoadRe
         if feed_name == "customers":
             files = erased_files(con)
             report.erased_customers = apply_erasures(con)
-            _erase_in_landing(landing, files)
+            _erase_in_landing(con, landing, files)
     return report
 
 
@@ -1216,6 +1216,38 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
     return True
 
 
-def _erase_in_landing(landing: Path, files: dict[str, set[str]]) -> int:
-    """Rewrite every landing file that names an erased customer; returns how many changed."""
-    return sum(rewrite_erased(landing, relative, ids) for relative, ids in sorted(files.items()))
+def _erase_in_landing(con: duckdb.DuckDBPyConnection, landing: Path,
+                      files: dict[str, set[str]]) -> int:
+    """Rewrite every landing file that names an erased customer; returns how many changed.
+    Each rewritten day's new fingerprint goes to `audit.landing_rewrites`, so `segmenta run`
+    knows the change is its own and does not load the day again (`rewritten_days`)."""
+    changed = [relative for relative, ids in sorted(files.items())
+               if rewrite_erased(landing, relative, ids)]
+    con.execute("create schema if not exists audit")
+    con.execute("create table if not exists audit.landing_rewrites (feed varchar, day varchar, "
+                "fingerprint varchar, rewritten_at timestamp, primary key (feed, day))")
+    for feed_name, day in sorted({tuple(r.split("/")[:2]) for r in changed}):
+        match = PARTITION_DIR.match(day)
+        if feed_name in FEEDS and match:
+            the_day = dt.date.fromisoformat(match.group(1))
+            con.execute("insert or replace into audit.landing_rewrites values "
+                        "(?, ?, ?, current_timestamp)",
+                        [feed_name, the_day.isoformat(),
+                         day_fingerprint(landing, FEEDS[feed_name], the_day)])
+    return len(changed)
+
+
+def rewritten_days(warehouse: Warehouse) -> dict[str, dict[str, str]]:
+    """feed -> day -> the fingerprint the day had right after an erasure rewrote its files."""
+    if not warehouse.path.exists():
+        return {}
+    with warehouse.connect(read_only=True) as con:
+        if not con.execute("select count(*) from information_schema.tables where "
+                           "table_schema = 'audit' and table_name = 'landing_rewrites'"
+                           ).fetchone()[0]:
+            return {}
+        rows = con.execute("select feed, day, fingerprint from audit.landing_rewrites").fetchall()
+    result: dict[str, dict[str, str]] = {}
+    for feed_name, day, fingerprint in rows:
+        result.setdefault(feed_name, {})[day] = fingerprint
+    return result
