@@ -158,7 +158,7 @@ def adopt_erasure_rewrites(home: Home, state: dict) -> None:
     now: record their new fingerprint, so the next run does not load them again. A day that
     changed again since (a new delivery) keeps its old fingerprint and is loaded next time."""
     current = landing.landing_fingerprints(home.landing)
-    for feed, days in landing.rewritten_days(Warehouse(home.warehouse)).items():
+    for feed, days in landing.rewritten_days(home.landing).items():
         for day, fingerprint in days.items():
             if current.get(feed, {}).get(day) == fingerprint:
                 state["landing"].setdefault(feed, {})[day] = fingerprint

@@ -1216,38 +1216,37 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
     return True
 
 
+REWRITES_FILE = ".erasure_rewrites.json"  # in the landing folder; the loader skips it
+
+
 def _erase_in_landing(con: duckdb.DuckDBPyConnection, landing: Path,
                       files: dict[str, set[str]]) -> int:
     """Rewrite every landing file that names an erased customer; returns how many changed.
-    Each rewritten day's new fingerprint goes to `audit.landing_rewrites`, so `segmenta run`
-    knows the change is its own and does not load the day again (`rewritten_days`)."""
+    Each rewritten day's new fingerprint goes to `<landing>/.erasure_rewrites.json`, so
+    `segmenta run` and the sensor know the change is their own and do not load the day again
+    (`rewritten_days`). The record is written whether or not the load commits: the rewrite
+    happened either way."""
     changed = [relative for relative, ids in sorted(files.items())
                if rewrite_erased(landing, relative, ids)]
-    con.execute("create schema if not exists audit")
-    con.execute("create table if not exists audit.landing_rewrites (feed varchar, day varchar, "
-                "fingerprint varchar, rewritten_at timestamp, primary key (feed, day))")
-    for feed_name, day in sorted({tuple(r.split("/")[:2]) for r in changed}):
-        match = PARTITION_DIR.match(day)
+    if not changed:
+        return 0
+    record = rewritten_days(landing)
+    for feed_name, folder in sorted({tuple(r.split("/")[:2]) for r in changed}):
+        match = PARTITION_DIR.match(folder)
         if feed_name in FEEDS and match:
-            the_day = dt.date.fromisoformat(match.group(1))
-            con.execute("insert or replace into audit.landing_rewrites values "
-                        "(?, ?, ?, current_timestamp)",
-                        [feed_name, the_day.isoformat(),
-                         day_fingerprint(landing, FEEDS[feed_name], the_day)])
+            day = dt.date.fromisoformat(match.group(1))
+            record.setdefault(feed_name, {})[day.isoformat()] = day_fingerprint(
+                landing, FEEDS[feed_name], day)
+    partial = landing / f"{REWRITES_FILE}.partial"
+    partial.write_text(json.dumps(record, sort_keys=True) + "\n")
+    partial.replace(landing / REWRITES_FILE)
     return len(changed)
 
 
-def rewritten_days(warehouse: Warehouse) -> dict[str, dict[str, str]]:
+def rewritten_days(landing: Path) -> dict[str, dict[str, str]]:
     """feed -> day -> the fingerprint the day had right after an erasure rewrote its files."""
-    if not warehouse.path.exists():
+    path = landing / REWRITES_FILE
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
         return {}
-    with warehouse.connect(read_only=True) as con:
-        if not con.execute("select count(*) from information_schema.tables where "
-                           "table_schema = 'audit' and table_name = 'landing_rewrites'"
-                           ).fetchone()[0]:
-            return {}
-        rows = con.execute("select feed, day, fingerprint from audit.landing_rewrites").fetchall()
-    result: dict[str, dict[str, str]] = {}
-    for feed_name, day, fingerprint in rows:
-        result.setdefault(feed_name, {})[day] = fingerprint
-    return result

@@ -298,3 +298,77 @@ def test_a_new_yaml_rule_appears_after_a_refresh_and_a_broken_one_is_named(home,
     still = _query(home, "select count(*) as n from marts.segment_memberships "
                          "where segment_key = 'rule_e2e_spain'")["n"][0]
     assert still == spain
+
+
+def _traces_in_warehouse(path: Path, needles: list[str], token: str) -> list[str]:
+    """Every table and column of a DuckDB file that holds one of `needles` (as a substring) or
+    `token` (as a whole token): 'schema.table.column'."""
+    import re
+
+    found = []
+    pattern = f"(^|[^A-Za-z0-9_-]){re.escape(token)}($|[^A-Za-z0-9_-])"
+    with duckdb.connect(str(path), read_only=True) as con:
+        columns = con.execute("""
+            select table_schema, table_name, column_name from information_schema.columns
+            where table_catalog = current_database()""").fetchall()
+        for schema, table, column in columns:
+            value = f'cast("{column}" as varchar)'
+            conditions = " or ".join([f"contains(lower({value}), ?)" for _ in needles]
+                                     + [f"regexp_matches({value}, ?)"])
+            hit = con.execute(f'select count(*) from "{schema}"."{table}" where {conditions}',
+                              [n.lower() for n in needles] + [pattern]).fetchone()[0]
+            if hit:
+                found.append(f"{schema}.{table}.{column}")
+    return found
+
+
+def test_an_erasure_leaves_no_trace_in_the_home(home):
+    """One request, one run: the person's id, email, phone and the hashes the ad platforms got
+    are nowhere in SEGMENTA_HOME (every DuckDB table and column, every other file: landing,
+    exports, MLflow, Dagster storage, logs) but under the pseudonymous key (docs/privacy.md)."""
+    import re
+
+    from activation.normalize import google_email, google_phone, meta_email, meta_phone, sha256_hex
+    from core.privacy import customer_key
+
+    person = _query(home, """
+        select c.customer_id, c.email, c.phone, c.country from raw.customers c
+        join activation.sync_state s using (customer_id)
+        where c.email is not null and c.phone is not null and not coalesce(c.is_deleted, false)
+          and s.destination = 'file'
+          and c.customer_id in (select customer_id from raw.orders)
+        order by c.customer_id limit 1""").iloc[0]
+    customer, email, phone = person["customer_id"], person["email"], person["phone"]
+    hashes = {sha256_hex(v) for v in (meta_email(email), meta_phone(phone, person["country"]),
+                                      google_email(email), google_phone(phone, person["country"]))
+              if v}
+    digits = re.sub(r"\D", "", phone)
+    header = ("customer_id,email,phone,first_name,last_name,birth_date,gender,city,region,"
+              "postal_code,country,signup_at,email_consent,ads_consent,updated_at,is_deleted")
+    folder = home / "landing" / "customers" / "dt=2099-01-01"
+    folder.mkdir(parents=True)
+    (folder / "erasure.csv").write_text(
+        f"{header}\n{customer},,,,,,,,,,,,false,false,2099-01-01T00:00:00Z,true\n")
+    _segmenta(home, "run", "--demo-destinations")
+
+    needles = [email.lower(), *hashes]
+    in_tables = {name: _traces_in_warehouse(home / name, needles, customer)
+                 for name in ("warehouse.duckdb", "published/marts.duckdb")}
+    assert in_tables == {"warehouse.duckdb": [], "published/marts.duckdb": []}
+    token = re.compile(rf"(^|[^A-Za-z0-9_-]){re.escape(customer)}($|[^A-Za-z0-9_-])".encode())
+    in_files = []
+    for path in sorted(p for p in home.rglob("*") if p.is_file()):
+        if path.suffix in (".duckdb", ".wal") or path.name == "first_run_output.txt":
+            continue
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            import gzip
+            data = gzip.decompress(data)
+        low = data.lower()
+        if (any(n.encode() in low for n in (email.lower(), phone, digits, *hashes))
+                or token.search(data)):
+            in_files.append(str(path.relative_to(home)))
+    assert in_files == []
+    report = _query(home, "select table_name, action from audit.erasure_report "
+                          f"where customer_key = '{customer_key(customer)}'")
+    assert {"raw.customers", "raw.orders"} <= set(report["table_name"])

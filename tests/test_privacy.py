@@ -158,3 +158,18 @@ def test_audience_files_lose_erased_customers_also_when_the_audience_is_retired(
     assert retired["customer_id"].tolist() == ["C10"]
     assert stat.S_IMODE(os.stat(folder / "retired_audience.csv").st_mode) == 0o600
     assert pd.read_parquet(folder / "other.parquet")["customer_id"].tolist() == ["C10"]
+
+
+def test_rewritten_days_are_recorded_with_their_new_fingerprint(tmp_path, warehouse):
+    _profiles(tmp_path, erase=False)
+    _events(tmp_path, DAY)
+    landing.load_all_days(warehouse, tmp_path, "customers")
+    landing.load_days(warehouse, tmp_path, "events", [DAY])
+    _profiles(tmp_path, erase=True)
+    landing.load_all_days(warehouse, tmp_path, "customers")
+    record = landing.rewritten_days(tmp_path)
+    assert record["events"] == {DAY.isoformat(): landing.day_fingerprint(
+        tmp_path, landing.FEEDS["events"], DAY)}
+    assert DAY.isoformat() in record["customers"]
+    # the record is no landing file: it changes no fingerprint and loads as nothing
+    assert set(landing.landing_fingerprints(tmp_path)) == set(landing.FEEDS)
