@@ -9,6 +9,7 @@ the request (a late or re-sent day) is scrubbed as it lands:
   order and event rows is emptied;
 - quarantined rows that name them (the customer id as a whole token of the raw record, so
   erasing C1 leaves C10 alone) are replaced by `{"erased": true}`;
+- their segment history (`snapshots.*`) keeps them only under the pseudonymous key;
 - their order lines and events keep them only under a pseudonymous key (`customer_key`:
   `erased-` and 20 hex digits of a SHA-256 of the id), logged in the change logs so the
   incremental models rewrite what was derived from them: the order facts stay for the
@@ -51,6 +52,9 @@ def ensure_audit(con: duckdb.DuckDBPyConnection) -> None:
         create table if not exists audit.erasure_requests (
             customer_key varchar primary key, requested_at timestamp)
     """)
+    con.execute("create table if not exists audit.erasure_passes "
+                "(change_id bigint primary key, from_change_id bigint, scrubbed boolean)")
+    con.execute("alter table audit.erasure_passes add column if not exists from_change_id bigint")
 
 
 def _collect_erased(con: duckdb.DuckDBPyConnection, feed: str | None = None,
@@ -186,6 +190,12 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
     if erased:
         _pseudonymize(con, tables, feed, where_day, counts)
     if erased and feed is None:
+        for table in sorted(t for t in tables if t.startswith("snapshots.")
+                            and "customer_id" in tables[t]):  # history, kept under the key
+            run(table, "customer id pseudonymized",
+                f"update {table} set customer_id = {pseudonym_sql('customer_id')} "
+                "where customer_id in (select customer_id from _erased)",
+                "t.customer_id = e.customer_id")
         run("raw.customers", "customer id pseudonymized",
             f"update raw.customers set customer_id = {pseudonym_sql('customer_id')} "
             "where customer_id in (select customer_id from _erased)",
@@ -233,6 +243,20 @@ def _pseudonymize(con: duckdb.DuckDBPyConnection, tables: dict[str, set[str]], f
         return
     logs = feed is None and "raw.orders_changes" in _tables(con)
     change_id = con.execute("select nextval('raw.change_seq')").fetchone()[0] if logs else None
+    if logs:
+        # The events log names visitors by user id. Entries the incremental models consumed
+        # (up to the lowest watermark) are keyed now; the newer ones, this pass's "before"
+        # entries included, name the id until the models have consumed them: dbt's on-run-end
+        # hook (macro scrub_erased_change_log) keys them then.
+        consumed = 0
+        if "intermediate.incremental_watermarks" in _tables(con):
+            consumed = con.execute("select coalesce(min(change_id), 0) from "
+                                   "intermediate.incremental_watermarks").fetchone()[0]
+        con.execute(f"update raw.events_changes set user_id = {pseudonym_sql('user_id')} "
+                    "where user_id in (select customer_id from _erased) and change_id <= ?",
+                    [consumed])
+        con.execute("insert or ignore into audit.erasure_passes (change_id, from_change_id, "
+                    "scrubbed) values (?, ?, false)", [change_id, consumed])
     for table, column in targets:
         affected = con.execute(f"""
             select e.customer_id, count(*) from {table} t join _erased e

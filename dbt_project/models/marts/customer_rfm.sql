@@ -29,6 +29,7 @@ window_orders as (
         and orders.customer_id is not null
         and orders.customer_id not like 'erased-%'
         and orders.customer_id not in (select erased.customer_id from erased)
+        and {{ erasure_key('orders.customer_id') }} not in (select erased.customer_id from erased)
         and orders.order_date < as_of.as_of_date
         and orders.order_date >= as_of.as_of_date - {{ var('rfm_lookback_days') }}
 ),

@@ -35,6 +35,8 @@ known_ids as (
         -- an erased customer's orders keep only a pseudonymous key (core/privacy.py)
         and customer_id not like 'erased-%'
         and customer_id not in (select erased.customer_id from erased)
+        -- ... also while an incremental table still names one by id
+        and {{ erasure_key('customer_id') }} not in (select erased.customer_id from erased)
 ),
 
 order_metrics as (

@@ -1,3 +1,6 @@
+-- An erasure request in the profiles rewrites order lines and events (core/privacy.py):
+-- they are downstream of the profiles too.
+-- depends_on: {{ source('shop', 'customers') }}
 with
 
 source as (
