@@ -34,8 +34,10 @@ def test_dbt_unit_tests_pass(tmp_path):
     assert built.returncode == 0, built.stdout[-3000:]
     tested = _dbt(tmp_path, "test", "--select", "test_type:unit")
     assert tested.returncode == 0, tested.stdout[-3000:]
-    # three unit tests, and the two on-run-start hooks (the incremental models' watermarks)
-    assert "PASS=5" in tested.stdout and "ERROR=0" in tested.stdout
+    # three unit tests, the two on-run-start hooks (the incremental models' watermarks) and the
+    # on-run-end hook (erased customers' change-log entries)
+    assert "PASS=6" in tested.stdout and "ERROR=0" in tested.stdout
+    assert tested.stdout.count(" PASS ") == 3
     assert "test_rfm_equal_values_get_equal_scores" in tested.stdout
     assert "test_sessions_split_after_30_minutes_and_stitch_identified_devices" in tested.stdout
     assert "test_incremental_sessions_continue_over_midnight_and_restitch" in tested.stdout
