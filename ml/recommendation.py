@@ -583,8 +583,11 @@ def fallback(evaluation: pd.DataFrame, shipped: str) -> tuple[str, str, pd.DataF
     """For a store whose first model lost to a baseline: the strongest baseline's name (a key
     of `baselines()`), the name it is registered under, and the evaluation table with its row
     repeated under that name (so its gate compares it, at a lift of exactly 1, with itself and
-    the rejected model's row stays in the table)."""
-    best = str(evaluation.drop(index=shipped)[f"ndcg@{K}"].idxmax())
+    the rejected model's row stays in the table). With no score at all (no held-out purchase
+    to rank: a store of a few weeks), the first baseline; its gate then fails as well."""
+    others = evaluation.drop(index=shipped)
+    scores = others[f"ndcg@{K}"].dropna()
+    best = str(scores.idxmax() if len(scores) else others.index[0])
     name = f"fallback: {best}"
     return best, name, pd.concat([evaluation, evaluation.loc[[best]].rename(index={best: name})])
 

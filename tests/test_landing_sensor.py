@@ -37,9 +37,12 @@ def test_new_days_late_files_and_quiet_ticks(tmp_path):
     _drop(landing, "customers", "2026-05-01", "customers.csv")
 
     first = _tick(tmp_path, None)
-    assert _ranges(first) == [("raw/customers", "", ""),
-                              ("raw/orders", "2026-05-01", "2026-05-02"),
+    assert _ranges(first) == [("raw/orders", "2026-05-01", "2026-05-02"),
                               ("raw/orders", "2026-05-04", "2026-05-04")]
+    # the profiles load in the newest range's run, not in a run (and a refresh) of their own
+    assert [[key.to_user_string() for key in r.asset_selection] for r in first.run_requests] == [
+        ["raw/orders", "raw/orders_changes"],
+        ["raw/orders", "raw/orders_changes", "raw/customers"]]
 
     quiet = _tick(tmp_path, first.cursor)
     assert quiet.run_requests == []
@@ -47,6 +50,10 @@ def test_new_days_late_files_and_quiet_ticks(tmp_path):
     _drop(landing, "orders", "2026-05-02", "late.csv")  # a late file for an old day
     _drop(landing, "events", "2026-05-05", "events.jsonl")  # a new day of another feed
     late = _tick(tmp_path, quiet.cursor)
+    _drop(landing, "customers", "2026-05-06", "customers.csv")  # only profiles changed
+    [profiles] = _tick(tmp_path, late.cursor).run_requests
+    assert [key.to_user_string() for key in profiles.asset_selection] == ["raw/customers"]
+    assert "dagster/asset_partition_range_start" not in profiles.tags
     assert _ranges(late) == [("raw/events", "2026-05-05", "2026-05-05"),
                              ("raw/orders", "2026-05-02", "2026-05-02")]
     assert len({r.run_key for r in late.run_requests}) == 2

@@ -223,3 +223,15 @@ def test_the_configuration_is_chosen_on_the_validation_split():
     chosen, table = rec.select_candidate(rec.Interactions.from_lines(train), validation)
     assert chosen == "own first, orders" and len(table) == 2  # no events: no browsing variants
     assert table.loc[chosen, "ndcg@10"] == table["ndcg@10"].max()
+
+
+def test_the_fallback_is_the_strongest_baseline_and_copes_with_no_scores():
+    """A store whose first model lost ships its strongest baseline; a store of a few weeks has
+    no held-out purchase to score anything on (every NDCG is NaN) and still gets a name."""
+    shipped, column = "shipped", f"ndcg@{rec.K}"
+    scored = pd.DataFrame({column: [0.30, 0.10, 0.20]}, index=[shipped, "popularity", "own"])
+    best, name, table = rec.fallback(scored, shipped)
+    assert (best, name) == ("own", "fallback: own")
+    assert table.loc[name, column] == 0.20 and shipped in table.index
+    unscored = pd.DataFrame({column: [np.nan, np.nan]}, index=[shipped, "popularity"])
+    assert rec.fallback(unscored, shipped)[0] == "popularity"

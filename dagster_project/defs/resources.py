@@ -1,3 +1,4 @@
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -39,9 +40,26 @@ class SegmentaDbtResource(DbtCliResource):
         return None
 
 
+EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+
+
+def executor() -> dg.ExecutorDefinition:
+    """How the runs that the UI, the schedule and the sensor launch execute their steps
+    (`make run` always executes in its own process). `in_process` (the default): every step in
+    the run's one process, as `make run` does. Warehouse steps run one at a time anyway (the
+    `duckdb` pool), so a process per step (`multiprocess`) buys no parallelism on this
+    pipeline and costs a fresh interpreter importing Dagster, dbt and MLflow for every step.
+    Set SEGMENTA_EXECUTOR=multiprocess to isolate each step in its own process."""
+    choice = os.environ.get("SEGMENTA_EXECUTOR", "in_process")
+    if choice not in EXECUTORS:
+        raise ValueError(f"SEGMENTA_EXECUTOR={choice!r}: use one of {', '.join(EXECUTORS)}")
+    return EXECUTORS[choice]
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
+        executor=executor(),
         resources={
             "home": HomeResource(root=str(HOME.root)),
             "warehouse": WarehouseResource(path=str(HOME.warehouse)),

@@ -19,7 +19,8 @@ def landing_run_requests(old: dict, new: dict, known_days: set[str],
     """Run requests for exactly the landing days that arrived or changed, and days skipped.
 
     Contiguous changed days become one single-run backfill over that range (the feeds that
-    changed over the same range share one run); a changed snapshot feed reloads once. Each run
+    changed over the same range share one run); changed snapshot feeds (profiles, catalogue)
+    reload in the newest range's run, or in a run of their own when no day changed. Each run
     also refreshes `downstream` (every unpartitioned asset below ingestion), so new and late
     files reach the marts, models and audiences in the same run. The run key names the files'
     fingerprints, so the same files are never requested twice.
@@ -35,23 +36,29 @@ def landing_run_requests(old: dict, new: dict, known_days: set[str],
                 continue
             marks = ",".join(f"{d}={new_days.get(d, 'gone')}" for d in days)
             by_range[(first, last)].append((feed, marks))
-    for (first, last), feeds in sorted(by_range.items()):
+    snapshots = [(feed, hashlib.sha256(",".join(
+                     f"{d}={fp}" for d, fp in sorted(new[feed].items())).encode()).hexdigest()[:16])
+                 for feed in SNAPSHOT_FEEDS if old.get(feed) != new[feed] and new[feed]]
+    ranges = sorted(by_range.items())
+    for number, ((first, last), feeds) in enumerate(ranges, start=1):
+        # changed profiles or catalogue load in the newest range's run (a daily delivery brings
+        # a day of orders, events and profiles: one run refreshes everything downstream once)
+        extra = snapshots if number == len(ranges) else []
         requests.append(dg.RunRequest(
-            run_key=";".join(f"{feed}:{marks}" for feed, marks in feeds),
+            run_key=";".join([*(f"{feed}:{marks}" for feed, marks in feeds),
+                              *(f"{feed}:{mark}" for feed, mark in extra)]),
             asset_selection=[*(key for feed, _ in feeds for key in _feed_keys(feed)),
-                             *downstream],
+                             *(dg.AssetKey(["raw", feed]) for feed, _ in extra), *downstream],
             tags={"dagster/asset_partition_range_start": first,
                   "dagster/asset_partition_range_end": last,
                   "segmenta/trigger": "landing_sensor"},
         ))
-    for feed in SNAPSHOT_FEEDS:
-        if old.get(feed) != new[feed] and new[feed]:
-            marks = ",".join(f"{d}={fp}" for d, fp in sorted(new[feed].items()))
-            requests.append(dg.RunRequest(
-                run_key=f"{feed}:{hashlib.sha256(marks.encode()).hexdigest()[:16]}",
-                asset_selection=[dg.AssetKey(["raw", feed]), *downstream],
-                tags={"segmenta/trigger": "landing_sensor"},
-            ))
+    if snapshots and not ranges:
+        requests.append(dg.RunRequest(
+            run_key=";".join(f"{feed}:{mark}" for feed, mark in snapshots),
+            asset_selection=[*(dg.AssetKey(["raw", feed]) for feed, _ in snapshots), *downstream],
+            tags={"segmenta/trigger": "landing_sensor"},
+        ))
     return requests, skipped
 
 
