@@ -24,6 +24,7 @@ from pathlib import Path
 from core.settings import DBT_PROJECT_DIR, HOME, PROJECT_ROOT, Home
 from core.warehouse import Warehouse
 from ingest import landing
+from ml import retraining
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 CODE_GLOBS = ("dagster_project/**/*.py", "core/**/*.py", "ingest/**/*.py", "generator/**/*.py",
@@ -614,6 +615,11 @@ def main(argv: list[str] | None = None) -> int:
     run_cmd.add_argument("--full-refresh", action="store_true",
                          help="rebuild the incremental dbt models (events, sessions, orders) from "
                               "all history instead of the changed days")
+    run_cmd.add_argument("--retrain", action="store_true",
+                         help="retrain every model in this run, whatever the retraining policy "
+                              "(by default a model retrains every 7 days of data or on drift and "
+                              "otherwise scores with its champion: ml/retraining.py; --force "
+                              "implies it)")
     run_cmd.add_argument("--demo-destinations", action="store_true",
                          help="then sync the demo audiences (segments/audiences.demo.yml) to "
                               "local emulators of HubSpot, Klaviyo, Meta, Google and a webhook")
@@ -686,6 +692,12 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop(RFM_LOOKBACK_ENV, None)  # empty: dbt_project.yml's default
         elif not lookback.isdigit():
             parser.error(f"{RFM_LOOKBACK_ENV}={lookback!r} is not a number of days")
+        try:
+            retraining.Policy.from_env()
+        except ValueError as exc:
+            parser.error(str(exc))
+        if args.retrain or args.force:  # this process runs the steps (execute_in_process)
+            os.environ[retraining.EVERY_DAYS_ENV] = "0"
         options = {"force": args.force, "full_refresh": args.full_refresh,
                    "strict": args.strict, "force_removals": args.force_removals}
     if args.command == "run" and args.demo_destinations:

@@ -468,25 +468,25 @@ def similar_items(model: RepeatThenSimilar, data: Interactions, n: int = 20) -> 
         columns=["product_id", "rank", "similar_product_id", "similarity"])
 
 
-def cart_complements(model: RepeatThenSimilar, data: Interactions, carts: pd.DataFrame,
+def cart_complements(model: RepeatThenSimilar, products: pd.Index, carts: pd.DataFrame,
                      n: int = 5) -> pd.DataFrame:
     """For each open cart (customer_id, product_id rows), the n products most similar to what
     is in it and not in it already: customer_id, rank, product_id, score."""
     if carts.empty or model.similarity is None:
         return pd.DataFrame(columns=["customer_id", "rank", "product_id", "score"])
     customers = pd.Index(carts["customer_id"].astype(str).unique())
-    cols = data.products.get_indexer(carts["product_id"].astype(str))
+    cols = products.get_indexer(carts["product_id"].astype(str))
     known = cols >= 0
     rows = customers.get_indexer(carts["customer_id"].astype(str))
     basket = sparse.csr_matrix((np.ones(known.sum()), (rows[known], cols[known])),
-                               shape=(len(customers), len(data.products)))
+                               shape=(len(customers), len(products)))
     scores = np.asarray((basket @ model.similarity).todense())
     scores[basket.toarray() > 0] = -np.inf
     scores[scores <= 0] = -np.inf
     top, values = _top_n(scores, n)
     frame = pd.DataFrame({"customer_id": np.repeat(customers.to_numpy(), top.shape[1]),
                           "rank": np.tile(np.arange(1, top.shape[1] + 1), len(customers)),
-                          "product_id": data.products[top.ravel()].to_numpy(),
+                          "product_id": products[top.ravel()].to_numpy(),
                           "score": values.ravel()})
     return frame[np.isfinite(frame["score"])].reset_index(drop=True)
 

@@ -187,6 +187,20 @@ def champion_params(name: str) -> tuple[str, dict[str, str]] | None:
     return str(version.version), mlflow.get_run(version.run_id).data.params
 
 
+def champion_tags(name: str) -> dict[str, str] | None:
+    """The champion version's tags (what ml/retraining.py decides on), or None."""
+    try:
+        return dict(MlflowClient().get_model_version_by_alias(name, CHAMPION).tags)
+    except MlflowException:
+        return None
+
+
+def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
 def champion_version(name: str) -> str | None:
     try:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)

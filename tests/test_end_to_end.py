@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -261,13 +262,39 @@ def new_rule_refresh(home: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     reader = threading.Thread(target=analyst)
     reader.start()
     published_before = published.stat().st_ino
+    versions_before = _model_versions(home)
     try:
         _segmenta(home, "run", rules=rules)
     finally:
         stop.set()
         reader.join()
     return {"rules": rules, "answers": answers, "errors": errors,
-            "replaced": published.stat().st_ino != published_before}
+            "replaced": published.stat().st_ino != published_before,
+            "versions": (versions_before, _model_versions(home))}
+
+
+def _model_versions(home: Path) -> dict[str, int]:
+    with sqlite3.connect(home / "mlflow" / "mlflow.db") as con:
+        return dict(con.execute("select name, count(*) from model_versions group by name"))
+
+
+def test_a_refresh_of_the_same_data_scores_with_the_champions_and_trains_nothing(
+        home, new_rule_refresh):
+    """The retraining policy (ml/retraining.py): the refresh after a rule change has the same
+    orders and events, so no model retrains and every table is scored by its champion."""
+    before, after = new_rule_refresh["versions"]
+    assert before == after and len(before) == 3, (before, after)
+    from ml.registry import CHAMPION
+
+    with sqlite3.connect(home / "mlflow" / "mlflow.db") as con:
+        champions = dict(con.execute("select name, version from registered_model_aliases "
+                                     f"where alias = '{CHAMPION}'"))
+    for table, model in (("ml.customer_clusters", "customer_segmenter"),
+                         ("ml.customer_clv", "customer_lifetime_value"),
+                         ("ml.customer_recommendations", "product_recommender")):
+        scored = _query(home, f"select distinct model_version from {table}")["model_version"]
+        if model in champions:
+            assert scored.tolist() == [str(champions[model])], table
 
 
 def test_analysts_query_the_published_copy_while_a_refresh_runs(new_rule_refresh):

@@ -71,29 +71,38 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     """Each customer who visited or bought, in a behaviour cluster of the champion
     `customer_segmenter`: a stable cluster key, a readable name and the model version. Empty
     (no ML segments) while there is no champion: see the check `champion`."""
+    from ml import retraining
     from ml.evaluation import SEGMENTER_GATE, sample_store_agreement
     from ml.features import PROFILE_COLUMNS, segmentation_features, segmentation_frame
-    from ml.registry import SEGMENTER, champion_segmenter, log_segmenter
+    from ml.registry import SEGMENTER, champion_segmenter, champion_tags, log_segmenter, tag_version
     from ml.segmentation import empty_clusters, fit_segmenter
 
     frame = segmentation_frame(warehouse.warehouse.query_df(
         "select * from marts.customer_360 order by customer_id"))
     features = segmentation_features(frame)
     experiment_id = mlflow.experiment_id(SEGMENTER_EXPERIMENT)
+    as_of = _as_of_date(warehouse)
+    config = retraining.config_fingerprint({"features": list(features.columns)})
+    decision = (retraining.decide(champion_tags(SEGMENTER), as_of, len(features), config)
+                if as_of else retraining.Decision(True, "no as-of date in marts.customer_rfm"))
     champion = champion_segmenter()
     registered, fit, agreement, not_trained = None, None, {}, None
-    try:
-        fit = fit_segmenter(features, profile=frame[PROFILE_COLUMNS],
-                            previous_centroids=champion.centroids if champion else None)
-    except ValueError as exc:  # too few customers to cluster: nothing to register
-        not_trained = str(exc)
+    if decision.retrain:
+        try:
+            fit = fit_segmenter(features, profile=frame[PROFILE_COLUMNS],
+                                previous_centroids=champion.centroids if champion else None)
+        except ValueError as exc:  # too few customers to cluster: nothing to register
+            not_trained = str(exc)
+    else:
+        context.log.info(f"{SEGMENTER}: {decision.reason}")
     if fit is not None:
         agreement = sample_store_agreement(home.home.generator / "personas.csv", fit.keys, frame)
-        as_of = str(warehouse.warehouse.query_df(
-            "select max(as_of_date) as d from marts.customer_rfm")["d"][0])[:10]
         registered = log_segmenter(experiment_id, fit, features,
-                                   {"as_of_date": as_of, "n_customers": str(len(features))},
+                                   {"as_of_date": str(as_of), "n_customers": str(len(features))},
                                    SEGMENTER_GATE, extra_metrics=agreement)
+        if as_of:
+            tag_version(SEGMENTER, registered.version,
+                        retraining.tags(as_of, len(features), config))
         champion = champion_segmenter()
     if champion is None:
         warehouse.warehouse.replace_table("ml.customer_clusters", empty_clusters())
@@ -124,6 +133,8 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     mix = scored.groupby("cluster_name").size().sort_values(ascending=False)
     metadata = {
         "rows": dg.MetadataValue.int(len(scored)),
+        "training": dg.MetadataValue.text(f"retrained: {decision.reason}" if decision.retrain
+                                          else decision.reason),
         "model_version": dg.MetadataValue.text(champion.version),
         "mlflow_experiment": dg.MetadataValue.text(SEGMENTER_EXPERIMENT),
         "cluster_mix": dg.MetadataValue.md(
@@ -144,6 +155,13 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         champion_check(context, SEGMENTER, registered, champion.version, not_trained)])
 
 
+def _as_of_date(warehouse: WarehouseResource) -> dt.date | None:
+    """The as-of date of today's data (RFM's: the day after the newest order), or None."""
+    value = warehouse.warehouse.query_df(
+        "select max(as_of_date) as d from marts.customer_rfm")["d"][0]
+    return None if pd.isna(value) else pd.Timestamp(value).date()
+
+
 LIFETIME_VALUE_EXPERIMENT = "customer_lifetime_value"
 HORIZON_DAYS = 90
 
@@ -161,14 +179,16 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     """Each buyer's probability of being alive, expected purchases and expected value over the
     next 90 days, from the champion `customer_lifetime_value` (BG/NBD + Gamma-Gamma). Empty (no
     predictive segments) while there is no champion: see the check `champion`."""
-    from ml import clv
+    from ml import clv, retraining
     from ml.evaluation import LIFETIME_VALUE_GATE
     from ml.registry import (
         LIFETIME_VALUE,
         SUMMARY_COLUMNS,
+        champion_tags,
         champion_version,
         load_champion,
         log_lifetime_value,
+        tag_version,
     )
 
     # the orders RFM counts: completed, with a customer (not an erased one's pseudonymous key)
@@ -191,7 +211,16 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         calibration_end = end - pd.Timedelta(days=holdout_days)
         summary = clv.rfm_summary(orders, end)
         too_thin = clv.not_trainable_reason(orders, calibration_end, span)
+    decision = retraining.Decision(False, "")
+    config = retraining.config_fingerprint({"model": "BG/NBD + Gamma-Gamma",
+                                            "horizon_days": HORIZON_DAYS})
     if too_thin is None:
+        mlflow.configure()
+        decision = retraining.decide(champion_tags(LIFETIME_VALUE), pd.Timestamp(as_of).date(),
+                                     len(summary), config)
+        if not decision.retrain:
+            context.log.info(f"{LIFETIME_VALUE}: {decision.reason}")
+    if too_thin is None and decision.retrain:
         _, report = clv.evaluate_holdout(orders, calibration_end, end)
         model = clv.fit_lifetime_value(summary)  # the version to ship: fitted on all history
         registered = log_lifetime_value(
@@ -201,7 +230,9 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
              "calibration_end": str(calibration_end.date()), "last_day": str(end.date()),
              "n_customers": str(len(summary))},
             LIFETIME_VALUE_GATE)
-    else:
+        tag_version(LIFETIME_VALUE, registered.version,
+                    retraining.tags(pd.Timestamp(as_of).date(), len(summary), config))
+    elif too_thin is not None:
         mlflow.configure()
         too_thin = f"not trained: {too_thin}"
     version = champion_version(LIFETIME_VALUE)
@@ -245,7 +276,8 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "mlflow_experiment": dg.MetadataValue.text(LIFETIME_VALUE_EXPERIMENT),
     }
     if registered is None:
-        metadata["not_trained"] = dg.MetadataValue.text(f"{too_thin}; scored with the champion")
+        metadata["not_trained"] = dg.MetadataValue.text(
+            f"{too_thin}; scored with the champion" if too_thin else decision.reason)
     else:
         metadata.update(_lifetime_value_training(registered, report, model))
     return dg.MaterializeResult(metadata=metadata, check_results=[

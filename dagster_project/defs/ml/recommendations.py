@@ -74,13 +74,17 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     the baselines on the held-out weeks, register it, promote it if it beats them, and score
     every customer with the champion."""
     from ml import recommendation as rec
+    from ml import retraining
     from ml.evaluation import RECOMMENDER_GATE
     from ml.recommendation_rules import business_rules, sample_top10, with_category_cap
     from ml.registry import (
         PRODUCT_RECOMMENDER,
         champion_params,
+        champion_tags,
+        champion_version,
         load_champion,
         log_recommender,
+        tag_version,
     )
 
     db = warehouse.warehouse
@@ -134,67 +138,84 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         kept = events if before_period is None else events[events["period"] < before_period]
         return rec.Interactions.from_lines(order_lines, events=kept, **weights)
 
-    # the configuration: chosen on the validation weeks
-    train = interactions(train_lines, before_period=2)
-    validation_data = interactions(validation_lines, before_period=1)
-    chosen, validation_table = rec.select_candidate(
-        validation_data, validation,
-        with_category_cap(rec.candidates(), validation_data, products, config.max_per_category))
-    context.log.info(f"recommender configuration chosen on the validation weeks: {chosen}")
+    # retrain (choose, evaluate, register) when the policy says so; else score with the champion
+    as_of = pd.Timestamp(lines["ordered_at"].max()).date()
+    training_config = retraining.config_fingerprint(config.model_dump())
+    mlflow.configure()
+    decision = retraining.decide(champion_tags(PRODUCT_RECOMMENDER), as_of,
+                                 int(lines["customer_id"].nunique()), training_config)
+    registered = rejected = evaluation = validation_table = model = None
+    if not decision.retrain:
+        context.log.info(f"{PRODUCT_RECOMMENDER}: {decision.reason}")
+        _, logged = champion_params(PRODUCT_RECOMMENDER)
+        chosen = logged.get("configuration", "")
+    else:
+        # the configuration: chosen on the validation weeks
+        train = interactions(train_lines, before_period=2)
+        validation_data = interactions(validation_lines, before_period=1)
+        chosen, validation_table = rec.select_candidate(
+            validation_data, validation,
+            with_category_cap(rec.candidates(), validation_data, products, config.max_per_category))
+        context.log.info(f"recommender configuration chosen on the validation weeks: {chosen}")
 
-    # offline evaluation of the chosen configuration on the holdout, against the baselines
-    shipped = with_category_cap({SHIPPED: rec.candidates()[chosen]}, train, products,
-                                config.max_per_category)
-    evaluation = rec.evaluate({**rec.baselines(), **shipped}, train, relevant)
-    # ... and against the current champion, refitted the same way (its own model was trained
-    # on weeks that include this holdout, so it is compared by its configuration)
-    champion_row = None
-    if (current := champion_params(PRODUCT_RECOMMENDER)) is not None:
-        version, champion_logged = current
-        name = champion_logged.get("configuration", "").removeprefix("fallback: ")
-        if name in rec.candidates() or name in rec.baselines():
-            champion_row = f"current champion (v{version}: {name})"
-            model = (with_category_cap({champion_row: rec.candidates()[name]}, train, products,
-                                       config.max_per_category) if name in rec.candidates()
-                     else {champion_row: rec.baselines()[name]})
-            evaluation = pd.concat([evaluation, rec.evaluate(model, train, relevant)])
+        # offline evaluation of the chosen configuration on the holdout, against the baselines
+        shipped = with_category_cap({SHIPPED: rec.candidates()[chosen]}, train, products,
+                                    config.max_per_category)
+        evaluation = rec.evaluate({**rec.baselines(), **shipped}, train, relevant)
+        # ... and against the current champion, refitted the same way (its own model was trained
+        # on weeks that include this holdout, so it is compared by its configuration)
+        champion_row = None
+        if (current := champion_params(PRODUCT_RECOMMENDER)) is not None:
+            version, champion_logged = current
+            name = champion_logged.get("configuration", "").removeprefix("fallback: ")
+            if name in rec.candidates() or name in rec.baselines():
+                champion_row = f"current champion (v{version}: {name})"
+                model = (with_category_cap({champion_row: rec.candidates()[name]}, train, products,
+                                           config.max_per_category) if name in rec.candidates()
+                         else {champion_row: rec.baselines()[name]})
+                evaluation = pd.concat([evaluation, rec.evaluate(model, train, relevant)])
 
-    # the model to ship: fitted on all history, with the business rules
-    data = interactions(lines)
-    info = products.set_index(products["product_id"].astype(str)).reindex(data.products)
-    rules = business_rules(info, config.one_time_subcategories, config.max_per_category)
-    model = rec.configured(chosen, **rules).fit(data)
-    data_window = {
-        "first_order": str(pd.to_datetime(lines["ordered_at"]).min().date()),
-        "last_order": str(pd.to_datetime(lines["ordered_at"]).max().date()),
-        "holdout_days": str(config.holdout_days), "n_customers": str(len(data.customers)),
-        "events": str(int(events["n_events"].sum()) if len(events) else 0)}
-    params = {"configuration": chosen, "view_weight": config.view_weight,
-              "cart_add_weight": config.cart_add_weight,
-              "purchase_weight": config.purchase_weight}
-    experiment_id = mlflow.experiment_id(RECOMMENDER_EXPERIMENT)
-    registered = log_recommender(
-        experiment_id, model, data.products, evaluation, SHIPPED, data_window, RECOMMENDER_GATE,
-        params=params, tables={"validation": validation_table},
-        purchase_weight=config.purchase_weight, champion_row=champion_row)
-    rejected = registered
-    if registered.champion_version is None:
-        # a store's first model lost to a baseline: ship that baseline rather than nothing
-        best, fallback, fallback_evaluation = rec.fallback(evaluation, SHIPPED)
-        context.log.warning(f"No {PRODUCT_RECOMMENDER}@champion yet: registering the strongest "
-                            f"baseline ({best}) as the first champion.")
-        model = rec.baselines()[best]
-        for key, value in rules.items():
-            setattr(model, key, value)
-        model.fit(data)
+        # the model to ship: fitted on all history, with the business rules
+        data = interactions(lines)
+        info = products.set_index(products["product_id"].astype(str)).reindex(data.products)
+        rules = business_rules(info, config.one_time_subcategories, config.max_per_category)
+        model = rec.configured(chosen, **rules).fit(data)
+        data_window = {
+            "first_order": str(pd.to_datetime(lines["ordered_at"]).min().date()),
+            "last_order": str(pd.to_datetime(lines["ordered_at"]).max().date()),
+            "holdout_days": str(config.holdout_days), "n_customers": str(len(data.customers)),
+            "events": str(int(events["n_events"].sum()) if len(events) else 0)}
+        params = {"configuration": chosen, "view_weight": config.view_weight,
+                  "cart_add_weight": config.cart_add_weight,
+                  "purchase_weight": config.purchase_weight}
+        experiment_id = mlflow.experiment_id(RECOMMENDER_EXPERIMENT)
         registered = log_recommender(
-            experiment_id, model, data.products, fallback_evaluation, fallback, data_window, RECOMMENDER_GATE,
-            params={**params, "configuration": fallback}, purchase_weight=config.purchase_weight)
-        chosen = fallback
+            experiment_id, model, data.products, evaluation, SHIPPED, data_window, RECOMMENDER_GATE,
+            params=params, tables={"validation": validation_table},
+            purchase_weight=config.purchase_weight, champion_row=champion_row)
+        tag_version(PRODUCT_RECOMMENDER, registered.version,
+                    retraining.tags(as_of, int(lines["customer_id"].nunique()), training_config))
+        rejected = registered
+        if registered.champion_version is None:
+            # a store's first model lost to a baseline: ship that baseline rather than nothing
+            best, fallback, fallback_evaluation = rec.fallback(evaluation, SHIPPED)
+            context.log.warning(f"No {PRODUCT_RECOMMENDER}@champion yet: registering the strongest "
+                                f"baseline ({best}) as the first champion.")
+            model = rec.baselines()[best]
+            for key, value in rules.items():
+                setattr(model, key, value)
+            model.fit(data)
+            registered = log_recommender(
+                experiment_id, model, data.products, fallback_evaluation, fallback, data_window, RECOMMENDER_GATE,
+                params={**params, "configuration": fallback}, purchase_weight=config.purchase_weight)
+            tag_version(PRODUCT_RECOMMENDER, registered.version,
+                        retraining.tags(as_of, int(lines["customer_id"].nunique()),
+                                        training_config))
+            chosen = fallback
     key = ["ml", "customer_recommendations"]
-    check = champion_check(context, PRODUCT_RECOMMENDER, rejected, registered.champion_version,
-                           asset_key=key)
-    if registered.champion_version is None:
+    scored_by = champion_version(PRODUCT_RECOMMENDER)
+    check = champion_check(context, PRODUCT_RECOMMENDER, rejected, scored_by, asset_key=key)
+    if scored_by is None:
         # not even the baseline passed (e.g. no purchase in the held-out weeks): no
         # recommendations this refresh, the rest of the run carries on
         yield from _without_recommendations(db, check, evaluation)
@@ -235,8 +256,14 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     stamp = {"model_name": PRODUCT_RECOMMENDER, "model_version": version, "scored_at": now}
     db.replace_table("ml.customer_recommendations", recs.assign(**stamp))
 
-    similar = rec.similar_items(model, data).assign(model_version=registered.version)
-    db.replace_table("ml.item_similarities", similar)
+    if model is None:  # not retrained: the champion's neighbours stay; its carts are new
+        inner = champion.unwrap_python_model()
+        model, model_products, model_version = inner.model, inner.products, version
+        similar = db.query_df("select * from ml.item_similarities")
+    else:
+        model_products, model_version = data.products, registered.version
+        similar = rec.similar_items(model, data).assign(model_version=model_version)
+        db.replace_table("ml.item_similarities", similar)
     carts = db.query_df("""
         select distinct events.customer_id, events.product_id
         from intermediate.int_events_sessionized as events
@@ -245,27 +272,32 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
           and events.product_id is not null and not sessions.has_order
           and sessions.session_date >= (select max(session_date) - 7 from marts.fct_sessions)
     """)
-    complements = rec.cart_complements(model, data, carts).assign(
-        model_version=registered.version, scored_at=now)
+    complements = rec.cart_complements(model, model_products, carts).assign(
+        model_version=model_version, scored_at=now)
     db.replace_table("ml.cart_complements", complements)
 
-    table = evaluation.drop(columns="customers").round(4)
-    yield dg.MaterializeResult(asset_key=key, check_results=[check], metadata={
+    metadata = {
         "rows": dg.MetadataValue.int(len(recs)),
         "customers": dg.MetadataValue.int(int(recs["customer_id"].nunique())),
         "model_version": dg.MetadataValue.text(version),
-        "trained_version": dg.MetadataValue.text(registered.version),
-        "promoted": dg.MetadataValue.bool(registered.promoted),
         "configuration": dg.MetadataValue.text(chosen),
-        "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+        "training": dg.MetadataValue.text(f"retrained: {decision.reason}" if decision.retrain
+                                          else decision.reason),
         "mlflow_experiment": dg.MetadataValue.text(RECOMMENDER_EXPERIMENT),
-        "offline_evaluation": dg.MetadataValue.md(table.to_markdown()),
-        "validation": dg.MetadataValue.md(
-            validation_table.drop(columns="customers").round(4).to_markdown()
-            if len(validation_table) else "(too little history to validate)"),
         "reasons": dg.MetadataValue.json(recs["reason"].value_counts().to_dict()),
         "sample": dg.MetadataValue.md(sample_top10(recs, products).to_markdown(index=False)),
-    })
+    }
+    if registered is not None:
+        metadata.update({
+            "trained_version": dg.MetadataValue.text(registered.version),
+            "promoted": dg.MetadataValue.bool(registered.promoted),
+            "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+            "offline_evaluation": dg.MetadataValue.md(
+                evaluation.drop(columns="customers").round(4).to_markdown()),
+            "validation": dg.MetadataValue.md(
+                validation_table.drop(columns="customers").round(4).to_markdown()
+                if len(validation_table) else "(too little history to validate)")})
+    yield dg.MaterializeResult(asset_key=key, check_results=[check], metadata=metadata)
     yield dg.MaterializeResult(asset_key=["ml", "item_similarities"], metadata={
         "rows": dg.MetadataValue.int(len(similar)),
         "products": dg.MetadataValue.int(int(similar["product_id"].nunique()))})
