@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,27 +105,60 @@ class Warehouse:
         return len(df)
 
 
-def publish_tables(warehouse: Warehouse, tables: list[str], target: Path) -> dict[str, int]:
-    """Copy tables (`schema.name`) into a separate DuckDB file, replacing it atomically.
+def publish_tables(warehouse: Warehouse, tables: list[str], target: Path
+                   ) -> dict[str, tuple[int, bool]]:
+    """Copy tables (`schema.name`) into a separate DuckDB file, replacing it atomically;
+    returns each table's rows and whether it was copied anew.
 
     Analysts open the copy read-only while the pipeline keeps writing the warehouse; readers that
     have the old file open keep reading it until they reconnect. The tables go into the file's
     `main` schema under their own names: opened as `marts.duckdb` (catalog `marts`), both
     `customer_rfm` and `marts.customer_rfm` name the same table (a schema called `marts` inside
     a catalog called `marts` would make the second one ambiguous).
+
+    Only what changed is copied: the new file starts as a copy of the old one, and a table the
+    incremental models stamp (a `change_id` on every row, the refresh that wrote it) is kept
+    when its row count and newest stamp equal the copy's: every rewrite stamps its rows with a
+    newer change, and a deletion changes the count. Other tables are copied every time.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging_file = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     staging_file.unlink(missing_ok=True)
-    counts: dict[str, int] = {}
+    if target.exists():
+        shutil.copyfile(target, staging_file)
+    result: dict[str, tuple[int, bool]] = {}
     with warehouse.connect() as con:
         con.execute(f"attach '{staging_file}' as pub")
         try:
+            held = {name for (name,) in con.execute(
+                "select table_name from information_schema.tables where table_catalog = 'pub'"
+            ).fetchall()}
             for qualified in tables:
                 name = qualified.split(".")[-1]
-                con.execute(f"create table pub.main.{name} as select * from {qualified}")
-                counts[name] = con.execute(f"select count(*) from pub.main.{name}").fetchone()[0]
+                stamp = _change_stamp(con, qualified)
+                if stamp is not None and name in held and stamp == _change_stamp(
+                        con, f"pub.main.{name}"):
+                    result[name] = (stamp[0], False)
+                    continue
+                con.execute(f"create or replace table pub.main.{name} as select * from {qualified}")
+                result[name] = (con.execute(f"select count(*) from pub.main.{name}").fetchone()[0],
+                                True)
+            for name in held - set(result):  # a table no longer published
+                con.execute(f"drop table pub.main.{name}")
         finally:
             con.execute("detach pub")
     os.replace(staging_file, target)
-    return counts
+    return result
+
+
+def _change_stamp(con: duckdb.DuckDBPyConnection, qualified: str) -> tuple[int, int] | None:
+    """(rows, newest change_id) of a table whose rows carry a `change_id`, else None."""
+    catalog, schema, name = ([None, *qualified.split(".")] if qualified.count(".") == 1
+                             else qualified.split("."))
+    has_stamp = con.execute(
+        "select count(*) from information_schema.columns where table_catalog = "
+        "coalesce(?, current_database()) and table_schema = ? and table_name = ? and "
+        "column_name = 'change_id'", [catalog, schema, name]).fetchone()[0]
+    if not has_stamp:
+        return None
+    return con.execute(f"select count(*), coalesce(max(change_id), -1) from {qualified}").fetchone()

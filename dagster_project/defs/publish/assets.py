@@ -22,14 +22,18 @@ MART_KEYS = ("dim_customers", "dim_products", "fct_orders", "fct_order_items", "
     pool="duckdb",
 )
 def published_marts(home: HomeResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """The analysts' read-only copy of the marts and model outputs, replaced atomically."""
+    """The analysts' read-only copy of the marts and model outputs, replaced atomically; the
+    big incremental marts are copied only when a refresh changed them."""
     marts = warehouse.warehouse.query_df(
         "select table_schema || '.' || table_name as name from information_schema.tables "
         "where table_catalog = current_database() and table_schema = 'marts' order by 1")
     tables = [t for t in marts["name"] if t not in NOT_PUBLISHED] + list(PUBLISHED_ML)
     target = home.home.published
-    counts = publish_tables(warehouse.warehouse, tables, target)
+    published = publish_tables(warehouse.warehouse, tables, target)
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(target)),
-        "tables": dg.MetadataValue.json(counts),
+        "tables": dg.MetadataValue.json({name: rows for name, (rows, _) in published.items()}),
+        "copied": dg.MetadataValue.json(sorted(n for n, (_, new) in published.items() if new)),
+        "unchanged": dg.MetadataValue.json(
+            sorted(n for n, (_, new) in published.items() if not new)),
     })
