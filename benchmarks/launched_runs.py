@@ -18,6 +18,7 @@ Set SEGMENTA_EXECUTOR to compare executors (dagster_project/defs/resources.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -105,7 +106,13 @@ def refresh_by_the_sensor(home: Path, timeout: float) -> float:
             sys.exit(f"the sensor's runs did not finish within {timeout:.0f} s; see {log.name}")
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(timeout=60)
+        try:
+            ui.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):  # whatever of it is left
+            os.killpg(ui.pid, signal.SIGKILL)
+        ui.wait()
     failed = [r.dagster_run.run_id for r in records if r.dagster_run.status.value != "SUCCESS"]
     if failed:
         sys.exit(f"sensor-launched runs failed: {failed}; see {log.name}")

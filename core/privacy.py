@@ -101,14 +101,43 @@ def erased_files(con: duckdb.DuckDBPyConnection, feed: str | None = None,
     for table in (t for t in tables if t.startswith("quarantine.")):
         if feed not in (None, table.split(".")[1]) or "raw_record" not in tables[table]:
             continue
-        for path, customer in con.execute(f"""
-                select distinct t._source_file, e.customer_id from {table} t join _erased e
-                on regexp_matches(t.raw_record, '(^|[^A-Za-z0-9_-])' ||
-                                  regexp_escape(e.customer_id) || '($|[^A-Za-z0-9_-])')
-                {'' if table == 'quarantine.customers' else where_day}""").fetchall():
+        _quarantine_hits(con, table, "" if table == "quarantine.customers" else where_day)
+        for path, customer in con.execute(
+                "select distinct source_file, customer_id from _hits").fetchall():
             found.setdefault(path, set()).add(customer)
     con.execute("drop table _erased")
     return found
+
+
+ERASED_RECORD = '{"erased": true}'
+# an id is named in a quarantined record as a whole token of these characters: C1 matches "C1"
+# but not "C10"
+TOKEN = "A-Za-z0-9_-"
+
+
+def _quarantine_hits(con: duckdb.DuckDBPyConnection, table: str, day_filter: str) -> None:
+    """Temp table `_hits` (rid, source_file, customer_id): the records of a quarantine table
+    (`day_filter` on alias t) that name an erased customer as a whole token. Records are split
+    into tokens and joined on them (a hash join: one pass, whatever the number of requests);
+    an id with other characters than the token's is looked for by a regular expression."""
+    con.execute(f"""
+        create or replace temp table _hits as
+        with tokens as (
+            select t.rowid as rid, t._source_file as source_file,
+                   unnest(regexp_split_to_array(t.raw_record, '[^{TOKEN}]+')) as token
+            from {table} t
+            where t.raw_record <> '{ERASED_RECORD}'{day_filter}
+        )
+        select distinct rid, source_file, e.customer_id
+        from tokens join _erased e on tokens.token = e.customer_id
+        union
+        select t.rowid, t._source_file, e.customer_id
+        from {table} t join _erased e
+        on not regexp_full_match(e.customer_id, '[{TOKEN}]+')
+            and t.raw_record <> '{ERASED_RECORD}'{day_filter}
+            and regexp_matches(t.raw_record, '(^|[^{TOKEN}])' || regexp_escape(e.customer_id)
+                                             || '($|[^{TOKEN}])')
+    """)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
@@ -176,17 +205,13 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
         for table in sorted(t for t in tables if t.startswith("quarantine.")):
             if "raw_record" not in tables[table]:
                 continue
-            # the id as a whole token: C1 matches "C1" but not "C10"
-            token = ("regexp_matches(t.raw_record, '(^|[^A-Za-z0-9_-])' || "
-                     "regexp_escape(e.customer_id) || '($|[^A-Za-z0-9_-])')")
-            day_filter = "" if table == "quarantine.customers" else where_day
-            run(table, "quarantined record replaced",
-                f"""update {table} set raw_record = '{{"erased": true}}'
-                    where raw_record <> '{{"erased": true}}'{day_filter} and exists (
-                        select 1 from _erased e where {token.replace('t.raw_record',
-                                                                     table + '.raw_record')})""",
-                f"t.raw_record <> '{{\"erased\": true}}' and {token}"
-                + ("" if table == "quarantine.customers" else t_day))
+            _quarantine_hits(con, table, "" if table == "quarantine.customers" else t_day)
+            rows = con.execute("select customer_id, count(distinct rid) from _hits "
+                               "group by 1").fetchall()
+            if rows:
+                con.execute(f"""update {table} set raw_record = '{{"erased": true}}'
+                                where rowid in (select rid from _hits)""")
+                counts.extend((c, table, "quarantined record replaced", n) for c, n in rows)
     if erased:
         _pseudonymize(con, tables, feed, where_day, counts)
     if erased and feed is None:
