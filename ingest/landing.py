@@ -267,6 +267,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     columns = ", ".join(f'"{c.name}" {c.sql_type}' for c in feed.columns)
     con.execute(f"create table if not exists raw.{feed.name} ({columns}, {LOAD_COLUMNS_DDL})")
     con.execute(f"alter table raw.{feed.name} add column if not exists _extra JSON")
+    if feed.partitioned:
+        _ensure_key_hash(con, feed)
     con.execute(
         f"create table if not exists quarantine.{feed.name} "
         f"(raw_record VARCHAR, reason VARCHAR, {LOAD_COLUMNS_DDL})"
@@ -463,12 +465,14 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
             from typed
         )
         select split_part(_check, '|', 1) as _reason,
-               nullif(substr(_check, strpos(_check, '|') + 1), '') as _detail, * exclude (_check)
+               nullif(substr(_check, strpos(_check, '|') + 1), '') as _detail, * exclude (_check),
+               {_key_hash_sql(feed)} as _key_hash
         from checked
     """)
     _mark_duplicates(con, feed)
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    names = ", ".join(f'"{c.name}"' for c in feed.columns)
+    names = ", ".join(f'"{c.name}"' for c in feed.columns) + (", _key_hash" if feed.partitioned
+                                                                else "")
     con.execute(f"""
         insert into raw.{feed.name} ({names}, _source_file, _source_line, _partition_date,
                                      _loaded_at, _extra)
@@ -498,8 +502,32 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
     con.execute("drop table _landing_text")
 
 
+def _key_hash_sql(feed: Feed, table: str | None = None) -> str:
+    """DuckDB's 64-bit hash of a row's key (`table.` prefixed when given)."""
+    prefix = f"{table}." if table else ""
+    return "hash(" + ", ".join(f'{prefix}"{k}"' for k in feed.key) + ")"
+
+
+def _ensure_key_hash(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
+    """raw.<feed>._key_hash: the hash of each row's key, so that the duplicate check against
+    everything loaded scans one integer column instead of every key string (at 100M events the
+    string join took seconds a day, and the year's load grew with the square of its days).
+    A warehouse from before the column gets it filled once."""
+    present = con.execute(
+        "select count(*) from information_schema.columns where table_schema = 'raw' "
+        "and table_name = ? and column_name = '_key_hash'", [feed.name]).fetchone()[0]
+    if not present:
+        con.execute(f"alter table raw.{feed.name} add column _key_hash UBIGINT")
+        con.execute(f"update raw.{feed.name} set _key_hash = {_key_hash_sql(feed)}")
+
+
 def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
-    """A key seen earlier in this file, or already loaded from any file, is a duplicate_key."""
+    """A key seen earlier in this file, or already loaded from any file, is a duplicate_key.
+
+    Against what is loaded, partitioned feeds compare key hashes first (one integer column of
+    the whole history) and the keys themselves only for the rows whose hash was seen: exact,
+    and the history's key strings are read only where a hash matched.
+    """
     key = ", ".join(f'"{k}"' for k in feed.key)
     detail = f"{', '.join(feed.key)} delivered before (earlier in this file or loaded)"
     con.execute(f"""
@@ -513,11 +541,29 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
         )
     """, [detail])
     matches = " and ".join(f'loaded."{k}" = _landing_rows."{k}"' for k in feed.key)
+    if not feed.partitioned:  # the snapshot feeds are small: compare the keys
+        con.execute(f"""
+            update _landing_rows set _reason = 'duplicate_key', _detail = ?
+            where _reason is null
+              and exists (select 1 from raw.{feed.name} as loaded where {matches})
+        """, [detail])
+        return
+    seen = [row[0] for row in con.execute(f"""
+        select distinct _key_hash from raw.{feed.name}
+        where _key_hash in (select _key_hash from _landing_rows where _reason is null)
+    """).fetchall()]
+    if not seen:
+        return
+    # a few re-sent keys (or a hash collision): read those rows' keys through a filter on the
+    # hash column; a whole day sent again: join on the key strings
+    candidates = ("select unnest(?::ubigint[])" if len(seen) > 10_000
+                  else ", ".join(str(h) for h in seen))
     con.execute(f"""
         update _landing_rows set _reason = 'duplicate_key', _detail = ?
-        where _reason is null
-          and exists (select 1 from raw.{feed.name} as loaded where {matches})
-    """, [detail])
+        where _reason is null and _key_hash in ({candidates})
+          and exists (select 1 from raw.{feed.name} as loaded
+                      where loaded._key_hash in ({candidates}) and {matches})
+    """, [detail, *([seen, seen] if len(seen) > 10_000 else [])])
 
 
 def _substitute(predicate: str, typed: dict[str, str]) -> str:
@@ -1092,9 +1138,12 @@ def _parse_json_lines(con: duckdb.DuckDBPyConnection, feed: Feed, source: str,
     spec = json.dumps({c.field: "JSON" if c.sql_type == "JSON" else "VARCHAR"
                        for c in feed.columns})
     known = ", ".join(f"'{name}'" for name in feed.source_names)
+    # The lines are stored first: reading a gzip file is one thread, and the JSON work on the
+    # stored lines then runs on every core (in one pipeline with the read it ran on one).
+    con.execute(f"create or replace temp table _landing_source as {source}", params)
     con.execute(f"""
         create temp table _landing_text as
-        with source as ({source}),
+        with source as (select * from _landing_source),
         lines as (
             select _line, _line_number, _fault, _detail,
                    case when _fault is null and json_valid(_line)
@@ -1107,7 +1156,8 @@ def _parse_json_lines(con: duckdb.DuckDBPyConnection, feed: Feed, source: str,
                case when _is_json then list_filter(json_keys(_line), k -> k not in ({known}))
                     else [] end as _unknown
         from lines
-    """, params)
+    """)
+    con.execute("drop table _landing_source")
 
 
 # ---------------------------------------------------------------------------------------------

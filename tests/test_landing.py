@@ -266,3 +266,46 @@ def test_a_failing_day_keeps_the_days_before_it_committed(tmp_path, warehouse):
                              r"loaded and committed; 2026-05-02 and later were not"):
         landing.load_days(warehouse, tmp_path, "orders", [DAY, day2])
     assert warehouse.query_df("select order_id from raw.orders")["order_id"].tolist() == ["O1"]
+
+
+def test_the_duplicate_check_compares_keys_not_only_their_hashes(tmp_path, warehouse):
+    """Loaded keys are found by their hash first; a hash that matches a different key (a
+    collision, forced here) does not make a row a duplicate."""
+    _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=1)}\n")
+    landing.load_days(warehouse, tmp_path, "orders", [DAY])
+    day2 = DAY + dt.timedelta(days=1)
+    _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=2)}\n", day2)
+    with warehouse.connect() as con:  # O1's stored hash now equals O2's
+        con.execute("update raw.orders set _key_hash = hash('O2', 1)")
+    report = landing.load_days(warehouse, tmp_path, "orders", [day2])
+    assert report.totals["rows_loaded"] == 1 and not report.reasons
+    loaded = warehouse.query_df("select order_id, _partition_date from raw.orders order by 1")
+    assert loaded["order_id"].tolist() == ["O1", "O2"]
+    assert [d.date() for d in loaded["_partition_date"]] == [DAY, day2]
+
+
+def test_a_whole_day_sent_again_under_another_day_is_quarantined_row_for_row(tmp_path,
+                                                                           warehouse):
+    """More re-sent keys than fit a literal list (10,000) take the join on the keys."""
+    lines = "\n".join(GOOD_LINE.format(n=n) for n in range(12_000))
+    _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{lines}\n")
+    _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{lines}\n{GOOD_LINE.format(n='new')}\n",
+           DAY + dt.timedelta(days=1))
+    report = landing.load_days(warehouse, tmp_path, "orders", [DAY, DAY + dt.timedelta(days=1)])
+    assert report.loaded == {DAY.isoformat(): 12_000, (DAY + dt.timedelta(days=1)).isoformat(): 1}
+    assert dict(report.reasons) == {"duplicate_key": 12_000}
+
+
+def test_a_warehouse_from_before_the_key_hash_gets_it_and_still_finds_duplicates(tmp_path,
+                                                                               warehouse):
+    _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=1)}\n")
+    landing.load_days(warehouse, tmp_path, "orders", [DAY])
+    with warehouse.connect() as con:
+        con.execute("alter table raw.orders drop column _key_hash")
+    _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=1)}\n",
+           DAY + dt.timedelta(days=1))
+    report = landing.load_days(warehouse, tmp_path, "orders", [DAY + dt.timedelta(days=1)])
+    assert dict(report.reasons) == {"duplicate_key": 1}
+    assert warehouse.query_df("select count(*) as n from raw.orders "
+                              "where _key_hash is distinct from hash(order_id, line_number)"
+                              )["n"][0] == 0
