@@ -28,8 +28,10 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import duckdb
 import pyarrow as pa
@@ -161,6 +163,7 @@ MAX_LINE_BYTES = 2 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024  # files are read in chunks of this size (must stay below the above)
 CSV_DELIMITERS = (",", ";", "\t", "|")  # a CSV's delimiter is the one its header splits best on
 PYTHON_BATCH_ROWS = 50_000  # rows per Arrow batch when a file is parsed in Python
+STAGE_AHEAD = 2  # files read and checked while earlier ones are written (`_Stager`)
 # Columns of the staging tables that a landing file's header may not use (nor `_f_*`).
 INTERNAL_COLUMNS = ("_line_number", "_fault", "_detail", "_raw")
 # A timestamp more than this many days after its landing day is in the future.
@@ -198,6 +201,51 @@ class LoadReport:
     @property
     def reconciles(self) -> bool:
         return all(self.read[d] == self.loaded[d] + self.quarantined[d] for d in self.read)
+
+
+class _Stager:
+    """Stages the files of a load (`_stage_file`) ahead of the loop that writes them.
+
+    Reading a file (its gzip is one thread), parsing and checking it touch no warehouse table,
+    so up to STAGE_AHEAD files are staged on cursors of their own while the loop writes the
+    earlier ones, in order, one transaction a day: both cores work, and the result is the one
+    a file-by-file load gives. A file that fails raises when the loop reaches it, so the days
+    before it are committed as before.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path,
+                 files: list[tuple[dt.date, Path]]) -> None:
+        self.con, self.feed, self.landing = con, feed, landing
+        self.todo = list(files)
+        self.futures: dict[Path, Future] = {}
+        self.pool = ThreadPoolExecutor(max_workers=STAGE_AHEAD, thread_name_prefix="stage")
+
+    def __enter__(self) -> Self:
+        for _ in range(STAGE_AHEAD):
+            self._submit()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self) -> None:
+        if self.todo:
+            day, path = self.todo.pop(0)
+            self.futures[path] = self.pool.submit(self._stage, path, day)
+
+    def _stage(self, path: Path, day: dt.date) -> _Staged:
+        cursor = self.con.cursor()
+        try:
+            cursor.execute("set TimeZone = 'UTC'")
+            return _stage_file(cursor, self.feed, self.landing, path, day)
+        finally:
+            cursor.close()
+
+    def next(self, path: Path) -> _Staged:
+        """The staged file (files are asked for in the order they were given)."""
+        future = self.futures.pop(path)
+        self._submit()
+        return future.result()
 
 
 def file_kind(path: Path) -> str | None:
@@ -320,30 +368,33 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
     report = LoadReport(feed_name)
     with warehouse.connect() as con:
         ensure_tables(con, feed)
-        for number, day in enumerate(days):
-            con.execute("begin transaction")
-            try:
-                change_id = con.execute("select nextval('raw.change_seq')").fetchone()[0]
-                _log_changes(con, feed, day, change_id)  # what the day held: may vanish
-                for table in (f"raw.{feed.name}", f"quarantine.{feed.name}"):
-                    con.execute(f"delete from {table} where _partition_date = ?", [day])
-                for path in day_files(landing, feed, day):
-                    _load_file(con, feed, landing, path, day, report)
-                # a day delivered after an erasure request is scrubbed as it lands, its
-                # files too
-                files = erased_files(con, feed.name, day)
-                apply_erasures(con, feed.name, day)
-                _erase_in_landing(con, landing, files)
-                _log_changes(con, feed, day, change_id)  # what it holds now
-            except BaseException as exc:
-                con.execute("rollback")
-                if isinstance(exc, LandingFileError) and number:
-                    raise LandingFileError(
-                        f"{exc} ({number} earlier day(s) of this load, {days[0]} to "
-                        f"{days[number - 1]}, were loaded and committed; {day} and later were "
-                        "not.)") from exc
-                raise
-            con.execute("commit")
+        files = {day: day_files(landing, feed, day) for day in days}
+        stager = _Stager(con, feed, landing, [(day, path) for day in days for path in files[day]])
+        with stager:
+            for number, day in enumerate(days):
+                con.execute("begin transaction")
+                try:
+                    change_id = con.execute("select nextval('raw.change_seq')").fetchone()[0]
+                    _log_changes(con, feed, day, change_id)  # what the day held: may vanish
+                    for table in (f"raw.{feed.name}", f"quarantine.{feed.name}"):
+                        con.execute(f"delete from {table} where _partition_date = ?", [day])
+                    for path in files[day]:
+                        _insert_staged(con, feed, stager.next(path), day, report)
+                    # a day delivered after an erasure request is scrubbed as it lands, its
+                    # files too
+                    erased = erased_files(con, feed.name, day)
+                    apply_erasures(con, feed.name, day)
+                    _erase_in_landing(con, landing, erased)
+                    _log_changes(con, feed, day, change_id)  # what it holds now
+                except BaseException as exc:
+                    con.execute("rollback")
+                    if isinstance(exc, LandingFileError) and number:
+                        raise LandingFileError(
+                            f"{exc} ({number} earlier day(s) of this load, {days[0]} to "
+                            f"{days[number - 1]}, were loaded and committed; {day} and later "
+                            "were not.)") from exc
+                    raise
+                con.execute("commit")
     return report
 
 
@@ -355,9 +406,11 @@ def load_all_days(warehouse: Warehouse, landing: Path, feed_name: str) -> LoadRe
         ensure_tables(con, feed)
         con.execute(f"delete from raw.{feed.name}")
         con.execute(f"delete from quarantine.{feed.name}")
-        for day in landing_days(landing, feed_name):
-            for path in day_files(landing, feed, day):
-                _load_file(con, feed, landing, path, day, report)
+        files = [(day, path) for day in landing_days(landing, feed_name)
+                 for path in day_files(landing, feed, day)]
+        with _Stager(con, feed, landing, files) as stager:
+            for day, path in files:
+                _insert_staged(con, feed, stager.next(path), day, report)
         if feed_name == "customers":
             files = erased_files(con)
             report.erased_customers = apply_erasures(con)
@@ -365,8 +418,21 @@ def load_all_days(warehouse: Warehouse, landing: Path, feed_name: str) -> LoadRe
     return report
 
 
-def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: Path,
-               day: dt.date, report: LoadReport) -> None:
+@dataclass
+class _Staged:
+    """A landing file read, typed and checked (`_stage_file`), not yet in the warehouse."""
+
+    relative: str
+    read: int  # the file's own record count
+    extra_names: list[str]
+    rows: pa.Table  # `_landing_rows`: the typed row, or its reason, per record
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: Path,
+                day: dt.date) -> _Staged:
+    """Read, type and check one file on `con` (a cursor of its own: files of later days are
+    staged while earlier days are written). Touches no warehouse table; duplicates within the
+    file are marked here, those of loaded keys in the day's transaction (`_insert_staged`)."""
     relative = path.relative_to(landing).as_posix()
     kind = file_kind(path)
     for table in ("_landing_text", "_landing_lines", "_landing_rows"):
@@ -395,8 +461,6 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
                        "when not _is_json then 'malformed_json|the line is not a JSON object' end")
         extra_names = [row[0] for row in con.execute(
             "select distinct unnest(_unknown) as k from _landing_text order by k").fetchall()]
-    report.extra_columns.update({name: 1 for name in extra_names})
-
     f = {c.name: f'"_f_{c.name}"' for c in feed.columns}  # the extracted text columns
     typed = {c.name: f'"{c.name}"' for c in feed.columns}  # the typed columns
     # Each check gives 'reason|detail' (the detail names the column or rule, never a value).
@@ -469,7 +533,26 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
                {_key_hash_sql(feed)} as _key_hash
         from checked
     """)
-    _mark_duplicates(con, feed)
+    _mark_duplicates_in_file(con, feed)
+    rows = con.execute("select * from _landing_rows").to_arrow_table()
+    con.execute("drop table _landing_rows")
+    con.execute("drop table _landing_text")
+    return _Staged(relative, read, extra_names, rows)
+
+
+def _insert_staged(con: duckdb.DuckDBPyConnection, feed: Feed, staged: _Staged, day: dt.date,
+                   report: LoadReport) -> None:
+    """Write a staged file into raw.<feed> and quarantine.<feed> (inside the day's
+    transaction), marking the keys loaded before as duplicate_key, and count it in `report`."""
+    relative, read = staged.relative, staged.read
+    report.extra_columns.update({name: 1 for name in staged.extra_names})
+    con.execute("drop table if exists _landing_rows")
+    con.register("_landing_staged", staged.rows)
+    try:
+        con.execute("create temp table _landing_rows as select * from _landing_staged")
+    finally:
+        con.unregister("_landing_staged")
+    _mark_loaded_duplicates(con, feed)
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     names = ", ".join(f'"{c.name}"' for c in feed.columns) + (", _key_hash" if feed.partitioned
                                                                 else "")
@@ -499,7 +582,6 @@ def _load_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: 
     report.reasons.update(counts)
     report.reasons_by_day.setdefault(key, Counter()).update(counts)
     con.execute("drop table _landing_rows")
-    con.execute("drop table _landing_text")
 
 
 def _key_hash_sql(feed: Feed, table: str | None = None) -> str:
@@ -521,15 +603,14 @@ def _ensure_key_hash(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
         con.execute(f"update raw.{feed.name} set _key_hash = {_key_hash_sql(feed)}")
 
 
-def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
-    """A key seen earlier in this file, or already loaded from any file, is a duplicate_key.
+def _duplicate_detail(feed: Feed) -> str:
+    return f"{', '.join(feed.key)} delivered before (earlier in this file or loaded)"
 
-    Against what is loaded, partitioned feeds compare key hashes first (one integer column of
-    the whole history) and the keys themselves only for the rows whose hash was seen: exact,
-    and the history's key strings are read only where a hash matched.
-    """
+
+def _mark_duplicates_in_file(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
+    """A key seen earlier in this file is a duplicate_key."""
     key = ", ".join(f'"{k}"' for k in feed.key)
-    detail = f"{', '.join(feed.key)} delivered before (earlier in this file or loaded)"
+    detail = _duplicate_detail(feed)
     con.execute(f"""
         update _landing_rows set _reason = 'duplicate_key', _detail = ?
         where _reason is null and _line_number in (
@@ -540,6 +621,16 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
             ) where nth > 1
         )
     """, [detail])
+
+
+def _mark_loaded_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
+    """A key already loaded from any file is a duplicate_key.
+
+    Partitioned feeds compare key hashes first (one integer column of the whole history) and
+    the keys themselves only for the rows whose hash was seen: exact, and the history's key
+    strings are read only where a hash matched.
+    """
+    detail = _duplicate_detail(feed)
     matches = " and ".join(f'loaded."{k}" = _landing_rows."{k}"' for k in feed.key)
     if not feed.partitioned:  # the snapshot feeds are small: compare the keys
         con.execute(f"""
