@@ -698,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
         if args.retrain or args.force:  # this process runs the steps (execute_in_process)
             os.environ[retraining.EVERY_DAYS_ENV] = "0"
+        if args.force:
+            os.environ[landing.RELOAD_SNAPSHOTS_ENV] = "1"
         options = {"force": args.force, "full_refresh": args.full_refresh,
                    "strict": args.strict, "force_removals": args.force_removals}
     if args.command == "run" and args.demo_destinations:

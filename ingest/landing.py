@@ -164,6 +164,8 @@ CHUNK_BYTES = 1024 * 1024  # files are read in chunks of this size (must stay be
 CSV_DELIMITERS = (",", ";", "\t", "|")  # a CSV's delimiter is the one its header splits best on
 PYTHON_BATCH_ROWS = 50_000  # rows per Arrow batch when a file is parsed in Python
 STAGE_AHEAD = 2  # files read and checked while earlier ones are written (`_Stager`)
+# `segmenta run --force` sets it: the snapshot feeds reload every day, not only the changed ones
+RELOAD_SNAPSHOTS_ENV = "SEGMENTA_RELOAD_SNAPSHOTS"
 # Columns of the staging tables that a landing file's header may not use (nor `_f_*`).
 INTERNAL_COLUMNS = ("_line_number", "_fault", "_detail", "_raw")
 # A timestamp more than this many days after its landing day is in the future.
@@ -400,21 +402,66 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
 
 def load_all_days(warehouse: Warehouse, landing: Path, feed_name: str) -> LoadReport:
     """Reload every day of a snapshot feed (customers, products), replacing the tables whole."""
+    return load_snapshot_days(warehouse, landing, feed_name, reload_all=True)
+
+
+# The landing days of the snapshot feeds in raw, and each one's fingerprint when it was loaded.
+SNAPSHOT_DAYS = "raw.snapshot_days"
+
+
+def load_snapshot_days(warehouse: Warehouse, landing: Path, feed_name: str,
+                       reload_all: bool = False) -> LoadReport:
+    """Bring a snapshot feed (customers, products) in raw up to its landing zone, in one
+    transaction: the days that are new or whose files changed are loaded again, the days gone
+    from the landing zone deleted, the others kept (`raw.snapshot_days` holds each loaded day's
+    fingerprint). A daily run thus reads the day's profiles, not a year of them (1.47M rows at
+    1M customers). `reload_all`, or a table loaded before the fingerprints were kept, reloads
+    every day. Erasure requests are applied to the whole feed either way.
+
+    As for the daily feeds, a key delivered on two days is loaded from the earlier load (the
+    later one is quarantined as duplicate_key), so the result equals a whole reload as long as
+    each key belongs to one day.
+    """
     feed = FEEDS[feed_name]
     report = LoadReport(feed_name)
     with warehouse.transaction() as con:
         ensure_tables(con, feed)
-        con.execute(f"delete from raw.{feed.name}")
-        con.execute(f"delete from quarantine.{feed.name}")
-        files = [(day, path) for day in landing_days(landing, feed_name)
-                 for path in day_files(landing, feed, day)]
+        con.execute(f"create table if not exists {SNAPSHOT_DAYS} "
+                    "(feed VARCHAR, day DATE, fingerprint VARCHAR)")
+        loaded = dict(con.execute(f"select day, fingerprint from {SNAPSHOT_DAYS} where feed = ?",
+                                  [feed_name]).fetchall())
+        present = {day: day_fingerprint(landing, feed, day)
+                   for day in landing_days(landing, feed_name)}
+        if reload_all or not loaded:
+            con.execute(f"delete from raw.{feed.name}")
+            con.execute(f"delete from quarantine.{feed.name}")
+            todo = sorted(present)
+        else:
+            todo = sorted(day for day, fingerprint in present.items()
+                          if loaded.get(day) != fingerprint)
+            for day in sorted(set(todo) | (set(loaded) - set(present))):
+                for table in (f"raw.{feed.name}", f"quarantine.{feed.name}"):
+                    con.execute(f"delete from {table} where _partition_date = ?", [day])
+        files = [(day, path) for day in todo for path in day_files(landing, feed, day)]
         with _Stager(con, feed, landing, files) as stager:
             for day, path in files:
                 _insert_staged(con, feed, stager.next(path), day, report)
+        erased: dict[str, set[str]] = {}
         if feed_name == "customers":
-            files = erased_files(con)
+            erased = erased_files(con)
             report.erased_customers = apply_erasures(con)
-            _erase_in_landing(con, landing, files)
+            _erase_in_landing(con, landing, erased)
+        # the days whose files an erasure rewrote were loaded as they read now
+        for folder in {relative.split("/")[1] for relative in erased
+                       if relative.startswith(f"{feed_name}/")}:
+            match = PARTITION_DIR.match(folder)
+            day = dt.date.fromisoformat(match.group(1)) if match else None
+            if day in present:
+                present[day] = day_fingerprint(landing, feed, day)
+        con.execute(f"delete from {SNAPSHOT_DAYS} where feed = ?", [feed_name])
+        for day, fingerprint in sorted(present.items()):
+            con.execute(f"insert into {SNAPSHOT_DAYS} values (?, ?, ?)",
+                        [feed_name, day, fingerprint])
     return report
 
 

@@ -1,4 +1,5 @@
 import datetime as dt
+import os
 
 import dagster as dg
 
@@ -105,7 +106,8 @@ def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
 def _feed_asset(feed: str) -> dg.AssetsDefinition:
     """raw.<feed>: daily partitions (single-run backfills) for orders and events, with their
     change log (raw.<feed>_changes, what each load touched: the incremental models follow it);
-    the snapshot feeds (customers, products) reload every landing day at once."""
+    the snapshot feeds (customers, products) load their new and changed landing days (every
+    day with SEGMENTA_RELOAD_SNAPSHOTS=1, as `segmenta run --force` sets)."""
     partitioned = landing.FEEDS[feed].partitioned
     specs = [dg.AssetSpec(["raw", feed], description=DESCRIPTIONS[feed],
                           kinds={"duckdb", "python"})]
@@ -132,7 +134,9 @@ def _feed_asset(feed: str) -> dg.AssetsDefinition:
             report = landing.load_days(warehouse.warehouse, home.home.landing, feed, days)
         else:
             days = None
-            report = landing.load_all_days(warehouse.warehouse, home.home.landing, feed)
+            report = landing.load_snapshot_days(
+                warehouse.warehouse, home.home.landing, feed,
+                reload_all=os.environ.get(landing.RELOAD_SNAPSHOTS_ENV) == "1")
             if feed == "customers" and report.erased_customers:
                 from core.privacy import scrub_exports
 
