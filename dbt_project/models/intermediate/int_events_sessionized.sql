@@ -81,23 +81,18 @@ gaps as (
     from web_events
 ),
 
-numbered as (
-    select
-        *,
-        sum(case when is_session_start then 1 else 0 end) over (
-            partition by visitor_id order by event_at, event_id rows unbounded preceding
-        ) as session_seq
-    from gaps
-),
-
 sessionized as (
     select
         *,
-        -- a session is named after its visitor and its first event: stable across runs
-        visitor_id || '-' || first_value(event_id) over (
-            partition by visitor_id, session_seq order by event_at, event_id
+        -- a session is named after its visitor and its first event: stable across runs. The
+        -- latest session start up to each event, in the order `gaps` sorted by, so both
+        -- windows share one sort of the events (a third, per session, cost a third more).
+        visitor_id || '-' || last_value(
+            case when is_session_start then event_id end ignore nulls
+        ) over (
+            partition by visitor_id order by event_at, event_id rows unbounded preceding
         ) as session_id
-    from numbered
+    from gaps
 ),
 
 email_events as (

@@ -35,7 +35,10 @@ kept_sessions as (
 {%- endif %}
 
 events as (
-    select events.*
+    select
+        events.*,
+        -- the events' order within a session, as one sortable value
+        struct_pack(at := events.event_at, id := events.event_id) as event_seq
     from {{ ref('int_events_sessionized') }} as events
     {%- if is_incremental() %}
         inner join kept on events.visitor_id = kept.visitor_id
@@ -67,9 +70,11 @@ final as (
         sum(case when event_name = 'Product Removed' then 1 else 0 end) as n_cart_removes,
         max(case when event_name = 'Checkout Started' then 1 else 0 end) = 1 as has_checkout,
         max(case when event_name = 'Order Completed' then 1 else 0 end) = 1 as has_order,
-        mode(device_type) as device_type,
-        mode(os_name) as os_name,
-        mode(country) as country,
+        -- the session's device, OS and country are those of its first event that names them
+        -- (as web analytics scope them); mode() kept a hash table per session and column
+        arg_min(device_type, event_seq) as device_type,
+        arg_min(os_name, event_seq) as os_name,
+        arg_min(country, event_seq) as country,
         {{ latest_change_id() }} as change_id
     from events
     group by session_id
