@@ -348,11 +348,13 @@ class Replays:
         common = min(common, len(steps) - 1)  # the last step always runs here
         if common:
             shutil.copytree(self._after(common - 1), home, dirs_exist_ok=True)
+        # a step that fails leaves only the homes before it known (Hypothesis then shrinks)
+        self.last = steps[:common]
         for number in range(common, len(steps)):
             apply_step(store, home, steps[number])
             shutil.rmtree(self._after(number), ignore_errors=True)
             shutil.copytree(home, self._after(number), ignore=shutil.ignore_patterns("dbt_logs"))
-        self.last = steps
+            self.last = steps[:number + 1]
         return common
 
     def _after(self, number: int) -> Path:
