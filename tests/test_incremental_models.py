@@ -331,7 +331,8 @@ class Replays:
     begin with. Hypothesis tries a history, then variations of its end: a step's result depends
     only on the home before it (landing files and warehouse) and the step, so the common steps
     need not run twice. The home after each step of the last history is kept (a copy, about
-    15 MB); a history shares nothing with the last one plays from the start, as `play` does."""
+    15 MB); a history that shares nothing with the last one plays from the start, as `play`
+    does."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
