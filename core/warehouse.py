@@ -97,6 +97,33 @@ class Warehouse:
                 raise
             con.execute("commit")
 
+    def replace_rows(self, qualified_name: str, df: pd.DataFrame, keep: pd.DataFrame,
+                     also: dict[str, pd.DataFrame] | None = None) -> int:
+        """In one transaction: keep the rows of `qualified_name` whose key (the columns of
+        `keep`) is in `keep`, delete the rest, and add `df`; replace each table of `also` whole.
+        With nothing to keep (or no table yet) the table is replaced by `df`. Returns the rows
+        the table holds."""
+        schema, _ = qualified_name.split(".")
+        with self.transaction() as con:
+            con.execute(f"create schema if not exists {schema}")
+            con.register("_frame", df)
+            if keep.empty or not _table_exists(con, qualified_name):
+                con.execute(f"create or replace table {qualified_name} as select * from _frame")
+            else:
+                con.register("_keep", keep)
+                key = ", ".join(f'"{column}"' for column in keep.columns)
+                con.execute(f"delete from {qualified_name} where ({key}) not in "
+                            f"(select ({key}) from _keep)")
+                con.execute(f"insert into {qualified_name} by name select * from _frame")
+                con.unregister("_keep")
+            con.unregister("_frame")
+            for name, frame in (also or {}).items():
+                con.execute(f"create schema if not exists {name.split('.')[0]}")
+                con.register("_also", frame)
+                con.execute(f"create or replace table {name} as select * from _also")
+                con.unregister("_also")
+            return int(con.execute(f"select count(*) from {qualified_name}").fetchone()[0])
+
     def query_df(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connect() as con:
             return con.execute(sql, params or []).df()
@@ -110,6 +137,13 @@ class Warehouse:
             con.execute(f"create or replace table {qualified_name} as select * from _frame")
             con.unregister("_frame")
         return len(df)
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
+    schema, name = qualified_name.split(".")
+    return bool(con.execute("select count(*) from information_schema.tables "
+                            "where table_schema = ? and table_name = ?", [schema, name]
+                            ).fetchone()[0])
 
 
 def publish_tables(warehouse: Warehouse, tables: list[str], target: Path

@@ -33,6 +33,8 @@ REASON_SIMILAR = "also_bought"
 REASON_POPULAR = "popular"
 REASON_POPULAR_IN_SEGMENT = "popular_in_segment"
 REASON_POPULAR_IN_COUNTRY = "popular_in_country"
+# the reasons of a list that is not personal (`cold_start`)
+COLD_START_REASONS = (REASON_POPULAR, REASON_POPULAR_IN_SEGMENT, REASON_POPULAR_IN_COUNTRY)
 
 # implicit feedback: what a view and a cart add weigh against a purchase
 EVENT_WEIGHTS = {"Product Viewed": 1.0, "Product Added": 3.0}
@@ -511,6 +513,39 @@ def popular_in_groups(lines: pd.DataFrame, group_of: pd.Series, n: int = 10,
     scores["rank"] = scores.groupby("group").cumcount() + 1
     return scores[scores["rank"] <= n][["group", "rank", "product_id", "score"]].reset_index(
         drop=True)
+
+
+def history_fingerprints(history: pd.DataFrame) -> pd.Series:
+    """A 64-bit fingerprint per customer of everything a champion scores them from (the rows
+    of `history`: product_id, n_orders, engagement), whatever the rows' order: two equal
+    fingerprints mean the same list from the same champion, so an unchanged customer need not
+    be scored again."""
+    columns = ["customer_id", "product_id", "n_orders", "engagement"]
+    rows = pd.util.hash_pandas_object(history[columns].astype(
+        {"customer_id": str, "product_id": str, "n_orders": float, "engagement": float}),
+        index=False)
+    # a sum of the rows' hashes (mod 2**64) does not depend on their order
+    summed = pd.Series(rows.to_numpy(), index=history["customer_id"].astype(str).to_numpy())
+    return summed.groupby(level=0).sum().astype("uint64").rename_axis("customer_id")
+
+
+def unchanged_customers(previous: pd.DataFrame | None, inputs: pd.DataFrame) -> pd.Index:
+    """The customers whose list from the last scoring can stay: scored personally then
+    (`personal`), from the same fingerprint, by the same model version, with the same active
+    products. `inputs` and `previous` have customer_id, fingerprint, model_version and
+    active_products (`previous` also personal)."""
+    if previous is None or previous.empty:
+        return pd.Index([], dtype="object", name="customer_id")
+    same = previous.merge(inputs, on=["customer_id", "fingerprint", "model_version",
+                                      "active_products"])
+    return pd.Index(same.loc[same["personal"].astype(bool), "customer_id"], name="customer_id")
+
+
+def fingerprint_of(values: list[str]) -> str:
+    """A short hash of a list of strings (e.g. the active products)."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(values).encode()).hexdigest()[:16]
 
 
 def cold_start(lines: pd.DataFrame, profile: pd.DataFrame, who: list[str], n: int = 10,

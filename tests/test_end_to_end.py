@@ -297,6 +297,40 @@ def test_a_refresh_of_the_same_data_scores_with_the_champions_and_trains_nothing
             assert scored.tolist() == [str(champions[model])], table
 
 
+RESCORE_EVERYONE = """
+import dagster as dg
+from core.settings import HOME
+from core.warehouse import Warehouse
+from dagster_project.definitions import defs
+
+with Warehouse(HOME.warehouse).connect() as con:  # forget what was scored: score everyone
+    con.execute("drop table ml.recommendation_inputs")
+keys = [dg.AssetKey(["ml", name])
+        for name in ("customer_recommendations", "item_similarities", "cart_complements")]
+with dg.DagsterInstance.get() as instance:
+    defs.resolve_job_def("refresh_all").execute_in_process(instance=instance,
+                                                           asset_selection=keys)
+"""
+
+
+def test_recommendations_kept_for_unchanged_customers_equal_scoring_everyone(
+        home, new_rule_refresh):
+    """A refresh scores only the customers whose history changed (ml.recommendation_inputs);
+    the lists it kept are exactly what scoring everyone again gives."""
+    columns = "customer_id, rank, product_id, score, reason, model_name, model_version"
+    kept = _query(home, "select count(*) as n from ml.recommendation_inputs where personal")
+    assert kept["n"][0] > 100
+    incremental = _query(home, f"select {columns} from ml.customer_recommendations order by all")
+    env = {**os.environ, "SEGMENTA_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    done = subprocess.run([sys.executable, "-c", RESCORE_EVERYONE], env=env, check=False,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    everyone = _query(home, f"select {columns} from ml.customer_recommendations order by all")
+    assert len(incremental) > 1000
+    pd.testing.assert_frame_equal(incremental, everyone)
+
+
 def test_analysts_query_the_published_copy_while_a_refresh_runs(new_rule_refresh):
     assert new_rule_refresh["replaced"], "the refresh did not publish a new copy"
     assert not new_rule_refresh["errors"], new_rule_refresh["errors"][:3]

@@ -235,3 +235,31 @@ def test_the_fallback_is_the_strongest_baseline_and_copes_with_no_scores():
     assert table.loc[name, column] == 0.20 and shipped in table.index
     unscored = pd.DataFrame({column: [np.nan, np.nan]}, index=[shipped, "popularity"])
     assert rec.fallback(unscored, shipped)[0] == "popularity"
+
+
+def _history(rows):
+    return pd.DataFrame(rows, columns=["customer_id", "product_id", "n_orders", "engagement"])
+
+
+def test_a_history_fingerprint_ignores_row_order_and_sees_every_change():
+    base = _history([("C1", "P1", 2.0, 0.0), ("C1", "P2", 0.0, 3.0), ("C2", "P1", 1.0, 1.0)])
+    prints = rec.history_fingerprints(base)
+    assert prints.equals(rec.history_fingerprints(base.iloc[::-1]))
+    for changed in (_history([("C1", "P1", 3.0, 0.0), ("C1", "P2", 0.0, 3.0)]),  # one more order
+                    _history([("C1", "P1", 2.0, 0.0), ("C1", "P2", 0.0, 4.0)]),  # a view
+                    _history([("C1", "P1", 2.0, 0.0)]),  # a product gone from the window
+                    _history([("C1", "P1", 2.0, 0.0), ("C1", "P3", 0.0, 3.0)])):
+        assert rec.history_fingerprints(changed)["C1"] != prints["C1"]
+    assert rec.history_fingerprints(base[base["customer_id"] == "C2"])["C2"] == prints["C2"]
+
+
+def test_only_customers_scored_personally_from_the_same_inputs_keep_their_list():
+    inputs = pd.DataFrame({"customer_id": ["C1", "C2", "C3", "C4"],
+                           "fingerprint": [1, 2, 3, 4], "model_version": "3",
+                           "active_products": "a"})
+    previous = inputs.assign(personal=[True, True, False, True])
+    previous.loc[1, "fingerprint"] = 9  # C2's history changed
+    assert list(rec.unchanged_customers(previous, inputs)) == ["C1", "C4"]  # C3: cold start
+    assert rec.unchanged_customers(previous.assign(model_version="2"), inputs).empty
+    assert rec.unchanged_customers(previous.assign(active_products="b"), inputs).empty
+    assert rec.unchanged_customers(None, inputs).empty

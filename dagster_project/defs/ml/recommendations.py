@@ -230,8 +230,17 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         ["customer_id", "product_id"], as_index=False)["engagement"].sum()
     history = orders.merge(engaged, on=["customer_id", "product_id"], how="outer").fillna(
         {"n_orders": 0.0, "engagement": 0.0}).astype({"n_orders": float, "engagement": float})
-    recs = champion.predict(history)
     active = set(products.loc[products["is_active"].fillna(False), "product_id"].astype(str))
+    # only customers whose history changed are scored again when the champion, the active
+    # catalogue and the scored table are those of the last run (a customer's list depends on
+    # nothing else): at 1M customers scoring everyone took minutes a day
+    inputs = rec.history_fingerprints(history).rename("fingerprint").reset_index()
+    inputs["model_version"] = version
+    inputs["active_products"] = rec.fingerprint_of(sorted(active))
+    unchanged = rec.unchanged_customers(_scored_inputs(db) if model is None else None, inputs)
+    to_score = history[~history["customer_id"].isin(unchanged)]
+    recs = champion.predict(to_score) if len(to_score) else pd.DataFrame(
+        columns=["customer_id", "rank", "product_id", "score", "reason"])
     recs = recs[recs["product_id"].isin(active)].copy()  # inactive since the champion trained
     recs["rank"] = recs.groupby("customer_id").cumcount() + 1
     # erased customers get nothing; those without history: popular in their ML cluster (on the
@@ -247,14 +256,22 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     personal = recs.loc[recs["reason"] != rec.REASON_POPULAR, "customer_id"].unique()
     recs = recs[recs["customer_id"].isin(profile["customer_id"])
                 & recs["customer_id"].isin(personal)]
-    newcomers = profile.loc[~profile["customer_id"].isin(recs["customer_id"]), "customer_id"]
+    kept = unchanged[unchanged.isin(profile["customer_id"])]
+    newcomers = profile.loc[~profile["customer_id"].isin(recs["customer_id"])
+                            & ~profile["customer_id"].isin(kept), "customer_id"]
     cold = rec.cold_start(lines, profile, list(newcomers), n=10,
                           min_buyers=config.segment_min_buyers,
                           exclude=set(products["product_id"].astype(str)) - active)
     recs = pd.concat([recs, cold], ignore_index=True)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     stamp = {"model_name": PRODUCT_RECOMMENDER, "model_version": version, "scored_at": now}
-    db.replace_table("ml.customer_recommendations", recs.assign(**stamp))
+    inputs["personal"] = inputs["customer_id"].isin(kept) | inputs["customer_id"].isin(
+        recs.loc[~recs["reason"].isin(rec.COLD_START_REASONS), "customer_id"])
+    db.replace_rows("ml.customer_recommendations", recs.assign(**stamp),
+                    keep=pd.DataFrame({"customer_id": kept}),
+                    also={"ml.recommendation_inputs": inputs})
+    scored_now = int(recs["customer_id"].nunique())
+    recs_total = len(kept) + scored_now
 
     if model is None:  # not retrained: the champion's neighbours stay; its carts are new
         inner = champion.unwrap_python_model()
@@ -277,14 +294,16 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     db.replace_table("ml.cart_complements", complements)
 
     metadata = {
-        "rows": dg.MetadataValue.int(len(recs)),
-        "customers": dg.MetadataValue.int(int(recs["customer_id"].nunique())),
+        "rows": dg.MetadataValue.int(_count(db, "ml.customer_recommendations")),
+        "customers": dg.MetadataValue.int(recs_total),
+        "customers_scored_this_run": dg.MetadataValue.int(scored_now),
+        "customers_kept_unchanged": dg.MetadataValue.int(len(kept)),
         "model_version": dg.MetadataValue.text(version),
         "configuration": dg.MetadataValue.text(chosen),
         "training": dg.MetadataValue.text(f"retrained: {decision.reason}" if decision.retrain
                                           else decision.reason),
         "mlflow_experiment": dg.MetadataValue.text(RECOMMENDER_EXPERIMENT),
-        "reasons": dg.MetadataValue.json(recs["reason"].value_counts().to_dict()),
+        "reasons_this_run": dg.MetadataValue.json(recs["reason"].value_counts().to_dict()),
         "sample": dg.MetadataValue.md(sample_top10(recs, products).to_markdown(index=False)),
     }
     if registered is not None:
@@ -307,11 +326,30 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
 
 
 
+def _scored_inputs(db) -> pd.DataFrame | None:
+    """What the last scoring scored each customer from (`ml.recommendation_inputs`), or None."""
+    with db.connect(read_only=True) as con:
+        present = con.execute("select count(*) from information_schema.tables where "
+                              "table_schema = 'ml' and table_name in "
+                              "('recommendation_inputs', 'customer_recommendations')"
+                              ).fetchone()[0]
+        if present < 2:
+            return None
+        return con.execute("select * from ml.recommendation_inputs").df()
+
+
+def _count(db, table: str) -> int:
+    with db.connect(read_only=True) as con:
+        return int(con.execute(f"select count(*) from {table}").fetchone()[0])
+
+
 def _without_recommendations(db, check: dg.AssetCheckResult, evaluation: pd.DataFrame | None):
     """Empty recommendation tables and the failed `champion` check: the run goes on."""
     for table, columns in EMPTY_TABLES.items():
         db.replace_table(table, pd.DataFrame(
             {name: pd.Series(dtype=dtype) for name, dtype in columns.items()}))
+    with db.connect() as con:  # nothing scored: the next champion scores everyone
+        con.execute("drop table if exists ml.recommendation_inputs")
     metadata = {"rows": dg.MetadataValue.int(0),
                 "status": dg.MetadataValue.text(check.description)}
     if evaluation is not None:
