@@ -34,8 +34,9 @@ def memory_limit() -> str:
     Past the cap DuckDB spills to disk (`warehouse.duckdb.tmp/`) instead of growing. DuckDB's own
     default (80 % of the RAM) leaves too little for dbt, Dagster and the OS beside it, and the
     cap is not a ceiling on the process: sorts and hash tables allocate around it (at 1M
-    customers dbt's DuckDB reached 20.7 GiB with an 8 GB cap). 5 GB keeps a run of the whole
-    pipeline under 8 GB; on a larger machine a higher cap spills less.
+    customers dbt's DuckDB reached 20.7 GiB with an 8 GB cap). 5 GB leaves room under 8 GB
+    for what allocates around it and for the Dagster process (docs/benchmarks.md has what a
+    1M-customer run reached); on a larger machine a higher cap spills less.
     """
     configured = os.environ.get("SEGMENTA_DUCKDB_MEMORY_LIMIT")
     if configured:
