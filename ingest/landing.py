@@ -1399,7 +1399,9 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
             changed = changed[: -len(newline)]
     encoded = changed.encode("utf-8")
     out = path.with_name(f".{path.name}.erasing")
-    out.write_bytes(gzip.compress(encoded, mtime=0) if gzipped else encoded)
+    # level 6, as gzip itself writes: the default 9 took 3.5 s instead of 0.9 s for a day of
+    # events of the 1M-customer store (119 MB; 8.9 vs 9.8 MB written)
+    out.write_bytes(gzip.compress(encoded, compresslevel=6, mtime=0) if gzipped else encoded)
     os.replace(out, path)
     return True
 
