@@ -173,3 +173,30 @@ def test_rewritten_days_are_recorded_with_their_new_fingerprint(tmp_path, wareho
     assert DAY.isoformat() in record["customers"]
     # the record is no landing file: it changes no fingerprint and loads as nothing
     assert set(landing.landing_fingerprints(tmp_path)) == set(landing.FEEDS)
+
+
+def test_the_erased_profiles_are_collected_again_when_profiles_or_requests_change(tmp_path):
+    """`_erased_profiles` is kept on the connection between the days of a load, and computed
+    again as soon as a profile or a request on record changes."""
+    import duckdb
+
+    from core import privacy
+    from ingest import landing
+
+    def erased(con) -> list[str]:
+        privacy._collect_erased(con)
+        return sorted(row[0] for row in con.execute("select customer_id from _erased").fetchall())
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        landing.ensure_tables(con, landing.FEEDS["customers"])
+        con.execute("insert into raw.customers (customer_id, is_deleted) "
+                    "values ('C1', false), ('C2', false)")
+        assert erased(con) == [] and erased(con) == []
+        con.execute("insert into raw.customers (customer_id, is_deleted) values ('C1', true)")
+        assert erased(con) == ["C1"]
+        con.execute("insert into audit.erasure_requests values (?, current_timestamp)",
+                    [privacy.customer_key("C2")])
+        assert erased(con) == ["C1", "C2"]
+        con.execute("update raw.customers set customer_id = ? where customer_id = 'C1'",
+                    [privacy.customer_key("C1")])
+        assert erased(con) == ["C2"]
