@@ -19,10 +19,12 @@ so the warehouse stays as it was.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import re
 import zlib
@@ -1326,8 +1328,8 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
         return False
     feed = relative.split("/", 1)[0]
     kind = file_kind(path)
-    token = re.compile("(^|[^A-Za-z0-9_-])(" + "|".join(map(re.escape, sorted(ids)))
-                       + ")($|[^A-Za-z0-9_-])")
+    token = re.compile("(?<![A-Za-z0-9_-])(?:" + "|".join(map(re.escape, sorted(ids)))
+                       + ")(?![A-Za-z0-9_-])")
     raw = path.read_bytes()
     gzipped = path.name.lower().endswith(".gz")
     data = gzip.decompress(raw) if gzipped else raw
@@ -1351,13 +1353,17 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
         os.replace(out, path)
         return True
     text = data.decode("utf-8")
-    if not token.search(text):
-        return False
     if kind == "jsonl":
+        # one search of the whole text, then each match's line: searching line by line ran the
+        # pattern (an alternation of every id) once per line (a sampled 1M-store load spent
+        # about a quarter of its time there)
+        matches = [match.start() for match in token.finditer(text)]
+        if not matches:
+            return False
         lines = text.split("\n")
-        for number, line in enumerate(lines):
-            if not token.search(line):
-                continue
+        line_starts = list(itertools.accumulate((len(line) + 1 for line in lines), initial=0))
+        for number in sorted({bisect.bisect_right(line_starts, at) - 1 for at in matches}):
+            line = lines[number]
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:
@@ -1372,6 +1378,8 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
                 event["context"].pop("traits", None)
             lines[number] = json.dumps(event) + ("\r" if line.endswith("\r") else "")
         changed = "\n".join(lines)
+    elif not token.search(text):
+        return False
     else:
         bom = text.startswith("\ufeff")
         body = text[1:] if bom else text

@@ -200,3 +200,30 @@ def test_the_erased_profiles_are_collected_again_when_profiles_or_requests_chang
         con.execute("update raw.customers set customer_id = ? where customer_id = 'C1'",
                     [privacy.customer_key("C1")])
         assert erased(con) == ["C2"]
+
+
+def test_a_rewrite_finds_every_line_naming_an_id_and_only_those(tmp_path):
+    """One search of the whole file, then each match's line: ids at the start and end of lines,
+    next to each other and inside other ids."""
+    lines = [
+        json.dumps({"type": "identify", "userId": "C1", "anonymousId": "a1",
+                    "traits": {"email": "ana@example.com"}, "context": {"ip": "10.0.0.1"}}),
+        json.dumps({"type": "identify", "userId": "C10", "anonymousId": "C1x"}),   # untouched
+        'C1 not json, and names C2',                           # a broken line starting with an id
+        'C2',                                                  # a line that is only an id
+        json.dumps({"type": "track", "userId": "C3", "properties": {"ref": "C2"}}),  # names C2
+        json.dumps({"type": "identify", "userId": "C2"}) + "\r",
+    ]
+    path = tmp_path / "events" / f"dt={DAY}" / "events.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(lines) + "\n")
+    assert landing.rewrite_erased(tmp_path, f"events/dt={DAY}/events.jsonl", {"C1", "C2"})
+    out = path.read_bytes().decode().split("\n")
+    first = json.loads(out[0])
+    assert first["userId"] == customer_key("C1") and "traits" not in first
+    assert "ip" not in first["context"]
+    assert out[1] == lines[1]
+    assert out[2] == out[3] == out[4] == '{"erased": true}'
+    assert json.loads(out[5]) == {"type": "identify", "userId": customer_key("C2")}
+    assert out[5].endswith("\r") and out[6] == ""
+    assert not landing.rewrite_erased(tmp_path, f"events/dt={DAY}/events.jsonl", {"C1", "C2"})
