@@ -113,79 +113,105 @@
 {%- endmacro %}
 
 
+{#- The gap after which a visitor's next event starts a new session: more than 30 minutes. -#}
+{% macro session_gap_exceeded(earlier, later) -%}
+    {{ dbt.datediff(earlier, later, "minute") }} > 30
+{%- endmacro %}
+
+
+{#- Where the restart points of an int_events_sessionized run are kept between its hooks. -#}
+{% macro sessionize_restarts_relation() -%}
+    {{ this.schema }}.int_events_sessionized__restarts
+{%- endmacro %}
+
+
 {#-
-    pre-hook of int_events_sessionized: delete each changed visitor's events from its restart
-    point on. Events before the earliest change (`changed_from`) are unchanged, and so is every
-    session that ends before it; the restart point is the start of the session of the visitor's
-    last web event before the change (that event is a session start in the old and in the new
-    history alike), or the change itself. A device whose identification changed is restarted
-    from its first event, so all its anonymous events get the new customer.
+    pre-hook of int_events_sessionized: record each changed visitor's restart point, from which
+    its events are deleted and sessionized again. Events before the earliest change
+    (`changed_from`) are unchanged, and so is every session that ends before it. The restart
+    point is the change itself when the visitor's last web event before it is more than a
+    session gap earlier (the first event from the change on starts a session in the new
+    history too), else the start of that event's session (a session start in the old and the
+    new history alike). A device whose identification changed restarts from its first event, so
+    all its anonymous events get the new customer. One pass over the model: each event carries
+    its session's start.
 -#}
+{% macro record_sessionize_restarts() -%}
+    {%- if is_incremental() -%}
+        create or replace table {{ sessionize_restarts_relation() }} as
+        with
+
+        changed as (
+            {{ changed_visitors() }}
+        ),
+
+        reattributed as (
+            -- devices whose anonymous events now belong to another customer (or none)
+            select distinct earlier.visitor_id
+            from {{ this }} as earlier
+            left join {{ ref('int_device_identities') }} as identities
+                on earlier.visitor_id = identities.anonymous_id
+            where
+                not earlier.is_identified
+                and earlier.visitor_id in ({{ changed_devices() }})
+                and earlier.customer_id is distinct from identities.customer_id
+        ),
+
+        points as (
+            select
+                visitor_id,
+                min(changed_from) as changed_from
+            from (
+                select visitor_id, changed_from from changed
+                union all
+                select visitor_id, cast('-infinity' as timestamp) from reattributed
+            ) as all_points
+            group by visitor_id
+        ),
+
+        last_before as (
+            -- each visitor's last web event before its change, and when that event's session
+            -- started
+            select
+                points.visitor_id,
+                max(earlier.event_at) as last_event_at,
+                max_by(earlier.session_started_at, earlier.event_at) as session_started_at
+            from points
+            inner join {{ this }} as earlier
+                on earlier.visitor_id = points.visitor_id
+                and earlier.event_at < points.changed_from
+                and earlier.session_id is not null
+            group by points.visitor_id
+        )
+
+        select
+            points.visitor_id,
+            case
+                when last_before.last_event_at is null
+                    or {{ session_gap_exceeded('last_before.last_event_at', 'points.changed_from') }}
+                    then points.changed_from
+                else last_before.session_started_at
+            end as restart_at
+        from points
+        left join last_before on points.visitor_id = last_before.visitor_id
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- pre-hook of int_events_sessionized: delete each changed visitor's events from its restart
+    point on (they are sessionized again). -#}
 {% macro delete_sessionized_from_restart_points() -%}
     {%- if is_incremental() -%}
         delete from {{ this }} as events
-        using (
-            with
-
-            changed as (
-                {{ changed_visitors() }}
-            ),
-
-            reattributed as (
-                -- devices whose anonymous events now belong to another customer (or none)
-                select distinct earlier.visitor_id
-                from {{ this }} as earlier
-                left join {{ ref('int_device_identities') }} as identities
-                    on earlier.visitor_id = identities.anonymous_id
-                where
-                    not earlier.is_identified
-                    and earlier.visitor_id in ({{ changed_devices() }})
-                    and earlier.customer_id is distinct from identities.customer_id
-            ),
-
-            points as (
-                select
-                    visitor_id,
-                    min(changed_from) as changed_from
-                from (
-                    select visitor_id, changed_from from changed
-                    union all
-                    select visitor_id, cast('-infinity' as timestamp) from reattributed
-                ) as all_points
-                group by visitor_id
-            ),
-
-            last_session_before as (
-                select
-                    points.visitor_id,
-                    max_by(earlier.session_id, earlier.event_at) as session_id
-                from points
-                inner join {{ this }} as earlier
-                    on earlier.visitor_id = points.visitor_id
-                    and earlier.event_at < points.changed_from
-                    and earlier.session_id is not null
-                group by points.visitor_id
-            ),
-
-            session_starts as (
-                select
-                    session_id,
-                    min(event_at) as started_at
-                from {{ this }}
-                where session_id in (select session_id from last_session_before)
-                group by session_id
-            )
-
-            select
-                points.visitor_id,
-                least(points.changed_from, coalesce(session_starts.started_at, points.changed_from))
-                    as restart_at
-            from points
-            left join last_session_before on points.visitor_id = last_session_before.visitor_id
-            left join session_starts on last_session_before.session_id = session_starts.session_id
-        ) as restarts
+        using {{ sessionize_restarts_relation() }} as restarts
         where events.visitor_id = restarts.visitor_id and events.event_at >= restarts.restart_at
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- post-hook of int_events_sessionized: the restart points are not kept (they name visitors). -#}
+{% macro drop_sessionize_restarts() -%}
+    drop table if exists {{ sessionize_restarts_relation() }}
 {%- endmacro %}
 
 
