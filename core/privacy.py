@@ -90,6 +90,8 @@ def _collect_erased(con: duckdb.DuckDBPyConnection, feed: str | None = None,
     known = "(select customer_key from audit.erasure_requests)"
     _erased_profiles(con, known)
     sources = ["select customer_id from _erased_profiles"]
+    if feed is None:
+        sources.extend(_named_by_pseudonymized_requests(con))
     if feed in ("orders", "events") and day is not None:
         column = "customer_id" if feed == "orders" else "user_id"
         sources.append(f"""select {column} from raw.{feed}
@@ -98,6 +100,32 @@ def _collect_erased(con: duckdb.DuckDBPyConnection, feed: str | None = None,
                              and {pseudonym_sql(column)} in {known}""")
     con.execute("create or replace temp table _erased as select distinct customer_id from ("
                 + " union all ".join(sources) + ") as named(customer_id)")
+
+
+def _named_by_pseudonymized_requests(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Requests whose landing file an erasure already rewrote: the row names the customer by
+    key only (a warehouse rebuilt from the landing zone, or a load stopped after the profiles
+    were rewritten). Their keys go on record, so every later day of orders or events is
+    scrubbed as it lands; the order lines and events loaded before are found by hashing their
+    ids, once, when such a key is first recorded (the keys wait in temp table
+    `_new_request_keys` until `apply_erasures` has scrubbed them: `erased_files` asks first).
+    Returns the queries of those ids."""
+    new_keys = con.execute("""
+        insert or ignore into audit.erasure_requests
+        select distinct customer_id, current_timestamp from raw.customers
+        where is_deleted and customer_id like 'erased-%'
+        returning customer_key""").fetchall()
+    con.execute("create temp table if not exists _new_request_keys (customer_key varchar)")
+    if new_keys:
+        con.executemany("insert into _new_request_keys values (?)", new_keys)
+    elif not con.execute("select count(*) from _new_request_keys").fetchone()[0]:
+        return []
+    tables = _tables(con)
+    return [f"""select distinct {column} from {table}
+                where {column} not like 'erased-%'
+                  and {pseudonym_sql(column)} in (select customer_key from _new_request_keys)"""
+            for table, column in (("raw.orders", "customer_id"), ("raw.events", "user_id"))
+            if table in tables]
 
 
 def erased_files(con: duckdb.DuckDBPyConnection, feed: str | None = None,
@@ -275,6 +303,8 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
                 where customer_key = ? and table_name = ? and action = ?)
         """, [(customer_key(c), t, a, n, customer_key(c), t, a) for c, t, a, n in counts])
     con.execute("drop table _erased")
+    if feed is None:
+        con.execute("drop table if exists _new_request_keys")  # scrubbed now
     return erased
 
 

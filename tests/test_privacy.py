@@ -227,3 +227,37 @@ def test_a_rewrite_finds_every_line_naming_an_id_and_only_those(tmp_path):
     assert json.loads(out[5]) == {"type": "identify", "userId": customer_key("C2")}
     assert out[5].endswith("\r") and out[6] == ""
     assert not landing.rewrite_erased(tmp_path, f"events/dt={DAY}/events.jsonl", {"C1", "C2"})
+
+
+@pytest.mark.parametrize("profiles_first", [True, False])
+def test_a_warehouse_rebuilt_from_a_rewritten_landing_zone_still_erases(tmp_path,
+                                                                       profiles_first):
+    """A load stopped after the erasure rewrote the profile files (the request now names the
+    customer by key only) leaves order and event files that still name her; a warehouse
+    rebuilt from that landing zone, whatever feed loads first, must still scrub them."""
+    _profiles(tmp_path, erase=True)
+    _events(tmp_path, DAY)
+    _write(tmp_path, "orders", "orders.csv", f"{HEADER}\n"
+           "O1,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,PT,0\n"
+           "O2,1,C10,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,PT,0\n")
+    landing.load_all_days(Warehouse(tmp_path / "first.duckdb"), tmp_path, "customers")
+    assert "ana@example.com" in (tmp_path / "events" / f"dt={DAY}" / "events.jsonl").read_text()
+
+    rebuilt = Warehouse(tmp_path / "rebuilt.duckdb")
+    if profiles_first:
+        landing.load_all_days(rebuilt, tmp_path, "customers")
+    for feed in ("orders", "events"):
+        landing.load_days(rebuilt, tmp_path, feed, [DAY])
+    if not profiles_first:
+        landing.load_all_days(rebuilt, tmp_path, "customers")
+
+    orders = rebuilt.query_df("select customer_id from raw.orders order by order_id")
+    assert orders["customer_id"].tolist() == [customer_key("C1"), "C10"]
+    users = rebuilt.query_df("select distinct user_id from raw.events order by 1")
+    assert users["user_id"].tolist() == ["C10", customer_key("C1")]
+    everything = " ".join(_dump(rebuilt, t) for t in ("raw.events", "quarantine.events"))
+    assert "ana@example.com" not in everything and "bo@example.com" in everything
+    requests = rebuilt.query_df("select customer_key from audit.erasure_requests")
+    assert requests["customer_key"].tolist() == [customer_key("C1")]
+    for path in (tmp_path / "events").rglob("*.jsonl"):
+        assert "ana@example.com" not in path.read_text()
