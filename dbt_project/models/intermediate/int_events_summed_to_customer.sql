@@ -9,7 +9,7 @@ device_counts as (
         customer_id,
         device_type,
         os_name,
-        sum(n_events) as n_events
+        cast(sum(n_events) as bigint) as n_events
     from activity
     where device_type is not null
     group by customer_id, device_type, os_name
@@ -30,7 +30,7 @@ main_device as (
 totals as (
     select
         customer_id,
-        sum(n_events) as n_events,
+        cast(sum(n_events) as bigint) as n_events,
         min(first_seen_at) as first_seen_at,
         max(last_seen_at) as last_seen_at
     from activity

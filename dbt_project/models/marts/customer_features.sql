@@ -1,17 +1,13 @@
 {%- set windows = [7, 30, 90] -%}
+{#- Read where used, not through `select *` CTEs: DuckDB materializes a CTE used more than once
+    with every column (at 1M customers, 38M activity rows held whole). -#}
+{%- set activity = ref('int_customer_activity_daily') -%}
+{%- set orders = ref('fct_orders') -%}
 
 with
 
 customers as (
     select customer_id from {{ ref('dim_customers') }}
-),
-
-activity as (
-    select * from {{ ref('int_customer_activity_daily') }}
-),
-
-orders as (
-    select * from {{ ref('fct_orders') }}
 ),
 
 as_of as (
@@ -20,7 +16,16 @@ as_of as (
 
 sessions as (
     -- the 90 days the widest window needs
-    select fct_sessions.*
+    select
+        fct_sessions.customer_id,
+        fct_sessions.session_date,
+        fct_sessions.started_at,
+        fct_sessions.ended_at,
+        fct_sessions.has_order,
+        fct_sessions.n_product_views,
+        fct_sessions.n_searches,
+        fct_sessions.n_cart_adds,
+        fct_sessions.n_cart_removes
     from {{ ref('fct_sessions') }} as fct_sessions
     cross join as_of
     where
@@ -60,7 +65,7 @@ lifetime_email as (
     select
         activity.customer_id,
         sum(activity.n_email_opens) as n_email_opens_lifetime
-    from activity
+    from {{ activity }} as activity
     cross join as_of
     where activity.n_email_opens > 0 and activity.activity_date < as_of.as_of_date
     group by activity.customer_id
@@ -68,7 +73,7 @@ lifetime_email as (
 
 lifetime_campaigns as (
     select count(distinct activity.campaign_name) as n_campaigns_lifetime
-    from activity
+    from {{ activity }} as activity
     cross join as_of
     where activity.n_email_opens > 0 and activity.activity_date < as_of.as_of_date
 ),
@@ -81,7 +86,7 @@ cart_sessions as (
         sessions.ended_at,
         sessions.has_order
         or exists (
-            select 1 from orders
+            select 1 from {{ orders }} as orders
             where
                 orders.customer_id = sessions.customer_id
                 and orders.ordered_at >= sessions.started_at
@@ -145,7 +150,7 @@ category_views as (
         activity.customer_id,
         activity.product_category,
         sum(activity.n_product_views) as n_views
-    from activity
+    from {{ activity }} as activity
     cross join as_of
     where
         activity.n_product_views > 0
@@ -170,7 +175,7 @@ top_category as (
 campaigns as (
     -- the campaigns anyone opened: the store's sends of the last 90 days
     select count(distinct activity.campaign_name) as n_campaigns_90d
-    from activity
+    from {{ activity }} as activity
     cross join as_of
     where
         activity.n_email_opens > 0
@@ -183,7 +188,7 @@ email_features as (
         activity.customer_id,
         sum(activity.n_email_opens) as n_email_opens_90d,
         sum(activity.n_email_clicks) as n_email_clicks_90d
-    from activity
+    from {{ activity }} as activity
     cross join as_of
     where
         activity.n_email_opens + activity.n_email_clicks > 0
@@ -198,27 +203,34 @@ spend_features as (
         case
             when sum(gross_revenue) > 0 then round(sum(discount_amount) / sum(gross_revenue), 4)
         end as discount_share_of_spend
-    from orders
+    from {{ orders }} as orders
     where is_completed and customer_id is not null
     group by customer_id
 ),
 
 final as (
+    -- the counts as BIGINT (a sum is a HUGEINT in DuckDB, and 128-bit columns are slow to read)
     select
         customers.customer_id,
         {%- for days in windows %}
-            coalesce(session_features.n_sessions_{{ days }}d, 0) as n_sessions_{{ days }}d,
-            coalesce(session_features.n_product_views_{{ days }}d, 0) as n_product_views_{{ days }}d,
-            coalesce(session_features.n_searches_{{ days }}d, 0) as n_searches_{{ days }}d,
-            coalesce(session_features.n_cart_adds_{{ days }}d, 0) as n_cart_adds_{{ days }}d,
-            coalesce(cart_features.n_abandoned_carts_{{ days }}d, 0) as n_abandoned_carts_{{ days }}d,
+            cast(coalesce(session_features.n_sessions_{{ days }}d, 0) as bigint)
+                as n_sessions_{{ days }}d,
+            cast(coalesce(session_features.n_product_views_{{ days }}d, 0) as bigint)
+                as n_product_views_{{ days }}d,
+            cast(coalesce(session_features.n_searches_{{ days }}d, 0) as bigint)
+                as n_searches_{{ days }}d,
+            cast(coalesce(session_features.n_cart_adds_{{ days }}d, 0) as bigint)
+                as n_cart_adds_{{ days }}d,
+            cast(coalesce(cart_features.n_abandoned_carts_{{ days }}d, 0) as bigint)
+                as n_abandoned_carts_{{ days }}d,
         {%- endfor %}
         coalesce(cart_features.has_open_cart, false) as has_open_cart,
         cart_features.cart_abandonment_rate_90d,
         lifetime_sessions.days_since_last_visit,
-        coalesce(lifetime_sessions.n_sessions_lifetime, 0) as n_sessions_lifetime,
-        coalesce(lifetime_sessions.n_product_views_lifetime, 0) as n_product_views_lifetime,
-        coalesce(lifetime_sessions.n_cart_adds_lifetime, 0) as n_cart_adds_lifetime,
+        cast(coalesce(lifetime_sessions.n_sessions_lifetime, 0) as bigint) as n_sessions_lifetime,
+        cast(coalesce(lifetime_sessions.n_product_views_lifetime, 0) as bigint)
+            as n_product_views_lifetime,
+        cast(coalesce(lifetime_sessions.n_cart_adds_lifetime, 0) as bigint) as n_cart_adds_lifetime,
         case
             when lifetime_sessions.n_sessions_lifetime > 0
                 then round(
@@ -235,8 +247,8 @@ final as (
         end as email_open_rate_lifetime,
         top_category.top_category,
         top_category.top_category_share,
-        coalesce(email_features.n_email_opens_90d, 0) as n_email_opens_90d,
-        coalesce(email_features.n_email_clicks_90d, 0) as n_email_clicks_90d,
+        cast(coalesce(email_features.n_email_opens_90d, 0) as bigint) as n_email_opens_90d,
+        cast(coalesce(email_features.n_email_clicks_90d, 0) as bigint) as n_email_clicks_90d,
         case
             when campaigns.n_campaigns_90d > 0
                 then round(

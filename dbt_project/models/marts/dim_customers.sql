@@ -44,7 +44,7 @@ order_metrics as (
         customer_id,
         min(case when is_completed then ordered_at end) as first_order_at,
         max(case when is_completed then ordered_at end) as last_order_at,
-        sum(case when is_completed then 1 else 0 end) as n_orders,
+        count(*) filter (where is_completed) as n_orders,
         count(*) as n_orders_placed,
         sum(net_revenue) as net_revenue,
         sum(case when is_completed then gross_revenue end) as gross_revenue,

@@ -13,8 +13,8 @@ sales as (
         product_id,
         count(distinct order_id) as n_orders,
         count(distinct customer_id) as n_buyers,
-        sum(greatest(quantity, 0)) as n_units_sold,
-        sum(greatest(-quantity, 0)) as n_units_returned,
+        cast(sum(greatest(quantity, 0)) as bigint) as n_units_sold,
+        cast(sum(greatest(-quantity, 0)) as bigint) as n_units_returned,
         round(sum(case when quantity > 0 then line_amount else 0 end), 2) as gross_revenue,
         min(ordered_at) as first_ordered_at,
         max(ordered_at) as last_ordered_at
