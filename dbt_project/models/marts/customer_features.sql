@@ -199,13 +199,14 @@ email_features as (
 
 spend_features as (
     select
-        customer_id,
+        orders.customer_id,
         case
-            when sum(gross_revenue) > 0 then round(sum(discount_amount) / sum(gross_revenue), 4)
+            when sum(orders.gross_revenue) > 0
+                then round(sum(orders.discount_amount) / sum(orders.gross_revenue), 4)
         end as discount_share_of_spend
     from {{ orders }} as orders
-    where is_completed and customer_id is not null
-    group by customer_id
+    where orders.is_completed and orders.customer_id is not null
+    group by orders.customer_id
 ),
 
 final as (
