@@ -121,6 +121,7 @@ def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
         or old.get("settings", {"rfm_lookback_days": ""}) != new["settings"]
         or any(old_landing.get(f) != new["landing"][f] for f in ("customers", "products"))
         or bool(changed_days)
+        or landing.erasure_sweep_due(home.landing)  # the profiles' load sweeps (privacy.md)
     )
     return changed_days, rest_changed, full_refresh or force, new
 

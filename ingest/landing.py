@@ -26,6 +26,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import re
 import zlib
 from collections import Counter
@@ -388,7 +389,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                     # files too
                     erased = erased_files(con, feed.name, day)
                     apply_erasures(con, feed.name, day)
-                    _erase_in_landing(con, landing, erased)
+                    _erase_in_landing(landing, erased)
                     _log_changes(con, feed, day, change_id)  # what it holds now
                 except BaseException as exc:
                     con.execute("rollback")
@@ -448,13 +449,16 @@ def load_snapshot_days(warehouse: Warehouse, landing: Path, feed_name: str,
         with _Stager(con, feed, landing, files) as stager:
             for day, path in files:
                 _insert_staged(con, feed, stager.next(path), day, report)
-        erased: dict[str, set[str]] = {}
+        rewritten: list[str] = []
         if feed_name == "customers":
             erased = erased_files(con)
             report.erased_customers = apply_erasures(con)
-            _erase_in_landing(con, landing, erased)
+            # the warehouse is scrubbed now; the landing files, which name the person in up to
+            # every day of a year, on the sweep (`SEGMENTA_ERASURE_SWEEP_DAYS`)
+            defer_landing_erasures(landing, erased)
+            rewritten = sweep_landing_erasures(landing)
         # the days whose files an erasure rewrote were loaded as they read now
-        for folder in {relative.split("/")[1] for relative in erased
+        for folder in {relative.split("/")[1] for relative in rewritten
                        if relative.startswith(f"{feed_name}/")}:
             match = PARTITION_DIR.match(folder)
             day = dt.date.fromisoformat(match.group(1)) if match else None
@@ -1319,7 +1323,6 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
     The file keeps its format, delimiter, line ends and compression, and is replaced
     atomically; returns whether it changed."""
     import gzip
-    import os
 
     from core.privacy import customer_key
 
@@ -1415,11 +1418,85 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
 
 
 REWRITES_FILE = ".erasure_rewrites.json"  # in the landing folder; the loader skips it
+# The landing files new erasure requests name, waiting for the sweep: relative path -> the ids
+# it names, and since when the oldest waits. In the landing folder, next to the files that name
+# those ids anyway, and gone once they are rewritten.
+PENDING_FILE = ".erasure_pending.json"
+SWEEP_ENV = "SEGMENTA_ERASURE_SWEEP_DAYS"
+DEFAULT_SWEEP_DAYS = 7
 
 
-def _erase_in_landing(con: duckdb.DuckDBPyConnection, landing: Path,
-                      files: dict[str, set[str]]) -> int:
-    """Rewrite every landing file that names an erased customer; returns how many changed.
+def sweep_days() -> float:
+    """`SEGMENTA_ERASURE_SWEEP_DAYS`: how long the landing files named by an erasure request
+    may wait for their rewrite (0: at once, in the load that applies the request)."""
+    text = os.environ.get(SWEEP_ENV, "").strip()
+    try:
+        days = float(text) if text else DEFAULT_SWEEP_DAYS
+    except ValueError:
+        raise ValueError(f"{SWEEP_ENV}={text!r} is not a number of days") from None
+    if not 0 <= days <= 30:
+        raise ValueError(f"{SWEEP_ENV}={text!r} must be between 0 and 30 days (the GDPR's "
+                         "one month is the outer limit for an erasure)")
+    return days
+
+
+def pending_erasures(landing: Path) -> dict:
+    """{"since": ISO time the oldest waiting request was recorded, "files": {relative: [ids]}}."""
+    path = landing / PENDING_FILE
+    if not path.exists():
+        return {"since": None, "files": {}}
+    return json.loads(path.read_text())
+
+
+def _write_pending(landing: Path, pending: dict) -> None:
+    path = landing / PENDING_FILE
+    if not pending["files"]:
+        path.unlink(missing_ok=True)
+        return
+    partial = landing / f"{PENDING_FILE}.partial"
+    partial.write_text(json.dumps(pending, sort_keys=True) + "\n")
+    partial.replace(path)
+
+
+def defer_landing_erasures(landing: Path, files: dict[str, set[str]]) -> None:
+    """Put the landing files that name newly erased customers on the sweep's list. Written
+    before the load commits: a run killed after the commit still finds them there (the
+    warehouse, scrubbed, no longer knows the ids)."""
+    if not files:
+        return
+    pending = pending_erasures(landing)
+    for relative, ids in files.items():
+        pending["files"][relative] = sorted(set(pending["files"].get(relative, [])) | set(ids))
+    pending["since"] = pending["since"] or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    _write_pending(landing, pending)
+
+
+def erasure_sweep_due(landing: Path, now: dt.datetime | None = None) -> bool:
+    """Whether files wait for the sweep longer than `SEGMENTA_ERASURE_SWEEP_DAYS`."""
+    pending = pending_erasures(landing)
+    if not pending["files"]:
+        return False
+    waited = (now or dt.datetime.now(dt.UTC)) - dt.datetime.fromisoformat(pending["since"])
+    return waited >= dt.timedelta(days=sweep_days())
+
+
+def sweep_landing_erasures(landing: Path, force: bool = False) -> list[str]:
+    """Rewrite the files on the sweep's list when it is due (or `force`); returns the files
+    that changed. Each file leaves the list once rewritten, so a sweep that is stopped goes on
+    where it was on the next call."""
+    if not (force or erasure_sweep_due(landing)):
+        return []
+    pending = pending_erasures(landing)
+    changed: list[str] = []
+    for relative in sorted(pending["files"]):
+        changed += _erase_in_landing(landing, {relative: set(pending["files"][relative])})
+        del pending["files"][relative]
+        _write_pending(landing, pending)
+    return changed
+
+
+def _erase_in_landing(landing: Path, files: dict[str, set[str]]) -> list[str]:
+    """Rewrite every landing file that names an erased customer; returns those that changed.
     Each rewritten day's new fingerprint goes to `<landing>/.erasure_rewrites.json`, so
     `segmenta run` and the sensor know the change is their own and do not load the day again
     (`rewritten_days`). The record is written whether or not the load commits: the rewrite
@@ -1427,7 +1504,7 @@ def _erase_in_landing(con: duckdb.DuckDBPyConnection, landing: Path,
     changed = [relative for relative, ids in sorted(files.items())
                if rewrite_erased(landing, relative, ids)]
     if not changed:
-        return 0
+        return []
     record = rewritten_days(landing)
     for feed_name, folder in sorted({tuple(r.split("/")[:2]) for r in changed}):
         match = PARTITION_DIR.match(folder)
@@ -1438,7 +1515,7 @@ def _erase_in_landing(con: duckdb.DuckDBPyConnection, landing: Path,
     partial = landing / f"{REWRITES_FILE}.partial"
     partial.write_text(json.dumps(record, sort_keys=True) + "\n")
     partial.replace(landing / REWRITES_FILE)
-    return len(changed)
+    return changed
 
 
 def rewritten_days(landing: Path) -> dict[str, dict[str, str]]:

@@ -45,3 +45,19 @@ def test_plan_loads_a_fresh_store_in_one_range_then_only_what_is_new(tmp_path, m
     monkeypatch.setenv(cli.RFM_LOOKBACK_ENV, "3650")
     days, rest, _, state = cli.plan(home, force=False)
     assert days == [] and rest and state["settings"] == {"rfm_lookback_days": "3650"}
+
+
+def test_a_due_erasure_sweep_is_a_reason_to_run(tmp_path, monkeypatch):
+    """Landing files that wait for the erasure sweep longer than SEGMENTA_ERASURE_SWEEP_DAYS
+    make the next run load the profiles (whose load sweeps) although nothing was delivered."""
+    from ingest import landing
+
+    home = Home(tmp_path).ensure()
+    _day(home, "2011-01-03")
+    home.run_state.write_text(json.dumps(cli.plan(home, force=False)[3]))
+    home.warehouse.touch()
+    landing.defer_landing_erasures(home.landing, {"orders/dt=2011-01-03/orders.csv": {"C1"}})
+    monkeypatch.setenv(landing.SWEEP_ENV, "7")
+    assert cli.plan(home, force=False)[:2] == ([], False)
+    monkeypatch.setenv(landing.SWEEP_ENV, "0")
+    assert cli.plan(home, force=False)[:2] == ([], True)

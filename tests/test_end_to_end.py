@@ -17,9 +17,9 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def _segmenta(home: Path, *args: str, rules: Path | None = None,
-              expect_failure: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SEGMENTA_HOME": str(home)}
+def _segmenta(home: Path, *args: str, rules: Path | None = None, expect_failure: bool = False,
+              env_vars: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SEGMENTA_HOME": str(home), **(env_vars or {})}
     env.pop("DAGSTER_HOME", None)
     if rules is not None:
         env["SEGMENTA_RULES"] = str(rules)
@@ -412,7 +412,9 @@ def test_an_erasure_leaves_no_trace_in_the_home(home):
     folder.mkdir(parents=True)
     (folder / "erasure.csv").write_text(
         f"{header}\n{customer},,,,,,,,,,,,false,false,2099-01-01T00:00:00Z,true\n")
-    _segmenta(home, "run", "--demo-destinations")
+    # the landing files are rewritten on the sweep (SEGMENTA_ERASURE_SWEEP_DAYS, 7 days by
+    # default, tests/test_privacy.py); here at once
+    _segmenta(home, "run", "--demo-destinations", env_vars={"SEGMENTA_ERASURE_SWEEP_DAYS": "0"})
 
     needles = [email.lower(), *hashes]
     in_tables = {name: _traces_in_warehouse(home / name, needles, customer)

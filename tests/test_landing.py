@@ -220,7 +220,8 @@ def test_gzip_parquet_and_jsonl_for_one_feed_with_extra_columns_kept(tmp_path, w
     assert extras["_extra"].isna().tolist() == [False, True, False]
 
 
-def test_erasure_request_leaves_no_pii_but_keeps_the_request(tmp_path, warehouse):
+def test_erasure_request_leaves_no_pii_but_keeps_the_request(tmp_path, warehouse, monkeypatch):
+    monkeypatch.setenv(landing.SWEEP_ENV, "0")  # the landing files too, in the same load
     header = ("customer_id,email,phone,first_name,last_name,birth_date,gender,city,region,"
               "postal_code,country,signup_at,email_consent,ads_consent,updated_at,is_deleted")
     base = "C1,ana@example.com,+351 1,Ana,Silva,1990-01-01,female,Lisbon,,1000,PT,2026-01-01T00:00:00Z,"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -17,6 +18,13 @@ from tests.test_landing import DAY, HEADER, _write
 @pytest.fixture
 def warehouse(tmp_path) -> Warehouse:
     return Warehouse(tmp_path / "warehouse.duckdb")
+
+
+@pytest.fixture(autouse=True)
+def sweep_at_once(monkeypatch):
+    """The landing files are rewritten in the load that applies a request (the sweep's own
+    test sets the default delay)."""
+    monkeypatch.setenv(landing.SWEEP_ENV, "0")
 
 PROFILE = ("customer_id,email,phone,first_name,last_name,birth_date,gender,city,region,"
            "postal_code,country,signup_at,email_consent,ads_consent,updated_at,is_deleted,"
@@ -261,3 +269,69 @@ def test_a_warehouse_rebuilt_from_a_rewritten_landing_zone_still_erases(tmp_path
     assert requests["customer_key"].tolist() == [customer_key("C1")]
     for path in (tmp_path / "events").rglob("*.jsonl"):
         assert "ana@example.com" not in path.read_text()
+
+
+def test_landing_files_wait_for_the_sweep_the_warehouse_does_not(tmp_path, warehouse,
+                                                                 monkeypatch):
+    """With the default sweep (7 days) a request scrubs the warehouse in its load and puts the
+    landing files that name the person on the sweep's list; the sweep rewrites them when due,
+    goes on where it stopped after a failure, and a reload of the swept files changes nothing."""
+    monkeypatch.setenv(landing.SWEEP_ENV, "7")
+    _profiles(tmp_path, erase=False)
+    for day in (DAY, DAY + dt.timedelta(1)):
+        _events(tmp_path, day)
+    landing.load_all_days(warehouse, tmp_path, "customers")
+    landing.load_days(warehouse, tmp_path, "events", [DAY, DAY + dt.timedelta(1)])
+    _profiles(tmp_path, erase=True)
+    landing.load_snapshot_days(warehouse, tmp_path, "customers")
+
+    everything = " ".join(_dump(warehouse, t) for t in ("raw.customers", "raw.events"))
+    assert "ana@example.com" not in everything and "bo@example.com" in everything
+    named = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.*sv*")) + sorted(
+        str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.jsonl"))
+    pending = landing.pending_erasures(tmp_path)
+    assert pending["files"] == {relative: ["C1"] for relative in named}
+    assert all(re.search(r"\bC1\b", (tmp_path / relative).read_text()) for relative in named)
+    since = dt.datetime.fromisoformat(pending["since"])
+    assert not landing.erasure_sweep_due(tmp_path, since + dt.timedelta(days=6, hours=23))
+    assert landing.erasure_sweep_due(tmp_path, since + dt.timedelta(days=7))
+    assert landing.sweep_landing_erasures(tmp_path) == []  # not due yet
+
+    rewrite = landing.rewrite_erased
+    calls = []
+
+    def stopped_at_the_second(root, relative, ids):
+        calls.append(relative)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return rewrite(root, relative, ids)
+
+    monkeypatch.setattr(landing, "rewrite_erased", stopped_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        landing.sweep_landing_erasures(tmp_path, force=True)
+    assert sorted(landing.pending_erasures(tmp_path)["files"]) == named[1:]
+    monkeypatch.setattr(landing, "rewrite_erased", rewrite)
+    assert landing.sweep_landing_erasures(tmp_path, force=True) == named[1:]
+    assert not (tmp_path / landing.PENDING_FILE).exists()
+    for relative in named:
+        assert not re.search(r"\bC1\b", (tmp_path / relative).read_text()), relative
+    assert set(landing.rewritten_days(tmp_path)["events"]) == {
+        DAY.isoformat(), (DAY + dt.timedelta(1)).isoformat()}
+
+    def rows() -> list:
+        return warehouse.query_df("""
+            select 'customers', customer_id, email, updated_at, is_deleted from raw.customers
+            union all select 'events', user_id, message_id, timestamp, null from raw.events
+            order by all""").values.tolist()
+
+    before = rows()
+    landing.load_snapshot_days(warehouse, tmp_path, "customers")  # the swept days load again
+    landing.load_days(warehouse, tmp_path, "events", [DAY, DAY + dt.timedelta(1)])
+    assert rows() == before
+
+
+@pytest.mark.parametrize("value", ["weekly", "-1", "45"])
+def test_a_sweep_delay_that_is_no_legal_number_of_days_is_refused(monkeypatch, value):
+    monkeypatch.setenv(landing.SWEEP_ENV, value)
+    with pytest.raises(ValueError, match=f"SEGMENTA_ERASURE_SWEEP_DAYS='{value}'"):
+        landing.sweep_days()
