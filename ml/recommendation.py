@@ -22,6 +22,7 @@ and a reason code. The models:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -445,8 +446,8 @@ def time_split(lines: pd.DataFrame, holdout_days: int, when: str = "ordered_at"
     ordered_at = pd.to_datetime(lines[when])
     cutoff = split_date(lines, holdout_days, when)
     train = lines[ordered_at < cutoff]
-    known = set(train["customer_id"].astype(str))
-    test = lines[(ordered_at >= cutoff) & lines["customer_id"].astype(str).isin(known)]
+    known = train["customer_id"].astype(str).unique()
+    test = lines[(ordered_at >= cutoff) & isin(lines["customer_id"].astype(str), known)]
     relevant = test.groupby(test["customer_id"].astype(str))["product_id"].agg(
         lambda s: set(s.astype(str))).to_dict()
     return train, relevant
@@ -498,47 +499,122 @@ def popular_in_groups(lines: pd.DataFrame, group_of: pd.Series, n: int = 10,
                       when: str = "ordered_at") -> pd.DataFrame:
     """The n most popular products within each group of customers (e.g. their country), by
     recent-weighted number of buyers: group, rank, product_id, score. The cold-start list for
-    customers who have not bought yet."""
-    frame = lines.assign(group=lines["customer_id"].astype(str).map(group_of))
-    frame = frame[frame["group"].notna()]
-    if exclude:
-        frame = frame[~frame["product_id"].astype(str).isin(exclude)]
-    ordered_at = pd.to_datetime(frame[when])
-    age = (ordered_at.max() - ordered_at).dt.total_seconds() / 86_400
-    frame = frame.assign(weight=np.power(0.5, age / half_life_days))
-    # a customer counts once per product, at their most recent purchase of it
-    per_buyer = frame.groupby(["group", "product_id", "customer_id"])["weight"].max()
-    scores = per_buyer.groupby(level=["group", "product_id"]).sum().rename("score").reset_index()
-    scores = scores.sort_values(["group", "score", "product_id"], ascending=[True, False, True])
-    scores["rank"] = scores.groupby("group").cumcount() + 1
-    return scores[scores["rank"] <= n][["group", "rank", "product_id", "score"]].reset_index(
-        drop=True)
+    customers who have not bought yet. In DuckDB: at 1M customers (7M order lines) the same
+    in pandas took about 8 s per grouping."""
+    with _popularity(lines, exclude, when) as popular:
+        return popular(group_of, n, half_life_days)
+
+
+@contextmanager
+def _popularity(lines: pd.DataFrame, exclude: set[str] | None, when: str):
+    """A function group_of, n, half_life_days -> `popular_in_groups`, over one in-memory
+    DuckDB copy of `lines` (Arrow columns, read without a Python object per value)."""
+    import duckdb
+    import pyarrow as pa
+
+    def strings(values) -> pa.Array:
+        values = pd.Series(values)
+        return pa.array(values.to_numpy(dtype=object, na_value=None), type=pa.string())
+
+    con = duckdb.connect()
+    try:
+        con.execute("set enable_progress_bar = false")
+        con.register("frame", pa.table({
+            "customer_id": strings(lines["customer_id"].astype(str)),
+            "product_id": strings(lines["product_id"].astype(str)),
+            "bought_at": pa.array(pd.to_datetime(lines[when]).to_numpy(dtype="datetime64[us]"))}))
+        con.register("excluded", pa.table({"product_id": strings(sorted(exclude or ()))}))
+
+        def popular(group_of: pd.Series, n: int, half_life_days: float) -> pd.DataFrame:
+            con.register("groups", pa.table({"customer_id": strings(group_of.index.astype(str)),
+                                             "segment": strings(group_of.astype(str))}))
+            result = con.execute("""
+                with kept as (
+                    select groups.segment, frame.product_id, frame.customer_id, frame.bought_at
+                    from frame join groups using (customer_id)
+                    where frame.product_id not in (select product_id from excluded)),
+                -- a customer counts once per product, at their most recent purchase of it
+                per_buyer as (
+                    select kept.segment, product_id, customer_id,
+                           max(power(0.5, epoch(newest.bought_at - kept.bought_at) / 86400 / ?))
+                               as weight
+                    from kept, (select max(bought_at) as bought_at from kept) as newest
+                    group by all),
+                scores as (
+                    select per_buyer.segment, product_id, sum(weight) as score
+                    from per_buyer group by all)
+                select scores.segment as "group", row_number() over (
+                           partition by scores.segment order by score desc, product_id) as rank,
+                       product_id, score
+                from scores
+                qualify rank <= ?
+                order by scores.segment, rank""", [half_life_days, n]).df()
+            con.unregister("groups")
+            return result.astype({"group": "str", "rank": "int64", "product_id": "str",
+                                  "score": "float64"})
+
+        yield popular
+    finally:
+        con.close()
+
+
+def isin(values: pd.Series | pd.Index, among) -> np.ndarray:
+    """`values.isin(among)` for many strings: pandas 3 makes a Python object of every value of
+    `among` for its Arrow strings (a second per million); this stays in Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def arrow(strings) -> pa.Array:
+        strings = pd.Series(np.asarray(strings, dtype=object) if not isinstance(
+            strings, pd.Series | pd.Index) else strings.to_numpy(dtype=object, na_value=None))
+        return pa.array(strings, type=pa.string(), from_pandas=True)
+
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    return np.asarray(pc.is_in(arrow(values), value_set=arrow(list(among) if isinstance(
+        among, set) else among)).fill_null(False), dtype=bool)
+
+
+def fingerprint_sql(history: str) -> str:
+    """SQL: a 64-bit fingerprint per customer of everything a champion scores them from (the
+    rows of the relation `history`: customer_id, product_id, n_orders, engagement as DOUBLE),
+    whatever the rows' order (a sum of the rows' hashes, mod 2**64): two equal fingerprints
+    mean the same list from the same champion, so an unchanged customer need not be scored
+    again."""
+    return f"""
+        select customer_id,
+               (sum(hash(product_id, n_orders::double, engagement::double))
+                % (1::hugeint << 64))::ubigint as fingerprint
+        from {history} group by customer_id"""
 
 
 def history_fingerprints(history: pd.DataFrame) -> pd.Series:
-    """A 64-bit fingerprint per customer of everything a champion scores them from (the rows
-    of `history`: product_id, n_orders, engagement), whatever the rows' order: two equal
-    fingerprints mean the same list from the same champion, so an unchanged customer need not
-    be scored again."""
-    columns = ["customer_id", "product_id", "n_orders", "engagement"]
-    rows = pd.util.hash_pandas_object(history[columns].astype(
-        {"customer_id": str, "product_id": str, "n_orders": float, "engagement": float}),
-        index=False)
-    # a sum of the rows' hashes (mod 2**64) does not depend on their order
-    summed = pd.Series(rows.to_numpy(), index=history["customer_id"].astype(str).to_numpy())
-    return summed.groupby(level=0).sum().astype("uint64").rename_axis("customer_id")
+    """`fingerprint_sql` of a frame: customer_id -> fingerprint."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.register("history", history[["customer_id", "product_id", "n_orders",
+                                          "engagement"]].astype(
+            {"customer_id": str, "product_id": str, "n_orders": float, "engagement": float}
+        ).reset_index(drop=True).copy())  # DuckDB cannot scan arrays with negative strides
+        prints = con.execute(fingerprint_sql("history")).df()
+    return prints.set_index("customer_id")["fingerprint"].astype("uint64").sort_index()
 
 
-def unchanged_customers(previous: pd.DataFrame | None, inputs: pd.DataFrame) -> pd.Index:
+def unchanged_customers(previous: pd.DataFrame | None, inputs: pd.DataFrame,
+                        personal: bool = True) -> pd.Index:
     """The customers whose list from the last scoring can stay: scored personally then
     (`personal`), from the same fingerprint, by the same model version, with the same active
     products. `inputs` and `previous` have customer_id, fingerprint, model_version and
-    active_products (`previous` also personal)."""
+    active_products (`previous` also personal). With `personal=False`, those that the same
+    model found nothing personal for from the same inputs: scoring them again would find
+    nothing again, they go to the cold start (whose lists change with what is popular)."""
     if previous is None or previous.empty:
         return pd.Index([], dtype="object", name="customer_id")
     same = previous.merge(inputs, on=["customer_id", "fingerprint", "model_version",
                                       "active_products"])
-    return pd.Index(same.loc[same["personal"].astype(bool), "customer_id"], name="customer_id")
+    return pd.Index(same.loc[same["personal"].astype(bool) == personal, "customer_id"],
+                    name="customer_id")
 
 
 def fingerprint_of(values: list[str]) -> str:
@@ -563,20 +639,21 @@ def cold_start(lines: pd.DataFrame, profile: pd.DataFrame, who: list[str], n: in
     levels = [("segment", REASON_POPULAR_IN_SEGMENT, min_buyers),
               ("country", REASON_POPULAR_IN_COUNTRY, min_buyers), (None, REASON_POPULAR, 1)]
     frames = []
-    for column, reason, needed in levels:
-        if remaining.empty:
-            break
-        group_of = (profile[column].dropna() if column
-                    else pd.Series("all", index=profile.index.union(buyers.unique())))
-        n_buyers = buyers.drop_duplicates().map(group_of).value_counts()
-        top = popular_in_groups(lines, group_of, n, half_life_days, exclude, when)
-        top = top[top["group"].isin(n_buyers[n_buyers >= needed].index)]
-        target = pd.DataFrame({"customer_id": remaining,
-                               "group": group_of.reindex(remaining).to_numpy()})
-        found = target.merge(top, on="group")
-        frames.append(found[["customer_id", "rank", "product_id", "score"]].assign(
-            reason=reason))
-        remaining = remaining.difference(pd.Index(found["customer_id"].unique()), sort=False)
+    with _popularity(lines, exclude, when) as popular:
+        for column, reason, needed in levels:
+            if remaining.empty:
+                break
+            group_of = (profile[column].dropna() if column
+                        else pd.Series("all", index=profile.index.union(buyers.unique())))
+            n_buyers = buyers.drop_duplicates().map(group_of).value_counts()
+            top = popular(group_of, n, half_life_days)
+            top = top[top["group"].isin(n_buyers[n_buyers >= needed].index)]
+            target = pd.DataFrame({"customer_id": remaining,
+                                   "group": group_of.reindex(remaining).to_numpy()})
+            found = target.merge(top, on="group")
+            frames.append(found[["customer_id", "rank", "product_id", "score"]].assign(
+                reason=reason))
+            remaining = remaining.difference(pd.Index(found["customer_id"].unique()), sort=False)
     columns = ["customer_id", "rank", "product_id", "score", "reason"]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns))
 

@@ -263,3 +263,17 @@ def test_only_customers_scored_personally_from_the_same_inputs_keep_their_list()
     assert rec.unchanged_customers(previous.assign(model_version="2"), inputs).empty
     assert rec.unchanged_customers(previous.assign(active_products="b"), inputs).empty
     assert rec.unchanged_customers(None, inputs).empty
+    # C3 had nothing personal from the same inputs: it goes to the cold start without scoring
+    assert list(rec.unchanged_customers(previous, inputs, personal=False)) == ["C3"]
+    previous.loc[2, "fingerprint"] = 8
+    assert rec.unchanged_customers(previous, inputs, personal=False).empty
+
+
+def test_isin_on_strings_agrees_with_pandas():
+    values = pd.Series(["C1", "C2", None, "C10", "c1", ""], dtype="str")
+    for among in (["C1", "C10"], {"C2", ""}, pd.Index(["C10"]), pd.Series([], dtype="str"),
+                  pd.Series(["C1", None], dtype="str")):
+        expected = values.isin(list(among)).to_numpy()
+        assert rec.isin(values, among).tolist() == expected.tolist(), among
+    assert rec.isin(pd.Index(["a", "b"]), ["b"]).tolist() == [False, True]
+    assert rec.isin(pd.Series([], dtype="str"), ["a"]).tolist() == []
