@@ -67,9 +67,10 @@ class Interactions:
         `events` (customer_id, product_id, event_name, and optionally n_events when already
         aggregated) add implicit feedback: each event weighs `event_weights[event_name]`
         (default: a view 1, a cart add 3) against `purchase_weight` per order (default 5).
+        Events already weighted and summed have an `engagement` column instead of event_name.
         A customer who only browsed gets a row too, with no orders."""
         event_weights = event_weights if event_weights is not None else EVENT_WEIGHTS
-        if events is not None:
+        if events is not None and "engagement" not in events:
             events = events[events["event_name"].isin(list(event_weights))]
         has_events = events is not None and len(events) > 0
         customer_ids, product_ids = _ids(lines[customer]), _ids(lines[product])
@@ -93,12 +94,15 @@ class Interactions:
         recency = sparse.csr_matrix((decayed, (rows, cols)), shape=shape)
         engagement = None
         if has_events:
-            counts = (events["n_events"].to_numpy(float) if "n_events" in events
-                      else np.ones(len(events)))
+            if "engagement" in events:
+                weighted = events["engagement"].to_numpy(float)
+            else:
+                counts = (events["n_events"].to_numpy(float) if "n_events" in events
+                          else np.ones(len(events)))
+                weighted = events["event_name"].map(event_weights).to_numpy(float) * counts
             engagement = sparse.csr_matrix(
-                (events["event_name"].map(event_weights).to_numpy(float) * counts,
-                 (customers.get_indexer(event_customers), products.get_indexer(event_products))),
-                shape=shape)
+                (weighted, (customers.get_indexer(event_customers),
+                            products.get_indexer(event_products))), shape=shape)
         return cls(matrix, customers, products, recency, engagement, purchase_weight)
 
     def signal(self, rows: np.ndarray | slice | None = None, use_events: bool = True

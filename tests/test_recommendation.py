@@ -129,6 +129,24 @@ def test_a_new_customer_gets_what_is_popular_in_their_country():
     assert by_country == {"DE": ["beer", "pretzel"], "FR": ["wine"]}
 
 
+def test_events_summed_in_the_warehouse_weigh_as_the_events_themselves():
+    events = pd.DataFrame({"customer_id": ["v", "v", "v", "m0"],
+                           "product_id": ["phone", "phone", "case", "tea"],
+                           "event_name": ["Product Viewed", "Product Added", "Product Viewed",
+                                          "Product Added"], "n_events": [2, 1, 1, 4]})
+    summed = pd.DataFrame({"customer_id": ["m0", "v", "v"], "product_id": ["tea", "case", "phone"],
+                           "engagement": [12.0, 1.0, 5.0]})
+    one = rec.Interactions.from_lines(_lines(STORE), events=events)
+    other = rec.Interactions.from_lines(_lines(STORE), events=summed)
+    assert set(one.customers) == set(other.customers)
+    for customer in ("v", "m0", "mug_fan"):
+        left = pd.Series(one.engagement[one.customers.get_loc(customer)].toarray().ravel(),
+                         index=one.products)
+        right = pd.Series(other.engagement[other.customers.get_loc(customer)].toarray().ravel(),
+                          index=other.products)
+        assert left.to_dict() == right.to_dict(), customer
+
+
 def test_a_visitor_who_only_viewed_a_phone_is_offered_the_case():
     events = pd.DataFrame({"customer_id": ["viewer", "viewer"], "product_id": ["phone", "phone"],
                            "event_name": ["Product Viewed", "Product Added"]})

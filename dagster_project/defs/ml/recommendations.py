@@ -8,6 +8,7 @@ from dagster_project.defs.ml.assets import champion_check, champion_check_spec
 from dagster_project.resources import MlflowResource, WarehouseResource
 
 RECOMMENDER_EXPERIMENT = "product_recommender"
+SCORE_CHUNK = 100_000  # customers scored at once (their histories in pandas: about 0.3 GB)
 SHIPPED = "Segmenta: RepeatThenSimilar"
 # the tables' columns, written empty when no recommender version passed its gate
 _SCORED = {"model_name": "string", "model_version": "string", "scored_at": "datetime64[us]"}
@@ -128,17 +129,20 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         train_lines, relevant = rec.time_split(lines, config.holdout_days)
         validation_lines, validation = rec.time_split(train_lines, config.holdout_days)
         events = _engagement_events(db, rec.split_date(train_lines, config.holdout_days),
-                                    holdout_start, config.event_lookback_days)
+                                    holdout_start, config.event_lookback_days,
+                                    weights["event_weights"])
 
-        def interactions(order_lines: pd.DataFrame, before_period: int | None = None):
-            """Orders plus the views and cart adds of the periods before `before_period`, so
-            no event of the validation or held-out weeks leaks into what is trained for them."""
-            kept = events if before_period is None else events[events["period"] < before_period]
-            return rec.Interactions.from_lines(order_lines, events=kept, **weights)
+        def interactions(order_lines: pd.DataFrame, before: str = "engagement"):
+            """Orders plus the weighted views and cart adds `before` the validation weeks or the
+            holdout, so no event of the weeks evaluated leaks into what is trained for them."""
+            kept = events.loc[events[before] > 0, ["customer_id", "product_id", before]]
+            return rec.Interactions.from_lines(
+                order_lines, events=kept.rename(columns={before: "engagement"}),
+                purchase_weight=weights["purchase_weight"])
 
         # the configuration: chosen on the validation weeks
-        train = interactions(train_lines, before_period=2)
-        validation_data = interactions(validation_lines, before_period=1)
+        train = interactions(train_lines, before="before_holdout")
+        validation_data = interactions(validation_lines, before="before_validation")
         chosen, validation_table = rec.select_candidate(
             validation_data, validation,
             with_category_cap(rec.candidates(), validation_data, products, config.max_per_category))
@@ -198,6 +202,11 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
                         retraining.tags(as_of, int(lines["customer_id"].nunique()),
                                         training_config))
             chosen = fallback
+        # the neighbours of the model just trained; then what only training needed goes
+        # before scoring (at 1M customers the training frames are GBs)
+        model_products = data.products
+        similar = rec.similar_items(model, data).assign(model_version=registered.version)
+        del data, train, validation_data, events, train_lines, validation_lines
     key = ["ml", "customer_recommendations"]
     scored_by = champion_version(PRODUCT_RECOMMENDER)
     check = champion_check(context, PRODUCT_RECOMMENDER, rejected, scored_by, asset_key=key)
@@ -226,9 +235,18 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         impersonal = rec.unchanged_customers(previous, inputs, personal=False)
         con.register("_skipped", pd.DataFrame({"customer_id": unchanged.append(impersonal)},
                                               dtype="str"))
-        to_score = con.execute("select * from _history where customer_id not in "
-                               "(select customer_id from _skipped)").df()
-    recs = champion.predict(to_score) if len(to_score) else pd.DataFrame(
+        to_score = con.execute("select distinct customer_id from _history where customer_id "
+                               "not in (select customer_id from _skipped) order by 1"
+                               ).df()["customer_id"]
+        # in chunks of customers (a customer's list depends on their history only), so at
+        # most SCORE_CHUNK histories are in memory at once
+        chunks = []
+        for start in range(0, len(to_score), SCORE_CHUNK):
+            con.register("_chunk", to_score.iloc[start:start + SCORE_CHUNK].to_frame())
+            chunks.append(champion.predict(con.execute(
+                "select * from _history where customer_id in "
+                "(select customer_id from _chunk)").df()))
+    recs = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(
         columns=["customer_id", "rank", "product_id", "score", "reason"])
     recs = recs[rec.isin(recs["product_id"], active)].copy()  # inactive since it trained
     recs["rank"] = recs.groupby("customer_id").cumcount() + 1
@@ -268,8 +286,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         model, model_products, model_version = inner.model, inner.products, version
         similar = db.query_df("select * from ml.item_similarities")
     else:
-        model_products, model_version = data.products, registered.version
-        similar = rec.similar_items(model, data).assign(model_version=model_version)
+        model_version = registered.version
         db.replace_table("ml.item_similarities", similar)
     carts = db.query_df("""
         select distinct events.customer_id, events.product_id
@@ -317,22 +334,29 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
 
 
 def _engagement_events(db, validation_start: pd.Timestamp, holdout_start: pd.Timestamp,
-                       lookback_days: int) -> pd.DataFrame:
-    """Implicit feedback for training: identified customers' product views and cart adds of
-    the last `lookback_days`, one row per customer, product, event name and period (0 before
-    the validation weeks, 1 in them, 2 in the holdout) with the number of events."""
+                       lookback_days: int, event_weights: dict[str, float]) -> pd.DataFrame:
+    """Implicit feedback for training: per identified customer and product, the weighted
+    product views and cart adds of the last `lookback_days` (engagement), those before the
+    validation weeks and those before the holdout, and the number of events. Summed in DuckDB:
+    one row per customer, event name and period in pandas held 10 GB at 1M customers."""
     return db.query_df("""
-        select customer_id, product_id, event_name,
-               case when event_date < ?::date then 0 when event_date < ?::date then 1
-                    else 2 end as period,
+        select customer_id, product_id,
+               coalesce(sum(weight) filter (where event_date < ?::date), 0)
+                   as before_validation,
+               coalesce(sum(weight) filter (where event_date < ?::date), 0) as before_holdout,
+               sum(weight) as engagement,
                count(*) as n_events
-        from intermediate.int_events_sessionized
-        where customer_id is not null and product_id is not null
-          and event_name in ('Product Viewed', 'Product Added')
-          and event_date >= (select max(event_date) - ?::integer
-                             from intermediate.int_events_sessionized)
+        from (select customer_id, product_id, event_date,
+                     case event_name when 'Product Viewed' then ?::double
+                                     else ?::double end as weight
+              from intermediate.int_events_sessionized
+              where customer_id is not null and product_id is not null
+                and event_name in ('Product Viewed', 'Product Added')
+                and event_date >= (select max(event_date) - ?::integer
+                                   from intermediate.int_events_sessionized))
         group by all
-    """, [validation_start.date(), holdout_start.date(), lookback_days])
+    """, [validation_start.date(), holdout_start.date(), event_weights["Product Viewed"],
+          event_weights["Product Added"], lookback_days])
 
 
 def _history(con, event_weights: dict[str, float], lookback_days: int) -> None:
