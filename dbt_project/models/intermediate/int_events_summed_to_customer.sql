@@ -1,8 +1,7 @@
-with
+{#- read where used: a `select *` CTE named twice is materialized whole by DuckDB -#}
+{%- set activity = ref('int_customer_activity_daily') %}
 
-activity as (
-    select * from {{ ref('int_customer_activity_daily') }}
-),
+with
 
 device_counts as (
     select
@@ -10,7 +9,7 @@ device_counts as (
         device_type,
         os_name,
         cast(sum(n_events) as bigint) as n_events
-    from activity
+    from {{ activity }}
     where device_type is not null
     group by customer_id, device_type, os_name
 ),
@@ -33,7 +32,7 @@ totals as (
         cast(sum(n_events) as bigint) as n_events,
         min(first_seen_at) as first_seen_at,
         max(last_seen_at) as last_seen_at
-    from activity
+    from {{ activity }}
     group by customer_id
 ),
 
