@@ -1315,6 +1315,35 @@ ERASED_KEEPS = {
 }
 
 
+class _IdTokens:
+    """Where any of `ids` occurs in a text as a whole token (not preceded or followed by a
+    letter, digit, `_` or `-`: C1 matches "C1", not "C10" or "XC1"). The pattern starts with
+    the ids themselves and the character before a match is checked here: with a look-behind
+    first, Python's regex engine cannot skip ahead to the ids' first characters and took 20
+    times as long over a day of events of the 1M-customer store (0.85 s vs 0.04 s)."""
+
+    _TOKEN = re.compile(r"[A-Za-z0-9_-]")
+
+    def __init__(self, ids: set[str]) -> None:
+        self._pattern = re.compile("(?:" + "|".join(map(re.escape, sorted(ids, key=str)))
+                                   + ")(?![A-Za-z0-9_-])")
+
+    def starts(self, text: str) -> Iterator[int]:
+        """The start of every match, left to right, as `finditer` of the pattern with the
+        look-behind would give them."""
+        at = 0
+        while (match := self._pattern.search(text, at)) is not None:
+            start = match.start()
+            if start and self._TOKEN.match(text, start - 1):
+                at = start + 1  # preceded by a token character: look again just after
+                continue
+            yield start
+            at = match.end()
+
+    def search(self, text: str) -> bool:
+        return next(self.starts(text), None) is not None
+
+
 def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
     """Rewrite a landing file so that it names none of `ids` (erased customers): in their rows
     the id becomes `core.privacy.customer_key`, every other field not in `ERASED_KEEPS` is
@@ -1331,8 +1360,7 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
         return False
     feed = relative.split("/", 1)[0]
     kind = file_kind(path)
-    token = re.compile("(?<![A-Za-z0-9_-])(?:" + "|".join(map(re.escape, sorted(ids)))
-                       + ")(?![A-Za-z0-9_-])")
+    token = _IdTokens(ids)
     raw = path.read_bytes()
     gzipped = path.name.lower().endswith(".gz")
     data = gzip.decompress(raw) if gzipped else raw
@@ -1360,7 +1388,7 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
         # one search of the whole text, then each match's line: searching line by line ran the
         # pattern (an alternation of every id) once per line (a sampled 1M-store load spent
         # about a quarter of its time there)
-        matches = [match.start() for match in token.finditer(text)]
+        matches = list(token.starts(text))
         if not matches:
             return False
         lines = text.split("\n")

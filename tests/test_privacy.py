@@ -8,6 +8,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.privacy import customer_key
 from core.warehouse import Warehouse
@@ -335,3 +337,18 @@ def test_a_sweep_delay_that_is_no_legal_number_of_days_is_refused(monkeypatch, v
     monkeypatch.setenv(landing.SWEEP_ENV, value)
     with pytest.raises(ValueError, match=f"SEGMENTA_ERASURE_SWEEP_DAYS='{value}'"):
         landing.sweep_days()
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.sets(st.text(alphabet="C1-x._", min_size=1, max_size=3), min_size=1, max_size=4),
+       text=st.text(alphabet="C1-x._ \n{}\"0", max_size=60))
+def test_id_tokens_are_found_where_the_look_behind_pattern_finds_them(ids, text):
+    """`_IdTokens` (the ids first, the character before checked in Python) against the plain
+    pattern with a look-behind, on ids and texts made of token and non-token characters."""
+    import re
+
+    plain = re.compile("(?<![A-Za-z0-9_-])(?:" + "|".join(map(re.escape, sorted(ids)))
+                       + ")(?![A-Za-z0-9_-])")
+    tokens = landing._IdTokens(ids)
+    assert list(tokens.starts(text)) == [match.start() for match in plain.finditer(text)]
+    assert tokens.search(text) == bool(plain.search(text))
