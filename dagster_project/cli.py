@@ -42,7 +42,11 @@ def code_fingerprint() -> str:
         digest.update(RULES_FILE.read_bytes())
     for pattern in CODE_GLOBS:
         for path in sorted(PROJECT_ROOT.glob(pattern)):
-            if path.is_file() and "__pycache__" not in path.parts:
+            # not dbt's own `.user.yml` (written by its first run) or other hidden files: the
+            # first run of a fresh clone must not see its own side effect as new code
+            if (path.is_file() and "__pycache__" not in path.parts
+                    and not any(part.startswith(".") for part in
+                                path.relative_to(PROJECT_ROOT).parts)):
                 digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()

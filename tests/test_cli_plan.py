@@ -61,3 +61,18 @@ def test_a_due_erasure_sweep_is_a_reason_to_run(tmp_path, monkeypatch):
     assert cli.plan(home, force=False)[:2] == ([], False)
     monkeypatch.setenv(landing.SWEEP_ENV, "0")
     assert cli.plan(home, force=False)[:2] == ([], True)
+
+
+def test_files_a_run_writes_into_the_project_are_not_code(tmp_path, monkeypatch):
+    """dbt writes dbt_project/.user.yml on its first run: a fresh clone's second run must not
+    take it for new code (and rebuild every incremental model from all history)."""
+    project = tmp_path / "project"
+    (project / "dbt_project" / "models").mkdir(parents=True)
+    (project / "dbt_project" / "dbt_project.yml").write_text("name: x\n")
+    (project / "dbt_project" / "models" / "a.sql").write_text("select 1\n")
+    monkeypatch.setattr(cli, "PROJECT_ROOT", project)
+    before = cli.code_fingerprint()
+    (project / "dbt_project" / ".user.yml").write_text("id: 1\n")
+    assert cli.code_fingerprint() == before
+    (project / "dbt_project" / "models" / "a.sql").write_text("select 2\n")
+    assert cli.code_fingerprint() != before
