@@ -1,3 +1,4 @@
+import hashlib
 import os
 import shutil
 import uuid
@@ -80,6 +81,16 @@ def dbt_models(
 PARTIAL_PARSE = "partial_parse.msgpack"
 
 
+def _kept_parse() -> Path:
+    """The home's partial parse of this checkout's dbt project: dbt keeps absolute paths in it
+    (a seed's CSV), so a checkout elsewhere (moved, or a second worktree on the same home)
+    must not start from it: one file per project folder."""
+    from core.settings import DBT_PROJECT_DIR
+
+    digest = hashlib.sha256(str(DBT_PROJECT_DIR.resolve()).encode()).hexdigest()[:12]
+    return HOME.dbt_target / f"partial_parse-{digest}.msgpack"
+
+
 def _invocation_target(context: dg.AssetExecutionContext) -> Path:
     """A fresh target folder under the home for this invocation, seeded with its partial parse.
     The folders of earlier invocations go (a failed one stays until then, for its logs): the
@@ -88,8 +99,8 @@ def _invocation_target(context: dg.AssetExecutionContext) -> Path:
     shutil.rmtree(root / "invocations", ignore_errors=True)
     target = root / "invocations" / f"{context.op.name}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
     target.mkdir(parents=True)
-    if (root / PARTIAL_PARSE).exists():
-        shutil.copyfile(root / PARTIAL_PARSE, target / PARTIAL_PARSE)
+    if _kept_parse().exists():
+        shutil.copyfile(_kept_parse(), target / PARTIAL_PARSE)
     return target
 
 
@@ -98,5 +109,5 @@ def _keep_partial_parse(target: Path) -> None:
     if (target / PARTIAL_PARSE).exists():
         staged = HOME.dbt_target / f".{PARTIAL_PARSE}.{os.getpid()}.tmp"
         shutil.copyfile(target / PARTIAL_PARSE, staged)
-        os.replace(staged, HOME.dbt_target / PARTIAL_PARSE)
+        os.replace(staged, _kept_parse())
     shutil.rmtree(target, ignore_errors=True)
