@@ -110,3 +110,52 @@ def test_a_killed_refresh_is_caught_up_by_the_next_one(store, built, tmp_path):
     running.wait()
     dbt(built, "build", *SELECT)
     assert_same_tables(tables(built), rebuild(built / "landing", tmp_path))
+
+
+@pytest.mark.parametrize("history", ["refreshed", "full build"])
+def test_a_duplicate_written_by_the_last_refresh_fails_its_uniqueness_test(built, tmp_path,
+                                                                          history):
+    """The incremental models' uniqueness tests check the rows of the newest change against all
+    history (`unique_in_latest_change`): a duplicate among them fails the build. After a refresh
+    the test joins the newest change to the table; where the newest change holds the whole table
+    (a full build stamps every row with it) it groups the table, as the plain test does."""
+    import shutil
+
+    from dbt.cli.main import dbtRunner
+
+    from tests.test_incremental_models import _close_dbt_duckdb, _command, _manifest
+
+    home = tmp_path / "home"
+    shutil.copytree(built, home)
+    models = ("intermediate.int_events_sessionized", "intermediate.int_customer_activity_daily",
+              "marts.fct_sessions")
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        for model in models:
+            if history == "full build":
+                con.execute(f"update {model} set change_id = (select max(change_id) "
+                            f"from {model})")
+            else:  # the fixture's refreshes: the newest change is a small part
+                newest = con.execute(f"select avg((change_id = (select max(change_id) from "
+                                     f"{model}))::int) from {model}").fetchone()[0]
+                assert newest < 0.5, (model, newest)
+            # one row of the newest change, written twice
+            con.execute(f"insert into {model} select * from {model} "
+                        f"where change_id = (select max(change_id) from {model}) limit 1")
+    previous = os.environ.get("SEGMENTA_HOME")
+    os.environ["SEGMENTA_HOME"] = str(home)
+    try:
+        done = dbtRunner(manifest=_manifest[0]).invoke(_command(home, (
+            "test", "--select", *(model.split(".")[1] for model in models), "--quiet",
+            "--no-write-json")))
+    finally:
+        os.environ["SEGMENTA_HOME"] = previous or ""
+        _close_dbt_duckdb()
+    failed = {r.node.name: r.node.compiled_code for r in done.result
+              if str(r.status) == "fail"}
+    activity_key = ("customer_id__visitor_id__activity_date__device_type__os_name__"
+                    "product_category__campaign_name")
+    assert sorted(failed) == sorted(
+        f"unique_in_latest_change_{model.split('.')[1]}_{columns}"
+        for model, columns in zip(models, ("event_id", activity_key, "session_id"))), failed
+    assert all(("inner join latest" in sql) == (history == "refreshed")
+               for sql in failed.values()), history
