@@ -6,6 +6,7 @@ access here is what lets the Python steps follow the dbt models to another engin
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -147,10 +148,10 @@ def _table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
                             ).fetchone()[0])
 
 
-def publish_tables(warehouse: Warehouse, tables: list[str], target: Path
-                   ) -> dict[str, tuple[int, bool]]:
+def publish_tables(warehouse: Warehouse, tables: list[str], target: Path,
+                   keys: dict[str, str] | None = None) -> dict[str, tuple[int, str]]:
     """Copy tables (`schema.name`) into a separate DuckDB file, replacing it atomically;
-    returns each table's rows and whether it was copied anew.
+    returns each table's rows and how it got there: "copied", "patched" or "kept".
 
     Analysts open the copy read-only while the pipeline keeps writing the warehouse; readers that
     have the old file open keep reading it until they reconnect. The tables go into the file's
@@ -158,18 +159,24 @@ def publish_tables(warehouse: Warehouse, tables: list[str], target: Path
     `customer_rfm` and `marts.customer_rfm` name the same table (a schema called `marts` inside
     a catalog called `marts` would make the second one ambiguous).
 
-    Only what changed is copied: the new file starts as a copy of the old one, and a table the
-    incremental models stamp (a `change_id` on every row, the refresh that wrote it) is kept
-    when its row count and newest stamp equal the copy's: every rewrite stamps its rows with a
-    newer change, and a deletion changes the count. Other tables are copied every time.
+    Only what changed is copied. The new file starts as a copy of the old one. A table the
+    incremental models stamp (a `change_id` on every row: the refresh that wrote it) carries,
+    in its comment, the warehouse it came from and the (rows, newest stamp) it was published
+    at. It is kept when both still hold; with a unique key in `keys` it is patched: the rows
+    stamped since are written over their keys' old rows, and rows deleted without a rewrite
+    are removed (see `_patch`). The incremental models never change a row without stamping it
+    anew, so the rows stamped before are the ones published then. Other tables, and a stamped
+    table of another warehouse (rebuilt from scratch, its stamps restart) or with other
+    columns, are copied whole.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging_file = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     staging_file.unlink(missing_ok=True)
     if target.exists():
         shutil.copyfile(target, staging_file)
-    result: dict[str, tuple[int, bool]] = {}
+    result: dict[str, tuple[int, str]] = {}
     with warehouse.connect() as con:
+        identity = _warehouse_identity(con)
         con.execute(f"attach '{staging_file}' as pub")
         try:
             held = {name for (name,) in con.execute(
@@ -178,19 +185,90 @@ def publish_tables(warehouse: Warehouse, tables: list[str], target: Path
             for qualified in tables:
                 name = qualified.split(".")[-1]
                 stamp = _change_stamp(con, qualified)
-                if stamp is not None and name in held and stamp == _change_stamp(
-                        con, f"pub.main.{name}"):
-                    result[name] = (stamp[0], False)
-                    continue
+                note = _published_note(con, name) if name in held else {}
+                if stamp is not None and note.get("warehouse") == identity:
+                    if [note.get("rows"), note.get("change_id")] == list(stamp):
+                        result[name] = (stamp[0], "kept")
+                        continue
+                    key = (keys or {}).get(name)
+                    if key and _patch(con, qualified, name, key, note["change_id"], stamp[0]):
+                        result[name] = (stamp[0], "patched")
+                        _note_published(con, name, identity, stamp)
+                        continue
                 con.execute(f"create or replace table pub.main.{name} as select * from {qualified}")
                 result[name] = (con.execute(f"select count(*) from pub.main.{name}").fetchone()[0],
-                                True)
+                                "copied")
+                if stamp is not None:
+                    _note_published(con, name, identity, stamp)
             for name in held - set(result):  # a table no longer published
                 con.execute(f"drop table pub.main.{name}")
         finally:
             con.execute("detach pub")
     os.replace(staging_file, target)
     return result
+
+
+def _warehouse_identity(con: duckdb.DuckDBPyConnection) -> str:
+    """A random id the warehouse file keeps for its lifetime (audit.warehouse_identity): change
+    stamps restart in a warehouse built from scratch, so a stamp means something only together
+    with the warehouse that wrote it."""
+    con.execute("create schema if not exists audit")
+    con.execute("create table if not exists audit.warehouse_identity as "
+                "select uuid()::varchar as identity")
+    return con.execute("select identity from audit.warehouse_identity").fetchone()[0]
+
+
+def _published_note(con: duckdb.DuckDBPyConnection, name: str) -> dict:
+    """What `_note_published` wrote on the copy's table (empty for other tables)."""
+    row = con.execute("select comment from duckdb_tables() where database_name = 'pub' "
+                      "and schema_name = 'main' and table_name = ?", [name]).fetchone()
+    try:
+        note = json.loads(row[0]) if row and row[0] else {}
+    except json.JSONDecodeError:
+        return {}
+    return note if isinstance(note, dict) else {}
+
+
+def _note_published(con: duckdb.DuckDBPyConnection, name: str, identity: str,
+                    stamp: tuple[int, int]) -> None:
+    note = json.dumps({"warehouse": identity, "rows": stamp[0], "change_id": stamp[1]})
+    con.execute(f"comment on table pub.main.{name} is '{note}'")  # uuid and integers only
+
+
+def _patch(con: duckdb.DuckDBPyConnection, qualified: str, name: str, key: str,
+           published_change: int, rows: int) -> bool:
+    """Bring the copy's stamped table up to the warehouse's by the rows stamped after
+    `published_change`: their keys' old rows are deleted and they are inserted; rows the
+    warehouse deleted without a rewrite are then found by the row count and removed by key.
+    Returns False (copy the table whole) when the columns differ or the counts still disagree.
+
+    Every row stamped up to `published_change` was published then, unchanged, so after the
+    rewrite the copy holds every warehouse row plus the ones deleted since: equal counts mean
+    equal tables."""
+    columns = ("select column_name, data_type from information_schema.columns where "
+               "table_catalog = ? and table_schema = ? and table_name = ? order by ordinal_position")
+    schema = qualified.split(".")[0]
+    if (con.execute(columns, [_current_catalog(con), schema, name]).fetchall()
+            != con.execute(columns, ["pub", "main", name]).fetchall()):
+        return False
+    stamped_since = con.execute(f"select count(*) from {qualified} where change_id > ?",
+                                [published_change]).fetchone()[0]
+    if stamped_since > rows // 2:  # mostly rewritten (a full rebuild): a copy is cheaper
+        return False
+    column = f'"{key}"'
+    con.execute(f"delete from pub.main.{name} where {column} in "
+                f"(select {column} from {qualified} where change_id > ?)", [published_change])
+    con.execute(f"insert into pub.main.{name} select * from {qualified} where change_id > ?",
+                [published_change])
+    count = f"select count(*) from pub.main.{name}"
+    if con.execute(count).fetchone()[0] != rows:
+        con.execute(f"delete from pub.main.{name} as published where not exists "
+                    f"(select 1 from {qualified} as kept where kept.{column} = published.{column})")
+    return con.execute(count).fetchone()[0] == rows
+
+
+def _current_catalog(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("select current_database()").fetchone()[0]
 
 
 def _change_stamp(con: duckdb.DuckDBPyConnection, qualified: str) -> tuple[int, int] | None:

@@ -139,6 +139,18 @@ def test_a_late_file_ten_days_back_reaches_the_marts_and_the_published_copy(days
     assert set(published["order_id"]) == set(raw["order_id"])
     assert len(buyers) > 0  # the day's buyers are scored, with the late orders counted
     assert (buyers["frequency"] == buyers["n_completed"]).all()
+    # the incremental marts were patched into the copy, not copied: row for row the warehouse's
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        con.execute(f"attach '{home / 'published' / 'marts.duckdb'}' as pub (read_only)")
+        for table in ("fct_orders", "fct_order_items", "fct_sessions"):
+            note = con.execute("select comment from duckdb_tables() where database_name = 'pub' "
+                               "and table_name = ?", [table]).fetchone()[0]
+            assert json.loads(note)["rows"] > 0, table
+            differ = con.execute(f"select count(*) from ((select * from marts.{table} except all "
+                                 f"select * from pub.main.{table}) union all (select * from "
+                                 f"pub.main.{table} except all select * from marts.{table}))"
+                                 ).fetchone()[0]
+            assert differ == 0, table
 
 
 SENSOR_TICK = """
