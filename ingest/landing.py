@@ -28,6 +28,7 @@ import itertools
 import json
 import os
 import re
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -253,6 +254,41 @@ class _Stager:
         return future.result()
 
 
+class _Rewriter:
+    """Rewrites the landing files of the days a load committed that name erased customers, on
+    a thread of its own while the load goes on with the next days (at 1M customers, with
+    15,383 requests on record, a full build rewrote every day's events file: about 1.5 s a day
+    in the loop that writes the warehouse, with a core idle).
+
+    `defer` puts a day's files on the sweep's list (`PENDING_FILE`) inside the day's
+    transaction, `start` hands them to the thread after the commit; each file leaves the list
+    once rewritten. A run killed in between leaves them on the list, where the sweep finds
+    them (`SEGMENTA_ERASURE_SWEEP_DAYS`). Leaving the `with` block waits for the rewrites and
+    raises the first one that failed (its file stays on the list)."""
+
+    def __init__(self, landing: Path) -> None:
+        self.landing = landing
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="erase")
+        self.futures: list[Future] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+        if exc_type is None:
+            for future in self.futures:
+                future.result()
+
+    def defer(self, files: dict[str, set[str]]) -> None:
+        with _PENDING_LOCK:
+            defer_landing_erasures(self.landing, files)
+
+    def start(self, files: dict[str, set[str]]) -> None:
+        for relative in sorted(files):
+            self.futures.append(self.pool.submit(_sweep_file, self.landing, relative))
+
+
 def file_kind(path: Path) -> str | None:
     """csv, jsonl or parquet from the file name (`.gz` allowed); None for other files."""
     name = path.name.lower()
@@ -375,7 +411,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
         ensure_tables(con, feed)
         files = {day: day_files(landing, feed, day) for day in days}
         stager = _Stager(con, feed, landing, [(day, path) for day in days for path in files[day]])
-        with stager:
+        with stager, _Rewriter(landing) as rewriter:
             for number, day in enumerate(days):
                 con.execute("begin transaction")
                 try:
@@ -385,11 +421,12 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                         con.execute(f"delete from {table} where _partition_date = ?", [day])
                     for path in files[day]:
                         _insert_staged(con, feed, stager.next(path), day, report)
-                    # a day delivered after an erasure request is scrubbed as it lands, its
-                    # files too
+                    # a day delivered after an erasure request is scrubbed as it lands; its
+                    # files are put on the sweep's list before the commit and rewritten
+                    # right after it, beside the next days' loading (`_Rewriter`)
                     erased = erased_files(con, feed.name, day)
                     apply_erasures(con, feed.name, day)
-                    _erase_in_landing(landing, erased)
+                    rewriter.defer(erased)
                     _log_changes(con, feed, day, change_id)  # what it holds now
                 except BaseException as exc:
                     con.execute("rollback")
@@ -400,6 +437,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                             "were not.)") from exc
                     raise
                 con.execute("commit")
+                rewriter.start(erased)
     return report
 
 
@@ -1517,12 +1555,29 @@ def sweep_landing_erasures(landing: Path, force: bool = False) -> list[str]:
     where it was on the next call."""
     if not (force or erasure_sweep_due(landing)):
         return []
-    pending = pending_erasures(landing)
     changed: list[str] = []
-    for relative in sorted(pending["files"]):
-        changed += _erase_in_landing(landing, {relative: set(pending["files"][relative])})
-        del pending["files"][relative]
-        _write_pending(landing, pending)
+    for relative in sorted(pending_erasures(landing)["files"]):
+        changed += _sweep_file(landing, relative)
+    return changed
+
+
+# The sweep's list is read and written by a load's loop and its rewrite thread (`_Rewriter`).
+_PENDING_LOCK = threading.Lock()
+
+
+def _sweep_file(landing: Path, relative: str) -> list[str]:
+    """Rewrite one file on the sweep's list for every id it waits for, then take it off the
+    list; returns it if it changed."""
+    with _PENDING_LOCK:
+        ids = set(pending_erasures(landing)["files"].get(relative, []))
+    changed = _erase_in_landing(landing, {relative: ids}) if ids else []
+    with _PENDING_LOCK:
+        pending = pending_erasures(landing)
+        if set(pending["files"].get(relative, [])) <= ids:  # no newer request for it
+            pending["files"].pop(relative, None)
+            if not pending["files"]:
+                pending["since"] = None
+            _write_pending(landing, pending)
     return changed
 
 

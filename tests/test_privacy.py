@@ -143,6 +143,39 @@ def test_a_day_delivered_after_the_request_is_scrubbed_as_it_lands(tmp_path, war
                               ["user_id"].tolist())
     logged = warehouse.query_df("select distinct user_id from raw.events_changes order by 1")
     assert logged["user_id"].tolist() == ["C10", customer_key("C1")]
+    # its file was rewritten right after the day's commit, and left the sweep's list
+    delivered = next((tmp_path / "events").glob("dt=*/events.jsonl")).read_text()
+    assert "ana@example.com" not in delivered and '"C1"' not in delivered
+    assert "bo@example.com" in delivered
+    assert landing.pending_erasures(tmp_path)["files"] == {}
+
+
+def test_a_rewrite_that_fails_after_the_commit_leaves_the_file_to_the_sweep(
+        tmp_path, warehouse, monkeypatch):
+    """The landing files of a day loaded after a request are rewritten after the day commits,
+    beside the next days' loading: a rewrite that fails (or a run killed before it) leaves the
+    file on the sweep's list, and the load says so."""
+    _profiles(tmp_path, erase=True)
+    landing.load_all_days(warehouse, tmp_path, "customers")
+    late = DAY - dt.timedelta(days=5)
+    _events(tmp_path, late)
+    real = landing.rewrite_erased
+
+    def fails(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(landing, "rewrite_erased", fails)
+    with pytest.raises(OSError, match="disk full"):
+        landing.load_days(warehouse, tmp_path, "events", [late])
+    assert "'C1'" not in repr(warehouse.query_df("select user_id from raw.events")
+                              ["user_id"].tolist())  # the day committed, scrubbed
+    waiting = landing.pending_erasures(tmp_path)["files"]
+    assert list(waiting) == [f"events/dt={late}/events.jsonl"] and waiting[
+        f"events/dt={late}/events.jsonl"] == ["C1"]
+    monkeypatch.setattr(landing, "rewrite_erased", real)
+    assert landing.sweep_landing_erasures(tmp_path) == [f"events/dt={late}/events.jsonl"]
+    assert "ana@example.com" not in (tmp_path / f"events/dt={late}/events.jsonl").read_text()
+    assert landing.pending_erasures(tmp_path)["files"] == {}
 
 
 def test_audience_files_lose_erased_customers_also_when_the_audience_is_retired(
