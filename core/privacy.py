@@ -95,10 +95,13 @@ def _collect_erased(con: duckdb.DuckDBPyConnection, feed: str | None = None,
         sources.extend(_named_by_pseudonymized_requests(con))
     if feed in ("orders", "events") and day is not None:
         column = "customer_id" if feed == "orders" else "user_id"
-        sources.append(f"""select {column} from raw.{feed}
-                           where _partition_date = '{day.isoformat()}'
-                             and {column} not like 'erased-%'
-                             and {pseudonym_sql(column)} in {known}""")
+        # the day's distinct ids are hashed, not its rows (a day of events at 1M customers:
+        # 300k rows, a tenth as many ids)
+        sources.append(f"""select {column} from (
+                               select distinct {column} from raw.{feed}
+                               where _partition_date = '{day.isoformat()}'
+                                 and {column} not like 'erased-%') as ids
+                           where {pseudonym_sql(column)} in {known}""")
     con.execute("create or replace temp table _erased as select distinct customer_id from ("
                 + " union all ".join(sources) + ") as named(customer_id)")
 
