@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -119,12 +120,6 @@ def test_a_duplicate_written_by_the_last_refresh_fails_its_uniqueness_test(built
     history (`unique_in_latest_change`): a duplicate among them fails the build. After a refresh
     the test joins the newest change to the table; where the newest change holds the whole table
     (a full build stamps every row with it) it groups the table, as the plain test does."""
-    import shutil
-
-    from dbt.cli.main import dbtRunner
-
-    from tests.test_incremental_models import _close_dbt_duckdb, _command, _manifest
-
     home = tmp_path / "home"
     shutil.copytree(built, home)
     models = ("intermediate.int_events_sessionized", "intermediate.int_customer_activity_daily",
@@ -141,21 +136,55 @@ def test_a_duplicate_written_by_the_last_refresh_fails_its_uniqueness_test(built
             # one row of the newest change, written twice
             con.execute(f"insert into {model} select * from {model} "
                         f"where change_id = (select max(change_id) from {model}) limit 1")
-    previous = os.environ.get("SEGMENTA_HOME")
-    os.environ["SEGMENTA_HOME"] = str(home)
-    try:
-        done = dbtRunner(manifest=_manifest[0]).invoke(_command(home, (
-            "test", "--select", *(model.split(".")[1] for model in models), "--quiet",
-            "--no-write-json")))
-    finally:
-        os.environ["SEGMENTA_HOME"] = previous or ""
-        _close_dbt_duckdb()
-    failed = {r.node.name: r.node.compiled_code for r in done.result
-              if str(r.status) == "fail"}
+    failed = failed_tests(home, *(model.split(".")[1] for model in models))
     activity_key = ("customer_id__visitor_id__activity_date__device_type__os_name__"
                     "product_category__campaign_name")
     assert sorted(failed) == sorted(
         f"unique_in_latest_change_{model.split('.')[1]}_{columns}"
         for model, columns in zip(models, ("event_id", activity_key, "session_id"))), failed
     assert all(("inner join latest" in sql) == (history == "refreshed")
+               for sql in failed.values()), history
+
+
+def failed_tests(home: Path, *selected: str) -> dict[str, str]:
+    """`dbt test` of the selected models on a home: the failed tests' compiled SQL by name."""
+    from dbt.cli.main import dbtRunner
+
+    from tests.test_incremental_models import _close_dbt_duckdb, _command, _manifest
+
+    previous = os.environ.get("SEGMENTA_HOME")
+    os.environ["SEGMENTA_HOME"] = str(home)
+    try:
+        done = dbtRunner(manifest=_manifest[0]).invoke(_command(home, (
+            "test", "--select", *selected, "--quiet", "--no-write-json")))
+    finally:
+        os.environ["SEGMENTA_HOME"] = previous or ""
+        _close_dbt_duckdb()
+    return {r.node.name: r.node.compiled_code for r in done.result if str(r.status) == "fail"}
+
+
+@pytest.mark.parametrize("history", ["refreshed", "first build"])
+def test_a_duplicate_loaded_since_the_last_refresh_fails_the_staging_uniqueness_test(
+        built, tmp_path, history):
+    """The staging views' uniqueness tests check the rows loaded since their incremental
+    consumer last ran against all history (`unique_in_new_loads`); with no consumer run yet
+    they group the whole view. A key loaded twice (here written into raw past ingestion's own
+    duplicate check) fails the build either way."""
+    home = tmp_path / "home"
+    shutil.copytree(built, home)
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        for table, key in (("raw.events", "message_id"), ("raw.orders", "order_id")):
+            # the history was loaded yesterday (the test's margin for a clock set back is an
+            # hour), then one row is loaded again now
+            con.execute(f"update {table} set _loaded_at = _loaded_at - interval 1 day")
+            con.execute(f"insert into {table} select * replace ((now() at time zone 'UTC') as _loaded_at) "
+                        f"from {table} order by {key} limit 1")
+        if history == "first build":
+            con.execute("delete from intermediate.incremental_watermarks where model_name in "
+                        "('int_events_sessionized', 'fct_order_items')")
+    failed = failed_tests(home, "stg_shop__events", "stg_shop__order_lines")
+    assert sorted(failed) == [
+        "unique_in_new_loads_stg_shop__events_event_id__int_events_sessionized",
+        "unique_in_new_loads_stg_shop__order_lines_order_line_id__fct_order_items"], failed
+    assert all(("inner join new_values" in sql) == (history == "refreshed")
                for sql in failed.values()), history

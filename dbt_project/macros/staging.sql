@@ -34,5 +34,6 @@
         cast({{ raw_events }}.timestamp as date) as event_date,
 
         ----------  lineage
-        {{ raw_events }}._partition_date as landed_on
+        {{ raw_events }}._partition_date as landed_on,
+        {{ raw_events }}._loaded_at as loaded_at
 {%- endmacro %}

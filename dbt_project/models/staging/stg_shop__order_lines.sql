@@ -33,7 +33,8 @@ renamed as (
         cast(ordered_at as date) as order_date,
 
         ----------  lineage
-        _partition_date as landed_on
+        _partition_date as landed_on,
+        _loaded_at as loaded_at
 
     -- Ingestion loads each (order_id, line_number) once (a key delivered again on another day
     -- is quarantined as duplicate_key), so no de-duplication here.
