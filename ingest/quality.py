@@ -80,6 +80,19 @@ def load_suite(table: str, suites_dir: Path = SUITES_DIR) -> dict:
     return json.loads(path.read_text())
 
 
+def suite_columns(table: str, group: str, suites_dir: Path = SUITES_DIR) -> list[str] | None:
+    """The columns the `group` expectations of the table's suite read, in suite order; None
+    when one of them reads the whole table (no `column` argument)."""
+    columns: list[str] = []
+    for item in load_suite(table, suites_dir).get(group, []):
+        column = item["kwargs"].get("column")
+        if column is None:
+            return None
+        if column not in columns:
+            columns.append(column)
+    return columns
+
+
 @cache
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -1,5 +1,6 @@
 import datetime as dt
 import os
+from pathlib import Path
 
 import dagster as dg
 
@@ -39,10 +40,18 @@ def _expectations(warehouse: WarehouseResource, expectations: ExpectationsResour
                   report: landing.LoadReport, days: list[dt.date] | None) -> dg.AssetCheckResult:
     """Validate the loaded rows (a sample) and, for daily feeds, each day's volume statistics."""
     table = f"raw.{report.feed}"
-    where = "where _partition_date in (select unnest(?::date[]))" if days is not None else ""
-    params = [days] if days is not None else []
+    # the days' rows, then the sample: DuckDB samples the FROM clause before the WHERE, so a
+    # sample of the table filtered to the day validated 562 of a day's 270k events at 1M
+    # customers (and read all 100M rows, 16 s). Only the columns the suite reads.
+    where, params = "", []
+    if days is not None:  # the range lets DuckDB skip the other days' row groups
+        where = ("where _partition_date between ? and ? "
+                 "and _partition_date in (select unnest(?::date[]))")
+        params = [min(days, default=None), max(days, default=None), days]
+    columns = quality.suite_columns(table, "rows", Path(expectations.suites_dir))
+    select = "* exclude (_extra)" if columns is None else ", ".join(f'"{c}"' for c in columns)
     rows = warehouse.warehouse.query_df(
-        f"select * exclude (_extra) from {table} {where} "
+        f"select * from (select {select} from {table} {where}) "
         f"using sample reservoir({GE_SAMPLE_ROWS} rows) repeatable (7)", params)
     # no rows (a store without profile or catalogue feeds) leaves only the volume checks
     summaries = [expectations.validate(table, "rows", rows)] if len(rows) else []
