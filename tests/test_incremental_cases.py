@@ -174,8 +174,8 @@ def test_a_duplicate_loaded_since_the_last_refresh_fails_the_staging_uniqueness_
     shutil.copytree(built, home)
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
         for table, key in (("raw.events", "message_id"), ("raw.orders", "order_id")):
-            # the history was loaded yesterday (the test's margin for a clock set back is an
-            # hour), then one row is loaded again now
+            # the history was loaded yesterday (the test's margin for a clock set back is ten
+            # minutes), then one row is loaded again now
             con.execute(f"update {table} set _loaded_at = _loaded_at - interval 1 day")
             con.execute(f"insert into {table} select * replace ((now() at time zone 'UTC') as _loaded_at) "
                         f"from {table} order by {key} limit 1")

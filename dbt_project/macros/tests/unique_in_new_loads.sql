@@ -7,7 +7,7 @@
     runs a view's tests before its children and skips them when a test fails, so a row loaded
     after the consumer's last refresh has not passed this test yet, and every older row has.
     (At 1M customers the plain `unique` on 100M event ids took 15 to 19 s of every daily run;
-    checking a day's 270k against them, about 2 s.) An hour of margin covers a clock set back.
+    checking a day's 270k against them, about 2 s.) Ten minutes of margin cover a clock set back.
     A consumer built without the view's tests (selected alone in the UI) moves the mark on:
     ingestion's own duplicate check (`_mark_loaded_duplicates`) still held those rows.
 
@@ -19,7 +19,7 @@
 {%- set new_share = 1.0 -%}
 {%- if execute -%}
     {%- set recorded = run_query(
-        "select max(recorded_at) - interval 1 hour from " ~ watermarks_relation()
+        "select max(recorded_at) - interval 10 minutes from " ~ watermarks_relation()
         ~ " where model_name = '" ~ consumer ~ "'") -%}
     {%- set since = recorded.columns[0].values()[0] -%}
     {%- if since is not none -%}
