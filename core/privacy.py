@@ -34,6 +34,8 @@ PII_COLUMNS = ("email", "phone", "first_name", "last_name", "birth_date", "city"
 # Tables Python steps write with one row per customer (or customer and item), outside dbt.
 PURGED_SCHEMAS = ("ml",)
 PURGED_TABLES = ("activation.audience_assignments",)
+# Loaded rows of these tables are rewritten by `_move`, not updated, with `_extra` emptied.
+MOVED_TABLES = ("raw.orders", "raw.events")
 
 
 def customer_key(customer_id: str) -> str:
@@ -372,8 +374,10 @@ def _pseudonymize(con: duckdb.DuckDBPyConnection, tables: dict[str, set[str]], f
             continue
         con.register("_moved", rows)
         try:
-            for action, where in ((("extra fields emptied", " where _extra is not null"),)
-                                  * extra + (("customer id pseudonymized", ""),)):
+            actions = [("customer id pseudonymized", "")]
+            if extra:
+                actions.insert(0, ("extra fields emptied", " where _extra is not null"))
+            for action, where in actions:
                 counts.extend((customer, table, action, n) for customer, n in con.execute(
                     f"select {column}, count(*) from _moved{where} group by 1").fetchall())
             if logs and table == "raw.orders":
@@ -386,10 +390,6 @@ def _pseudonymize(con: duckdb.DuckDBPyConnection, tables: dict[str, set[str]], f
                                 "group by anonymous_id, user_id", [change_id])
         finally:
             con.unregister("_moved")
-
-
-# Loaded rows of these tables are rewritten by `_move`, not updated, with `_extra` emptied.
-MOVED_TABLES = ("raw.orders", "raw.events")
 
 
 def _move(con: duckdb.DuckDBPyConnection, table: str, where: str, params: list,
