@@ -1,43 +1,18 @@
-"""Processes: children that die with the step that started them, and what a killed run left.
+"""Processes: what a killed run left.
 
 A run killed with SIGKILL (OOM killer, reboot, a stopped container) cannot clean up after itself.
-Two things keep that from blocking every later run:
-
-- `segmenta-dbt` (the dbt executable Dagster starts) asks Linux to kill it when its parent dies
-  (`PR_SET_PDEATHSIG`), then becomes dbt. A killed step therefore takes its dbt along, and no
-  orphaned dbt keeps the warehouse's write lock.
-- `home_processes` lists the processes that work on one SEGMENTA_HOME (from /proc), so that the
-  recovery (dagster_project/recovery.py) can tell a live run from a dead one and find leftovers.
+`home_processes` lists the processes that work on one SEGMENTA_HOME (from /proc), so that the
+recovery (dagster_project/recovery.py) can tell a live run from a dead one and find leftovers.
+(dbt runs inside the step's process, `dagster_project/defs/transform/inprocess.py`, so a killed
+step leaves no dbt behind holding the warehouse's write lock.)
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Have the kernel send `sig` to this process when its parent exits (Linux only)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-
-
-def dbt_main() -> None:
-    """`segmenta-dbt ARGS`: exec dbt ARGS in this process, bound to the life of its parent."""
-    parent = os.getppid()
-    die_with_parent()
-    if os.getppid() != parent:  # the parent died between our start and prctl
-        sys.exit("segmenta-dbt: the process that started dbt is gone; not starting dbt")
-    dbt = Path(sys.executable).parent / "dbt"
-    os.execv(str(dbt), [str(dbt), *sys.argv[1:]])
 
 
 def start_time(pid: int) -> int | None:

@@ -118,7 +118,8 @@ def find_and_repair(instance: dg.DagsterInstance, home: Home, repair: bool = Tru
             report.findings.append(finding)
 
     # 3. dbt and step processes whose run is gone: their parent died (adopted by init) or their
-    #    run is not alive. (segmenta-dbt dies with its parent; this catches anything else.)
+    #    run is not alive (dbt runs inside its step's process today; this also catches a dbt
+    #    started by hand or by an older version)
     live = set(report.live_runs)
     for process in home_processes:
         is_worker = ("dbt" in process.cmdline.split(" ", 1)[0].rsplit("/", 1)[-1]

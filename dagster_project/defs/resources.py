@@ -1,17 +1,9 @@
-import importlib.metadata
 import os
-import shutil
-import sys
-from functools import cached_property
-from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
-from packaging import version
 
 from core.settings import HOME
 from dagster_project.defs.activation.resources import DESTINATION_RESOURCES, FileDestinationResource
-from dagster_project.defs.transform.project import dbt_project
 from dagster_project.resources import (
     ExpectationsResource,
     HomeResource,
@@ -19,36 +11,6 @@ from dagster_project.resources import (
     WarehouseResource,
 )
 from ingest.quality import SUITES_DIR
-
-
-def _dbt_executable() -> str:
-    """dbt from this interpreter's environment, so that it runs without the venv on PATH, through
-    `segmenta-dbt` (core/processes.py): dbt that dies with the step that started it, so a killed
-    run never leaves a dbt process holding the warehouse's lock."""
-    for name in ("segmenta-dbt", "dbt"):
-        beside_python = Path(sys.executable).parent / name
-        if beside_python.exists():
-            return str(beside_python)
-    return shutil.which("segmenta-dbt") or shutil.which("dbt") or "dbt"
-
-
-class SegmentaDbtResource(DbtCliResource):
-    """dagster-dbt's resource without its in-process dbt adapter. dagster-dbt builds that
-    adapter (parsing every macro of the project, about 3.4 s) before each invocation, only for
-    `fetch_row_counts()` and `fetch_column_metadata()`, which Segmenta does not use; the dbt
-    subprocess connects on its own. (Overrides a private method: check it on a dagster-dbt
-    upgrade; `requirements.lock` pins the version.)"""
-
-    def _initialize_dbt_core_adapter(self, args):
-        return None
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        """The version of dbt-core in this environment, which `segmenta-dbt` runs. dagster-dbt
-        asks the executable (`dbt --version`: a process importing dbt, 2.2 s of CPU, and a
-        request to PyPI for the latest release) once per run."""
-        return version.parse(importlib.metadata.version("dbt-core"))
-
 
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
@@ -80,7 +42,5 @@ def resources() -> dg.Definitions:
             "expectations": ExpectationsResource(suites_dir=str(SUITES_DIR)),
             **{key: resource for key, resource in DESTINATION_RESOURCES.values()},
             "file_destination": FileDestinationResource(folder=str(HOME.exports / "audiences")),
-            "dbt": SegmentaDbtResource(project_dir=dbt_project(),
-                                       dbt_executable=_dbt_executable()),
         }
     )

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, dbt_assets
 from pydantic import Field
 
 from core.settings import HOME
+from dagster_project.defs.transform.inprocess import build_events
 from dagster_project.defs.transform.project import dbt_project
 
 
@@ -73,22 +74,22 @@ def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     pool="duckdb",
 )
 def dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
+    context: dg.AssetExecutionContext, config: DbtBuildConfig
 ) -> Iterator[Any]:
     """Staging views and customer marts, built and tested by `dbt build`; the heavy models are
     incremental over what ingestion logged since their last refresh."""
-    args = dbt_build_args(config)
-    context.log.info("dbt %s", " ".join(args))
     target = _invocation_target(context)
-    yield from dbt.cli(args, context=context, target_path=target).stream()
+    yield from build_events(dbt_build_args(config), context, SegmentaTranslator(), target,
+                            Path(dbt_project().profiles_dir))
     _keep_partial_parse(target)
 
 
-# dbt parses the project at every invocation unless it finds a partial parse made with the same
-# profile, which names this home's warehouse. The parse in dbt_project/target (from `make
-# install`) was made for another home, so each invocation would parse it all again (about 5 s,
-# four times a run). Each home keeps the newest parse and every invocation starts from it; dbt
-# still re-parses whatever changed (files, vars, env vars), so this only saves time.
+# A process parses the dbt project once (`inprocess.parsed_manifest`), from a partial parse made
+# with the same profile, which names this home's warehouse, when there is one. The parse in
+# dbt_project/target (from `make install`) was made for another home, so each process would
+# parse it all again (about 5 s). Each home keeps the newest parse and every invocation's target
+# folder starts from it; dbt still re-parses whatever changed (files, vars, env vars), so this
+# only saves time.
 PARTIAL_PARSE = "partial_parse.msgpack"
 
 
