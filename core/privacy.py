@@ -134,6 +134,21 @@ def _named_by_pseudonymized_requests(con: duckdb.DuckDBPyConnection) -> list[str
             if table in tables]
 
 
+def erasures_on_record(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the warehouse knows any erasure request: a profile marked deleted, or a key on
+    record. Without one, scrubbing a day of orders or events finds nothing (`erased_files` and
+    `apply_erasures` for a day would run their queries, about 40 ms a day, for nothing: 14 of
+    the 28 s a year of orders of the UCI Online Retail store took to load)."""
+    tables = _tables(con)
+    if "raw.customers" not in tables:
+        return False
+    if "audit.erasure_requests" in tables and con.execute(
+            "select exists (select 1 from audit.erasure_requests)").fetchone()[0]:
+        return True
+    return "is_deleted" in tables["raw.customers"] and con.execute(
+        "select exists (select 1 from raw.customers where is_deleted)").fetchone()[0]
+
+
 def erased_files(con: duckdb.DuckDBPyConnection, feed: str | None = None,
                  day=None) -> dict[str, set[str]]:
     """The landing files (paths relative to the landing folder) that name an erased customer,

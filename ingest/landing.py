@@ -40,7 +40,7 @@ from typing import Self
 import duckdb
 import pyarrow as pa
 
-from core.privacy import apply_erasures, erased_files
+from core.privacy import apply_erasures, erased_files, erasures_on_record
 from core.warehouse import Warehouse
 
 PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -410,9 +410,15 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
     with warehouse.connect() as con:
         ensure_tables(con, feed)
         files = {day: day_files(landing, feed, day) for day in days}
+        # a day without files that holds no rows has nothing to replace (a store without
+        # events, a day without orders); erasure requests do not change during the load
+        held = _days_holding_rows(con, feed, days)
+        scrub = erasures_on_record(con)
         stager = _Stager(con, feed, landing, [(day, path) for day in days for path in files[day]])
         with stager, _Rewriter(landing) as rewriter:
             for number, day in enumerate(days):
+                if not files[day] and day not in held:
+                    continue
                 con.execute("begin transaction")
                 try:
                     change_id = con.execute("select nextval('raw.change_seq')").fetchone()[0]
@@ -424,8 +430,9 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                     # a day delivered after an erasure request is scrubbed as it lands; its
                     # files are put on the sweep's list before the commit and rewritten
                     # right after it, beside the next days' loading (`_Rewriter`)
-                    erased = erased_files(con, feed.name, day)
-                    apply_erasures(con, feed.name, day)
+                    erased = erased_files(con, feed.name, day) if scrub else {}
+                    if scrub:
+                        apply_erasures(con, feed.name, day)
                     rewriter.defer(erased)
                     _log_changes(con, feed, day, change_id)  # what it holds now
                 except BaseException as exc:
@@ -439,6 +446,20 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                 con.execute("commit")
                 rewriter.start(erased)
     return report
+
+
+def _days_holding_rows(con: duckdb.DuckDBPyConnection, feed: Feed,
+                       days: list[dt.date]) -> set[dt.date]:
+    """Which of `days` have rows in raw.<feed> or quarantine.<feed>."""
+    if not days:
+        return set()
+    return {day for (day,) in con.execute(f"""
+        select distinct _partition_date from raw.{feed.name}
+        where _partition_date between ? and ? and _partition_date in (select unnest(?::date[]))
+        union
+        select distinct _partition_date from quarantine.{feed.name}
+        where _partition_date between ? and ? and _partition_date in (select unnest(?::date[]))
+    """, [min(days), max(days), days] * 2).fetchall()}
 
 
 def load_all_days(warehouse: Warehouse, landing: Path, feed_name: str) -> LoadReport:
