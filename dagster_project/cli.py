@@ -94,7 +94,7 @@ def with_empty_gaps(days: list[str], occupied: set[str]) -> list[str]:
 def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
     """(partition days to load: the changed ones and the empty days between them, whether
     unpartitioned assets must run, whether the incremental dbt models must be rebuilt from all
-    history, the new state)."""
+    history, the new state). `unchanged_feeds(old, new)` tells which daily feeds need no load."""
     state_path = home.run_state
     old = json.loads(state_path.read_text()) if state_path.exists() and not force else {}
     new = {"landing": landing.landing_fingerprints(home.landing), "code": code_fingerprint(),
@@ -130,6 +130,18 @@ def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
     return changed_days, rest_changed, full_refresh or force, new
 
 
+def unchanged_feeds(home: Home, new_state: dict) -> frozenset[str]:
+    """The daily feeds none of whose landing days changed since the last run (a late orders
+    file, a store without events): loading their days again would replace their rows with the
+    same rows (and log every visitor or order of those days as changed, for the incremental
+    models to rebuild), so the run leaves them out. None without a last run: its load also
+    creates the feed's tables, which dbt reads (a store without events has an empty one)."""
+    state_path = home.run_state
+    old = json.loads(state_path.read_text()).get("landing", {}) if state_path.exists() else {}
+    return frozenset(feed for feed in ("orders", "events")
+                     if feed in old and old[feed] == new_state["landing"][feed])
+
+
 def run(force: bool = False, full_refresh: bool = False, strict: bool = False,
         force_removals: bool = False) -> int:
     """Bring everything up to date and print the summary. A model without a champion or a
@@ -150,7 +162,8 @@ def run(force: bool = False, full_refresh: bool = False, strict: bool = False,
         return strict_code(home, strict)
 
     code = materialize(home, changed_days, trigger="make run", full_refresh=rebuild or full_refresh,
-                       force_removals=force_removals)
+                       force_removals=force_removals,
+                       skip_feeds=frozenset() if force else unchanged_feeds(home, new_state))
     if code == 0:
         adopt_erasure_rewrites(home, new_state)
         home.run_state.write_text(json.dumps(new_state) + "\n")
@@ -225,7 +238,7 @@ def refresh_config(selection, full_refresh: bool, force_removals: bool) -> dict:
 
 
 def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = False,
-                force_removals: bool = False) -> int:
+                force_removals: bool = False, skip_feeds: frozenset[str] = frozenset()) -> int:
     """In-process Dagster runs (recorded in DAGSTER_HOME) that load exactly the daily
     partitions `days`, one single-run backfill per range of consecutive days, and refresh every
     unpartitioned asset downstream in the last one. The incremental dbt models follow what the
@@ -252,13 +265,15 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
     graph = defs.resolve_asset_graph()
     partitioned = {key for key in graph.get_all_asset_keys()
                    if graph.get(key).partitions_def is not None}
+    # raw/<feed> and raw/<feed>_changes of a daily feed whose days did not change
+    skipped = {key for key in partitioned if key.path[-1].removesuffix("_changes") in skip_feeds}
     ranges = contiguous_ranges(days)
-    runs = [(partitioned, {"dagster/asset_partition_range_start": first,
-                           "dagster/asset_partition_range_end": last})
+    runs = [(partitioned - skipped, {"dagster/asset_partition_range_start": first,
+                                     "dagster/asset_partition_range_end": last})
             for first, last in ranges[:-1]]
     last_tags = ({"dagster/asset_partition_range_start": ranges[-1][0],
                   "dagster/asset_partition_range_end": ranges[-1][1]} if ranges else {})
-    runs.append((graph.get_all_asset_keys() if ranges else
+    runs.append((graph.get_all_asset_keys() - skipped if ranges else
                  {key for key in graph.get_all_asset_keys() if key not in partitioned},
                  last_tags))
     what = (f"landing days {', '.join(f'{a}..{b}' for a, b in ranges)} and everything "
@@ -267,6 +282,8 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
     if full_refresh:
         what += "; incremental dbt models rebuilt from all history"
     print(f"Materializing {what}: {len(runs)} run(s) in {home.dagster_home}.")
+    if ranges and skip_feeds:
+        print(f"Not loaded again (no landing day changed): {', '.join(sorted(skip_feeds))}.")
     run_config = refresh_config(runs[-1][0], full_refresh, force_removals)
     started = time.monotonic()
     for number, (selection, tags) in enumerate(runs, start=1):

@@ -119,10 +119,17 @@ def test_a_late_file_ten_days_back_reaches_the_marts_and_the_published_copy(days
     home, late = days["home"], days["late_day"]
     assert _query(home, f"select count(*) as n from marts.fct_orders "
                         f"where order_date = '{late[3:]}'")["n"][0] == 0
+    events_loaded = _query(home, "select count(*) as n, max(_loaded_at) as at from raw.events "
+                                 f"where _partition_date = '{late[3:]}'")
+    assert events_loaded["n"][0] > 0
     shutil.move(days["held"] / f"late_{late}", home / "landing" / "orders" / late)
     output = _segmenta(home, "run")
     assert f"landing days {late[3:]}..{late[3:]} and everything downstream" in output
     assert "rebuilt from all history" not in output
+    # the day's events did not change: not loaded again (same rows, same load time)
+    assert "Not loaded again (no landing day changed): events." in output
+    assert _query(home, "select count(*) as n, max(_loaded_at) as at from raw.events "
+                        f"where _partition_date = '{late[3:]}'").equals(events_loaded)
     raw = _query(home, f"select distinct order_id from raw.orders "
                        f"where _partition_date = '{late[3:]}'")
     assert len(raw) > 0
