@@ -8,7 +8,6 @@ working directory is.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +79,12 @@ class Home:
         for feed in FEEDS:
             self.feed_dir(feed).mkdir(exist_ok=True)
         dagster_yaml = self.dagster_home / "dagster.yaml"
-        if not dagster_yaml.exists() or (
-            dagster_yaml.read_text() != DAGSTER_YAML_TEMPLATE.read_text()
-        ):
-            shutil.copyfile(DAGSTER_YAML_TEMPLATE, dagster_yaml)
+        rendered = DAGSTER_YAML_TEMPLATE.read_text().replace(
+            "{dagster_home}", self.dagster_home.resolve().as_posix())
+        if not dagster_yaml.exists() or dagster_yaml.read_text() != rendered:
+            staged = dagster_yaml.with_name(f".dagster.yaml.{os.getpid()}.tmp")
+            staged.write_text(rendered)
+            os.replace(staged, dagster_yaml)  # a process starting now never reads half a file
         return self
 
 
