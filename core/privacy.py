@@ -176,8 +176,7 @@ def erased_files(con: duckdb.DuckDBPyConnection, feed: str | None = None,
         for path, customer in con.execute(
                 "select distinct source_file, customer_id from _hits").fetchall():
             found.setdefault(path, set()).add(customer)
-    con.execute("drop table _erased")
-    return found
+    return found  # `_erased` stays for `apply_erasures(..., collected=True)`, which drops it
 
 
 ERASED_RECORD = '{"erased": true}'
@@ -221,13 +220,15 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
 
 
 def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
-                   day=None) -> int:
+                   day=None, collected: bool = False) -> int:
     """Scrub every erased customer from raw, quarantine and the Python-written outputs (see the
     module docstring); returns how many erased customers this pass found still named (0 once
     everything is scrubbed: the warehouse then names them only by key). Idempotent.
 
     With `feed` and `day` (a day of orders or events just loaded), only that day's rows of that
-    feed are scrubbed: the rest was scrubbed when the request arrived."""
+    feed are scrubbed: the rest was scrubbed when the request arrived. `collected`: the
+    `erased_files` call just before, with the same arguments and in the same transaction,
+    found the erased ids already (a day's load asks both)."""
     tables = _tables(con)
     if feed is not None:
         tables = {t: c for t, c in tables.items()
@@ -236,7 +237,8 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
     t_day = "" if day is None else f" and t._partition_date = '{day.isoformat()}'"
     if "raw.customers" not in tables or "is_deleted" not in tables["raw.customers"]:
         return 0
-    _collect_erased(con, feed, day)
+    if not collected:
+        _collect_erased(con, feed, day)
     erased = con.execute("select count(*) from _erased").fetchone()[0]
     counts: list[tuple[str, str, str, int]] = []  # customer, table, action, rows
 

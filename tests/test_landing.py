@@ -368,3 +368,43 @@ def test_a_warehouse_without_snapshot_fingerprints_reloads_the_feed_whole(tmp_pa
     assert report.totals["rows_loaded"] == 1
     assert warehouse.query_df("select customer_id from raw.customers")["customer_id"].tolist() \
         == ["C1"]
+
+
+@pytest.mark.parametrize("variant", ["lf", "crlf", "bom", "blank_lines", "no_final_break",
+                                     "gzip", "gzip_crlf_two_members"])
+def test_a_clean_json_lines_file_splits_as_the_line_by_line_reader_does(tmp_path, variant,
+                                                                        monkeypatch):
+    """The verifying pass keeps a clean file's text and Arrow splits it into lines; a file over
+    KEEP_TEXT_BYTES is read again by DuckDB. Both give every line, its number and its fields."""
+    import gzip
+
+    import duckdb
+
+    events = [json.dumps({"messageId": f"m{i}", "anonymousId": f"a{i}", "type": "track",
+                          "event": "Product Viewed", "timestamp": "2026-06-01T10:00:00Z",
+                          "properties": {"product_id": f"P{i}", "note": "é ✓"}})
+              for i in range(5)]
+    newline = "\r\n" if "crlf" in variant else "\n"
+    body = events[:2] + (["", "  "] if variant == "blank_lines" else []) + events[2:]
+    text = newline.join(body) + ("" if variant == "no_final_break" else newline)
+    data = (b"\xef\xbb\xbf" if variant == "bom" else b"") + text.encode()
+    name = "events.jsonl"
+    if variant.startswith("gzip"):
+        half = len(data) // 2
+        data = (gzip.compress(data[:half]) + gzip.compress(data[half:])
+                if "two_members" in variant else gzip.compress(data))
+        name += ".gz"
+    path = tmp_path / name
+    path.write_bytes(data)
+    read = {}
+    for keep in (landing.KEEP_TEXT_BYTES, 0):
+        monkeypatch.setattr(landing, "KEEP_TEXT_BYTES", keep)
+        with duckdb.connect() as con:
+            records = landing._stage_json(con, landing.FEEDS["events"], path, name, "jsonl")
+            read[keep] = (records, con.execute(
+                "select _line_number, _line, _is_json, _obj::varchar, _unknown "
+                "from _landing_text order by _line_number").fetchall())
+    kept, reread = read.values()
+    assert kept == reread
+    assert kept[0] == 5 and [row[1] for row in kept[1]] == events
+    assert kept[1][-1][0] == (7 if variant == "blank_lines" else 5)
