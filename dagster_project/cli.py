@@ -196,6 +196,7 @@ def strict_code(home: Home, strict: bool) -> int:
 def backfill(first: str, last: str) -> int:
     """Reload the landing days first..last and rebuild everything downstream, in one run."""
     home = HOME.ensure()
+    os.environ[landing.RELOAD_SNAPSHOTS_ENV] = "1"  # also the days loaded as they are now
     start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
     days = [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
     code = materialize(home, days, trigger="segmenta backfill")

@@ -174,7 +174,8 @@ STAGE_AHEAD = 2  # files read and checked while earlier ones are written (`_Stag
 # split into lines from there; a larger one is read again by DuckDB's reader.
 KEEP_TEXT_BYTES = 512 * 1024 * 1024
 ARROW_BATCH_ROWS = 65_536  # lines per Arrow batch handed to DuckDB (a batch is a unit of work)
-# `segmenta run --force` sets it: the snapshot feeds reload every day, not only the changed ones
+# `segmenta run --force` and `segmenta backfill` set it: the snapshot feeds reload every day,
+# not only the changed ones, and the daily feeds reload days already loaded as they are now
 RELOAD_SNAPSHOTS_ENV = "SEGMENTA_RELOAD_SNAPSHOTS"
 # Columns of the staging tables that a landing file's header may not use (nor `_f_*`).
 INTERNAL_COLUMNS = ("_line_number", "_fault", "_detail", "_raw")
@@ -204,6 +205,7 @@ class LoadReport:
     reasons_by_day: dict[str, Counter] = field(default_factory=dict)
     extra_columns: Counter = field(default_factory=Counter)
     erased_customers: int = 0
+    resumed: list[dt.date] = field(default_factory=list)  # days loaded by an earlier run as-is
 
     @property
     def totals(self) -> dict[str, int]:
@@ -404,18 +406,65 @@ def _log_changes(con: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
         con.execute(f"insert into {table} {select}", [change_id, day])
 
 
+# The days of the daily feeds in raw: each one's landing fingerprint when it was loaded, and the
+# loader's code then. Written in the day's transaction, so a run killed mid-load leaves exactly
+# the committed days on record and the next run loads only the rest (`load_days`).
+LOADED_DAYS = "raw.loaded_days"
+
+
+def loader_fingerprint() -> str:
+    """A hash of the loading code (the contracts, checks and erasure): new code loads again."""
+    digest = hashlib.sha256()
+    for path in sorted([*Path(__file__).parent.glob("*.py"),
+                        Path(__file__).parent.parent / "core" / "privacy.py"]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _already_loaded(con: duckdb.DuckDBPyConnection, landing: Path, feed: Feed,
+                    days: list[dt.date]) -> set[dt.date]:
+    """Which of `days` are in raw as their landing files are now, loaded by this code: a day
+    whose recorded fingerprint is its fingerprint now, or the one an erasure rewrite of its
+    files left (`rewritten_days`: the rewrite runs after the day's commit). With
+    RELOAD_SNAPSHOTS_ENV set (`--force`, a backfill) none are."""
+    if os.environ.get(RELOAD_SNAPSHOTS_ENV) == "1" or not days:
+        return set()
+    recorded = dict(con.execute(
+        f"select day, fingerprint from {LOADED_DAYS} where feed = ? and loader = ? "
+        "and day between ? and ?", [feed.name, loader_fingerprint(), min(days), max(days)]
+    ).fetchall())
+    rewritten = rewritten_days(landing).get(feed.name, {})
+    done = set()
+    for day in days:
+        if day in recorded:
+            now = day_fingerprint(landing, feed, day)
+            if now in (recorded[day], rewritten.get(day.isoformat())):
+                done.add(day)
+    return done
+
+
 def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
               days: list[dt.date]) -> LoadReport:
     """Replace the given days of a partitioned feed, one transaction per day.
 
     A day is either fully replaced or left as it was. When a file fails, the days before it
-    stay committed (the error says so), so a long backfill resumes where it stopped.
+    stay committed (the error says so), so a long backfill resumes where it stopped. A day
+    already loaded from the same files by the same code (`raw.loaded_days`: a run killed after
+    committing it) is not loaded again; its rows and change log are there from that load.
     """
     feed = FEEDS[feed_name]
     report = LoadReport(feed_name)
     with warehouse.connect() as con:
         ensure_tables(con, feed)
+        con.execute(f"create table if not exists {LOADED_DAYS} "
+                    "(feed VARCHAR, day DATE, fingerprint VARCHAR, loader VARCHAR)")
+        resumed = _already_loaded(con, landing, feed, days)
+        report.resumed = sorted(resumed)
+        days = [day for day in days if day not in resumed]
         files = {day: day_files(landing, feed, day) for day in days}
+        # before anything is read: a file delivered again during the load changes the day's
+        # fingerprint from the recorded one, so the next run loads the day again
+        fingerprints = {day: day_fingerprint(landing, feed, day) for day in days}
         # a day without files that holds no rows has nothing to replace (a store without
         # events, a day without orders); erasure requests do not change during the load
         held = _days_holding_rows(con, feed, days)
@@ -441,6 +490,10 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                         apply_erasures(con, feed.name, day, collected=True)
                     rewriter.defer(erased)
                     _log_changes(con, feed, day, change_id)  # what it holds now
+                    con.execute(f"delete from {LOADED_DAYS} where feed = ? and day = ?",
+                                [feed.name, day])
+                    con.execute(f"insert into {LOADED_DAYS} values (?, ?, ?, ?)",
+                                [feed.name, day, fingerprints[day], loader_fingerprint()])
                 except BaseException as exc:
                     con.execute("rollback")
                     if isinstance(exc, LandingFileError) and number:

@@ -401,6 +401,7 @@ def test_clean_files_are_read_by_duckdb_and_counted_independently(tmp_path, ware
     # `rows read` is the verifying pass's count: a reader that lost a row would not reconcile
     monkeypatch.undo()
     monkeypatch.setattr(landing._Scan, "records", property(lambda scan: 51))
+    monkeypatch.setenv(landing.RELOAD_SNAPSHOTS_ENV, "1")  # the loaded day, read again
     report = landing.load_days(warehouse, tmp_path, "events", [DAY])
     assert report.totals["rows_read"] == 51 and report.totals["rows_loaded"] == 50
     assert not report.reconciles

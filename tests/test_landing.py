@@ -173,7 +173,7 @@ def test_one_of_every_defect_is_quarantined_with_its_reason(tmp_path, warehouse)
     assert json.loads(by_reason["unknown_currency"])["currency"] == "XXX"
 
 
-def test_duplicates_across_days_and_late_files_load_once(tmp_path, warehouse):
+def test_duplicates_across_days_and_late_files_load_once(tmp_path, warehouse, monkeypatch):
     day2 = DAY + dt.timedelta(days=1)
     _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=1)}\n")
     _write(tmp_path, "orders", "a.csv",
@@ -185,6 +185,7 @@ def test_duplicates_across_days_and_late_files_load_once(tmp_path, warehouse):
     _write(tmp_path, "orders", "b_late.csv",
            f"{HEADER}\n{GOOD_LINE.format(n=3)}\n{GOOD_LINE.format(n=2)}\n")
     again = landing.load_days(warehouse, tmp_path, "orders", [DAY])
+    monkeypatch.setenv(landing.RELOAD_SNAPSHOTS_ENV, "1")  # loaded again although unchanged
     again = landing.load_days(warehouse, tmp_path, "orders", [DAY])
     assert again.totals == {"rows_read": 3, "rows_loaded": 2, "rows_quarantined": 1, "files": 2}
     loaded = warehouse.query_df("select order_id from raw.orders order by 1")["order_id"]
@@ -408,3 +409,39 @@ def test_a_clean_json_lines_file_splits_as_the_line_by_line_reader_does(tmp_path
     assert kept == reread
     assert kept[0] == 5 and [row[1] for row in kept[1]] == events
     assert kept[1][-1][0] == (7 if variant == "blank_lines" else 5)
+
+
+def test_a_day_loaded_as_it_is_is_not_loaded_again_unless_asked(tmp_path, warehouse,
+                                                                 monkeypatch):
+    """What a killed run committed stays: the next load of the same days skips the days whose
+    files and loading code are unchanged (their rows, load times and change log as they were),
+    loads a changed day again, and reloads everything when asked (`--force`, backfills)."""
+    other_day = DAY + dt.timedelta(days=1)
+    for day, order in ((DAY, "O1"), (other_day, "O2")):
+        _write(tmp_path, "orders", "orders.csv",
+               HEADER + f"\n{order},1,C1,{day}T10:00:00Z,P1,1,3,EUR,completed,web,ES,0\n", day)
+    first = landing.load_days(warehouse, tmp_path, "orders", [DAY, other_day])
+    assert first.resumed == [] and first.totals["rows_loaded"] == 2
+
+    def state():
+        return warehouse.query_df(
+            "select (select list(_loaded_at order by _partition_date)::varchar from raw.orders) "
+            "as at, (select count(*) from raw.orders_changes) as changes").iloc[0].tolist()
+
+    before = state()
+    again = landing.load_days(warehouse, tmp_path, "orders", [DAY, other_day])
+    assert again.resumed == [DAY, other_day] and again.totals["rows_read"] == 0
+    assert state() == before
+
+    _write(tmp_path, "orders", "orders.csv",  # a re-delivery of the second day, one line more
+           HEADER + f"\nO2,1,C1,{other_day}T10:00:00Z,P1,1,3,EUR,completed,web,ES,0"
+           f"\nO3,1,C2,{other_day}T11:00:00Z,P1,1,3,EUR,completed,web,ES,0\n", other_day)
+    changed = landing.load_days(warehouse, tmp_path, "orders", [DAY, other_day])
+    assert changed.resumed == [DAY] and changed.totals["rows_loaded"] == 2
+
+    monkeypatch.setenv(landing.RELOAD_SNAPSHOTS_ENV, "1")
+    forced = landing.load_days(warehouse, tmp_path, "orders", [DAY, other_day])
+    assert forced.resumed == [] and forced.totals["rows_loaded"] == 3
+    monkeypatch.delenv(landing.RELOAD_SNAPSHOTS_ENV)
+    monkeypatch.setattr(landing, "loader_fingerprint", lambda: "new code")
+    assert landing.load_days(warehouse, tmp_path, "orders", [DAY]).resumed == []

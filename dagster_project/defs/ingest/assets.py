@@ -156,6 +156,8 @@ def _feed_asset(feed: str) -> dg.AssetsDefinition:
                                      "audience files")
         context.log.info(f"{feed}: {report.totals}"
                          + (f" over {len(days)} day(s)" if days is not None else "")
+                         + (f" ({len(report.resumed)} of them loaded as they are by an earlier, "
+                            "interrupted run: not loaded again)" if report.resumed else "")
                          + (f", {report.erased_customers} erased" if feed == "customers" else ""))
         yield dg.MaterializeResult(
             asset_key=["raw", feed], metadata=_metadata(report),
