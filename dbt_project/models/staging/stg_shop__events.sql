@@ -19,7 +19,7 @@ renamed as (
 ),
 
 final as (
-    select * from renamed
+    select * exclude (_properties_fields, _context_fields) from renamed
 )
 
 select * from final
