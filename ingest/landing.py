@@ -751,18 +751,20 @@ def _insert_staged(con: duckdb.DuckDBPyConnection, feed: Feed, staged: _Staged, 
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     names = ", ".join(f'"{c.name}"' for c in feed.columns) + (", _key_hash" if feed.partitioned
                                                                 else "")
+    # in line order without an ORDER BY (a third of the insert's time): the staged table is
+    # in line order and DuckDB keeps a table's order (`preserve_insertion_order`, on)
     con.execute(f"""
         insert into raw.{feed.name} ({names}, _source_file, _source_line, _partition_date,
                                      _loaded_at, _extra)
         select {names}, ? as _source_file, _line_number, ? as _partition_date, ? as _loaded_at,
                _extra
-        from {rows} where _reason is null and not ({duplicate}) order by _line_number
+        from {rows} where _reason is null and not ({duplicate})
     """, [relative, day, loaded_at])
     con.execute(f"""
         insert into quarantine.{feed.name} (raw_record, reason, detail, _source_file,
                                             _source_line, _partition_date, _loaded_at)
         select _record, {reason}, {detail}, ?, _line_number, ?, ?
-        from {rows} where _reason is not null or {duplicate} order by _line_number
+        from {rows} where _reason is not null or {duplicate}
     """, [relative, day, loaded_at])
     counts = dict(con.execute(
         f"select coalesce({reason}, ''), count(*) from {rows} group by all").fetchall())
