@@ -428,9 +428,11 @@ def _log_changes(con: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
         con.execute(f"insert into {table} {select}", [change_id, day])
 
 
-# The days of the daily feeds in raw: each one's landing fingerprint when it was loaded, and the
-# loader's code then. Written in the day's transaction, so a run killed mid-load leaves exactly
-# the committed days on record and the next run loads only the rest (`load_days`).
+# The days of the daily feeds in raw: each one's landing fingerprint when it was loaded, the
+# loader's code then, and the load's change id (`raw.change_seq`: dbt's `unique_in_new_loads`
+# checks the days loaded after a model's watermark). Written in the day's transaction, so a run
+# killed mid-load leaves exactly the committed days on record and the next run loads only the
+# rest (`load_days`).
 LOADED_DAYS = "raw.loaded_days"
 
 
@@ -478,8 +480,9 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
     report = LoadReport(feed_name)
     with warehouse.connect() as con:
         ensure_tables(con, feed)
-        con.execute(f"create table if not exists {LOADED_DAYS} "
-                    "(feed VARCHAR, day DATE, fingerprint VARCHAR, loader VARCHAR)")
+        con.execute(f"create table if not exists {LOADED_DAYS} (feed VARCHAR, day DATE, "
+                    "fingerprint VARCHAR, loader VARCHAR, change_id BIGINT)")
+        con.execute(f"alter table {LOADED_DAYS} add column if not exists change_id BIGINT")
         resumed = _already_loaded(con, landing, feed, days)
         report.resumed = sorted(resumed)
         days = [day for day in days if day not in resumed]
@@ -516,8 +519,10 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                     _log_changes(con, feed, day, change_id)  # what it holds now
                     con.execute(f"delete from {LOADED_DAYS} where feed = ? and day = ?",
                                 [feed.name, day])
-                    con.execute(f"insert into {LOADED_DAYS} values (?, ?, ?, ?)",
-                                [feed.name, day, fingerprints[day], loader_fingerprint()])
+                    con.execute(f"insert into {LOADED_DAYS} (feed, day, fingerprint, loader, "
+                                "change_id) values (?, ?, ?, ?, ?)",
+                                [feed.name, day, fingerprints[day], loader_fingerprint(),
+                                 change_id])
                 except BaseException as exc:
                     con.execute("rollback")
                     if isinstance(exc, LandingFileError) and number:

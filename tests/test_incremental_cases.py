@@ -173,18 +173,22 @@ def test_a_duplicate_loaded_since_the_last_refresh_fails_the_staging_uniqueness_
     home = tmp_path / "home"
     shutil.copytree(built, home)
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
-        for table, key in (("raw.events", "message_id"), ("raw.orders", "order_id")):
-            # the history was loaded yesterday (the test's margin for a clock set back is ten
-            # minutes), then one row is loaded again now
-            con.execute(f"update {table} set _loaded_at = _loaded_at - interval 1 day")
-            con.execute(f"insert into {table} select * replace ((now() at time zone 'UTC') as _loaded_at) "
-                        f"from {table} order by {key} limit 1")
+        for feed, key in (("events", "message_id"), ("orders", "order_id")):
+            # the newest day is loaded again after the consumers ran (a change id past their
+            # watermarks), with a key of an older day in it
+            newest = con.execute(f"select max(_partition_date) from raw.{feed}").fetchone()[0]
+            con.execute(f"insert into raw.{feed} select * replace (?::date as _partition_date) "
+                        f"from raw.{feed} where _partition_date < ? order by {key} limit 1",
+                        [newest, newest])
+            con.execute("update raw.loaded_days set change_id = (select max(change_id) + 1 "
+                        "from intermediate.incremental_watermarks) where feed = ? and day = ?",
+                        [feed, newest])
         if history == "first build":
             con.execute("delete from intermediate.incremental_watermarks where model_name in "
                         "('int_events_sessionized', 'fct_order_items')")
     failed = failed_tests(home, "stg_shop__events", "stg_shop__order_lines")
     assert sorted(failed) == [
-        "unique_in_new_loads_stg_shop__events_event_id__int_events_sessionized",
-        "unique_in_new_loads_stg_shop__order_lines_order_line_id__fct_order_items"], failed
+        "unique_in_new_loads_stg_shop__events_event_id__int_events_sessionized__events",
+        "unique_in_new_loads_stg_shop__order_lines_order_line_id__fct_order_items__orders"], failed
     assert all(("inner join new_values" in sql) == (history == "refreshed")
                for sql in failed.values()), history

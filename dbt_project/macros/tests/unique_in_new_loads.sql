@@ -2,34 +2,43 @@
     with a row loaded since `consumer` (an incremental model built on this staging view) was
     last refreshed: the rows its next refresh reads, checked against all history.
 
-    A staging view over raw has no change stamp, but each raw row keeps when it was loaded
-    (`loaded_at`), and the consumer's watermark when it last ran (`recorded_at`). `dbt build`
-    runs a view's tests before its children and skips them when a test fails, so a row loaded
-    after the consumer's last refresh has not passed this test yet, and every older row has.
-    (At 1M customers the plain `unique` on 100M event ids took 15 to 19 s of every daily run;
-    checking a day's 270k against them, about 2 s.) Ten minutes of margin cover a clock set back.
-    A consumer built without the view's tests (selected alone in the UI) moves the mark on:
-    ingestion's own duplicate check (`_mark_loaded_duplicates`) still held those rows.
+    Ingestion records each day of a daily feed it loads in `raw.loaded_days`, with the load's
+    change id (one sequence with the change logs), and the consumer's watermark is the newest
+    change id when it last ran. So the days loaded since are those recorded with a higher id
+    (or none: a day loaded by an older version). `dbt build` runs a view's tests before its
+    children and skips them when a test fails, so a row of those days has not passed this test
+    yet, and every other row has. No clock is involved: a margin of wall-clock time, as this
+    test had, reached back over minutes of a full build's load (17M of 100M events at 1M
+    customers, 17 s of the next daily run instead of about 2). A consumer built without the
+    view's tests (selected alone in the UI) moves the mark on: ingestion's own duplicate check
+    (`_loaded_duplicates`) still held those rows.
 
-    With no watermark yet (a first build) or most rows new, the test groups the whole view as
-    `unique` does: joining every row to a set of every key ran out of memory at 1M customers
-    (`unique_in_latest_change`). Both are read before the query is compiled. -#}
-{% test unique_in_new_loads(model, column_name, consumer) %}
-{%- set since = none -%}
+    With no watermark yet (a first build), no record of the loads, or most rows new, the test
+    groups the whole view as `unique` does: joining every row to a set of every key ran out of
+    memory at 1M customers (`unique_in_latest_change`). All are read before the query is
+    compiled. `feed`: the daily feed the view reads (its rows' landing day is `landed_on`). -#}
+{% test unique_in_new_loads(model, column_name, consumer, feed) %}
+{%- set new_days = none -%}
 {%- set new_share = 1.0 -%}
 {%- if execute -%}
+    {%- set loads = adapter.get_relation(database=model.database, schema='raw',
+                                         identifier='loaded_days') -%}
     {%- set recorded = run_query(
-        "select max(recorded_at) - interval 10 minutes from " ~ watermarks_relation()
+        "select max(change_id) from " ~ watermarks_relation()
         ~ " where model_name = '" ~ consumer ~ "'") -%}
-    {%- set since = recorded.columns[0].values()[0] -%}
-    {%- if since is not none -%}
+    {%- set mark = recorded.columns[0].values()[0] -%}
+    {%- if loads is not none and mark is not none -%}
+        {%- set new_days -%}
+            select day from {{ loads }}
+            where feed = '{{ feed }}' and (change_id is null or change_id > {{ mark }})
+        {%- endset -%}
         {%- set counted = run_query(
-            "select count(*) filter (where loaded_at >= '" ~ since ~ "'::timestamp)"
+            "select count(*) filter (where landed_on in (" ~ new_days ~ "))"
             ~ " / greatest(count(*), 1) from " ~ model) -%}
         {%- set new_share = counted.columns[0].values()[0] | float -%}
     {%- endif -%}
 {%- endif -%}
-{%- if since is none or new_share >= 0.5 %}
+{%- if new_days is none or new_share >= 0.5 %}
 select {{ column_name }}, count(*) as n_rows
 from {{ model }}
 where {{ column_name }} is not null
@@ -39,7 +48,7 @@ having count(*) > 1
 with new_values as (
     select distinct {{ column_name }}
     from {{ model }}
-    where loaded_at >= '{{ since }}'::timestamp and {{ column_name }} is not null
+    where landed_on in ({{ new_days }}) and {{ column_name }} is not null
 )
 select model_rows.{{ column_name }}, count(*) as n_rows
 from {{ model }} as model_rows
