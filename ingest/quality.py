@@ -80,17 +80,23 @@ def load_suite(table: str, suites_dir: Path = SUITES_DIR) -> dict:
     return json.loads(path.read_text())
 
 
+# Table-level expectations that count rows and read no column.
+ROW_COUNT_EXPECTATIONS = ("expect_table_row_count_to_be_between", "expect_table_row_count_to_equal")
+
+
 def suite_columns(table: str, group: str, suites_dir: Path = SUITES_DIR) -> list[str] | None:
     """The columns the `group` expectations of the table's suite read, in suite order; None
-    when one of them reads the whole table (no `column` argument)."""
+    when one of them reads the whole table (such as the table's column set). Row counts need
+    rows, not columns: a frame of the named columns has them all (of no named column: None)."""
     columns: list[str] = []
     for item in load_suite(table, suites_dir).get(group, []):
-        column = item["kwargs"].get("column")
-        if column is None:
+        if item["type"] in ROW_COUNT_EXPECTATIONS:
+            continue
+        named = item["kwargs"].get("column_list") or [item["kwargs"].get("column")]
+        if None in named:
             return None
-        if column not in columns:
-            columns.append(column)
-    return columns
+        columns += [column for column in named if column not in columns]
+    return columns or None
 
 
 @cache

@@ -44,3 +44,30 @@ def test_a_handful_of_bad_rows_on_a_quiet_day_is_not_material():
     assert stats["material_quarantine_share"].isna().tolist() == [True, False]
     failures = quality.validate("raw.orders", "daily", stats).failures
     assert [(f.column, f.sample) for f in failures] == [("material_quarantine_share", [0.15])]
+
+
+def test_a_suite_reads_only_the_columns_it_names(tmp_path):
+    """The mart checks read the columns their suite names, not the whole mart; a row count needs
+    rows, not columns, and an expectation on the table's columns needs them all."""
+    def suite(*expectations):
+        (tmp_path / "marts_t.json").write_text(json.dumps(
+            {"name": "t", "table": "marts.t", "rows": list(expectations)}))
+        return quality.suite_columns("marts.t", "rows", tmp_path)
+
+    count = {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}
+    unique = {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}}
+    pair = {"type": "expect_compound_columns_to_be_unique",
+            "kwargs": {"column_list": ["id", "day"]}}
+    listed = {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["id"]}}
+    assert suite(count, unique, pair) == ["id", "day"]
+    assert suite(count) is None  # nothing named: the whole table
+    assert suite(unique, listed) is None
+    # the columns read validate as the whole table does: the row count fails on no rows
+    assert suite(count, unique, pair) == ["id", "day"]
+    frame = pd.DataFrame({"id": [1, 2, 2], "day": ["a", "a", "b"], "other": [0, 0, 0]})
+    assert not quality.validate("marts.t", "rows", frame[["id", "day"]], suites_dir=tmp_path
+                                ).success  # id repeats
+    assert quality.validate("marts.t", "rows", frame.iloc[:2][["id", "day"]],
+                            suites_dir=tmp_path).success
+    assert not quality.validate("marts.t", "rows", frame.iloc[:0][["id", "day"]],
+                                suites_dir=tmp_path).success

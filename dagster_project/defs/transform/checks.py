@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import dagster as dg
 
 from dagster_project.resources import ExpectationsResource, WarehouseResource
+from ingest import quality
 
 # Marts whose Great Expectations suite must pass before models and exports refresh.
 CHECKED_MARTS = ("customer_rfm", "dim_customers")
@@ -19,7 +22,10 @@ def _mart_check(name: str) -> dg.AssetChecksDefinition:
     )
     def _check(warehouse: WarehouseResource,
                expectations: ExpectationsResource) -> dg.AssetCheckResult:
-        frame = warehouse.warehouse.query_df(f"select * from {table}")
+        # only the columns the suite reads (every column of dim_customers: 3.9 s at 1M customers)
+        columns = quality.suite_columns(table, "rows", Path(expectations.suites_dir))
+        select = "*" if columns is None else ", ".join(f'"{c}"' for c in columns)
+        frame = warehouse.warehouse.query_df(f"select {select} from {table}")
         summary = expectations.validate(table, "rows", frame)
         return dg.AssetCheckResult(
             passed=summary.success,
