@@ -113,7 +113,8 @@
 {%- endmacro %}
 
 
-{#- The gap after which a visitor's next event starts a new session: more than 30 minutes. -#}
+{#- The gap after which a visitor's next event starts a new session: more than 30 minutes
+    (record_sessionize_restarts looks an hour back for the last event within it). -#}
 {% macro session_gap_exceeded(earlier, later) -%}
     {{ dbt.datediff(earlier, later, "minute") }} > 30
 {%- endmacro %}
@@ -170,8 +171,12 @@
         ),
 
         last_before as (
-            -- each visitor's last web event before its change, and when that event's session
-            -- started
+            -- each visitor's last web event in the hour before its change, and when that
+            -- event's session started. An earlier one is more than a session gap away (the
+            -- gap counts minute boundaries: 30 of them span less than 31 minutes), so the
+            -- restart is the change either way; bounding the join lets DuckDB skip all but the
+            -- last days' row groups (at 1M customers 2.6 s -> 0.01 s). Re-attributed devices
+            -- restart from their first event and need no last event.
             select
                 points.visitor_id,
                 max(earlier.event_at) as last_event_at,
@@ -180,7 +185,9 @@
             inner join {{ this }} as earlier
                 on earlier.visitor_id = points.visitor_id
                 and earlier.event_at < points.changed_from
+                and earlier.event_at >= {{ dbt.dateadd('minute', -60, 'points.changed_from') }}
                 and earlier.session_id is not null
+            where isfinite(points.changed_from)
             group by points.visitor_id
         )
 
@@ -215,30 +222,49 @@
 {%- endmacro %}
 
 
+{#- Where the restart points of a fct_sessions run are kept between its hooks. -#}
+{% macro session_restarts_relation() -%}
+    intermediate.fct_sessions__restarts
+{%- endmacro %}
+
+
 {#-
-    pre-hook of fct_sessions: delete each rewritten visitor's sessions from the start of its last
-    session that began before the earliest change on (that session and the later ones may have
-    gained, lost or re-attributed events; the earlier ones cannot have).
+    pre-hook of fct_sessions: record each rewritten visitor's restart point, the start of its
+    last session that began before the earliest change and ended less than an hour before it
+    (that session may have gained, lost or re-attributed events), else the change itself. A
+    session that ended earlier is more than a session gap away from every changed event, so it
+    and the ones before it are kept: the restart points stay near the changes, and the model
+    reads the events of the sessions started since them (the sessionized events carry their
+    session's start), not every event of each rewritten visitor.
 -#}
+{% macro record_session_restarts() -%}
+    {%- if is_incremental() -%}
+        create or replace table {{ session_restarts_relation() }} as
+        with
+
+        rewritten as (
+            {{ visitors_rewritten() }}
+        )
+
+        select
+            rewritten.visitor_id,
+            coalesce(max(earlier.started_at), min(rewritten.changed_from)) as restart_at
+        from rewritten
+        left join {{ this }} as earlier
+            on earlier.visitor_id = rewritten.visitor_id
+            and earlier.started_at < rewritten.changed_from
+            and earlier.ended_at >= {{ dbt.dateadd('minute', -60, 'rewritten.changed_from') }}
+        group by rewritten.visitor_id
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- pre-hook of fct_sessions: delete each rewritten visitor's sessions from its restart point
+    on (they are summed again). -#}
 {% macro delete_sessions_from_restart_points() -%}
     {%- if is_incremental() -%}
         delete from {{ this }} as sessions
-        using (
-            with
-
-            rewritten as (
-                {{ visitors_rewritten() }}
-            )
-
-            select
-                rewritten.visitor_id,
-                coalesce(max(earlier.started_at), min(rewritten.changed_from)) as restart_at
-            from rewritten
-            left join {{ this }} as earlier
-                on earlier.visitor_id = rewritten.visitor_id
-                and earlier.started_at < rewritten.changed_from
-            group by rewritten.visitor_id
-        ) as restarts
+        using {{ session_restarts_relation() }} as restarts
         where sessions.visitor_id = restarts.visitor_id and sessions.started_at >= restarts.restart_at
     {%- endif -%}
 {%- endmacro %}

@@ -8,8 +8,10 @@
 
 -- A customer's events summed per visitor (device), day, device type, OS, product category and
 -- email campaign: the compact input of every customer-level behaviour metric. Incremental: the
--- pre-hook deleted each rewritten visitor's days from its earliest change on; they are summed
--- again here, so the work follows what changed, not the history.
+-- pre-hook deleted each rewritten visitor's days from the day of its earliest change on; the
+-- events of those days are summed again here, so the work follows what changed, not the
+-- history (a join bounded by the changed day, not by the visitor's last kept day, lets DuckDB
+-- skip the row groups of older days).
 
 with
 
@@ -19,28 +21,17 @@ rewritten as (
     {{ visitors_rewritten() }}
 ),
 
-kept as (
-    select
-        rewritten.visitor_id,
-        max(earlier.activity_date) as kept_until
-    from rewritten
-    left join {{ this }} as earlier on rewritten.visitor_id = earlier.visitor_id
-    group by rewritten.visitor_id
-),
-
 {%- endif %}
 
 events as (
     select events.*
     from {{ ref('int_events_sessionized') }} as events
     {%- if is_incremental() %}
-        inner join kept on events.visitor_id = kept.visitor_id
+        inner join rewritten
+            on events.visitor_id = rewritten.visitor_id
+            and events.event_date >= cast(rewritten.changed_from as date)
     {%- endif %}
-    where
-        events.customer_id is not null  -- noqa: LT02
-        {%- if is_incremental() %}
-            and (kept.kept_until is null or events.event_date > kept.kept_until)
-        {%- endif %}
+    where events.customer_id is not null
 ),
 
 final as (

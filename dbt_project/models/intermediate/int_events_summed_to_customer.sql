@@ -1,16 +1,16 @@
-{#- read where used: a `select *` CTE named twice is materialized whole by DuckDB -#}
-{%- set activity = ref('int_customer_activity_daily') %}
-
 with
 
-device_counts as (
+by_device as (
+    -- one pass over the activity: per customer, device type and OS (a customer's totals are
+    -- summed from these few rows, not from the activity again)
     select
         customer_id,
         device_type,
         os_name,
-        cast(sum(n_events) as bigint) as n_events
-    from {{ activity }}
-    where device_type is not null
+        cast(sum(n_events) as bigint) as n_events,
+        min(first_seen_at) as first_seen_at,
+        max(last_seen_at) as last_seen_at
+    from {{ ref('int_customer_activity_daily') }}
     group by customer_id, device_type, os_name
 ),
 
@@ -20,7 +20,8 @@ main_device as (
         customer_id,
         device_type as main_device,
         os_name as main_os
-    from device_counts
+    from by_device
+    where device_type is not null
     qualify row_number() over (
             partition by customer_id order by n_events desc, device_type asc, os_name asc
         ) = 1
@@ -32,7 +33,7 @@ totals as (
         cast(sum(n_events) as bigint) as n_events,
         min(first_seen_at) as first_seen_at,
         max(last_seen_at) as last_seen_at
-    from {{ activity }}
+    from by_device
     group by customer_id
 ),
 

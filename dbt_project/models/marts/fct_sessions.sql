@@ -1,38 +1,16 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{{ delete_sessions_from_restart_points() }}",
-    post_hook="{{ record_watermark() }}",
+    pre_hook=["{{ record_session_restarts() }}", "{{ delete_sessions_from_restart_points() }}"],
+    post_hook=["{{ record_watermark() }}",
+               "drop table if exists {{ session_restarts_relation() }}"],
 ) }}
 -- depends_on: {{ source('shop', 'events_changes') }}
 
--- Incremental: the pre-hook deleted each rewritten visitor's sessions from its restart point
--- on; those visitors' later sessions are summed again here from their events.
+-- Incremental: the pre-hooks recorded each rewritten visitor's restart point and deleted its
+-- sessions from there on; the sessions started since are summed again here from their events.
 
 with
-
-{%- if is_incremental() %}
-
-rewritten as (
-    {{ visitors_rewritten() }}
-),
-
-kept as (
-    -- what the pre-hook left of each rewritten visitor: the sessions before its restart point
-    select
-        rewritten.visitor_id,
-        max(earlier.started_at) as kept_until
-    from rewritten
-    left join {{ this }} as earlier on rewritten.visitor_id = earlier.visitor_id
-    group by rewritten.visitor_id
-),
-
-kept_sessions as (
-    select session_id from {{ this }}
-    where visitor_id in (select rewritten.visitor_id from rewritten)
-),
-
-{%- endif %}
 
 events as (
     select
@@ -41,15 +19,11 @@ events as (
         struct_pack(at := events.event_at, id := events.event_id) as event_seq
     from {{ ref('int_events_sessionized') }} as events
     {%- if is_incremental() %}
-        inner join kept on events.visitor_id = kept.visitor_id
+        inner join {{ session_restarts_relation() }} as restarts
+            on events.visitor_id = restarts.visitor_id
+            and events.session_started_at >= restarts.restart_at
     {%- endif %}
-    where
-        events.session_id is not null  -- noqa: LT02
-        {%- if is_incremental() %}
-            -- the kept sessions began before kept_until: later events are of new sessions
-            and (kept.kept_until is null or events.event_at > kept.kept_until)
-            and events.session_id not in (select kept_sessions.session_id from kept_sessions)
-        {%- endif %}
+    where events.session_id is not null
 ),
 
 final as (
