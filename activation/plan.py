@@ -79,18 +79,23 @@ def audience_members(con: duckdb.DuckDBPyConnection, audience: Audience,
                    max(product_name) filter (where rank = 1) as product_1,
                    max(product_name) filter (where rank = 2) as product_2,
                    max(product_name) filter (where rank = 3) as product_3
-            from marts.customer_product_recommendations where rank <= 3 group by customer_id
+            from marts.customer_product_recommendations
+            where rank <= 3 and customer_id in (select customer_id from members)
+            group by customer_id
         ) as recs using (customer_id)""" if has_recs else ""
     rfm_join = ("left join marts.customer_rfm as rfm using (customer_id)"
                 if "rfm_segment" in audience.fields else "")
     clv_join = ("left join ml.customer_clv as clv using (customer_id)"
                 if "predicted_value_90d" in audience.fields else "")
+    # the members first: the recommendations of the segment's customers only are read
     sql = f"""
+        with members as (
+            select distinct customer_id, segment_name from marts.segment_memberships
+            where segment_key = ?)
         select members.customer_id, contacts.email, contacts.phone, contacts.first_name,
                contacts.last_name, contacts.country
                {''.join(', ' + e for e in extra)}
-        from (select distinct customer_id, segment_name from marts.segment_memberships
-              where segment_key = ?) as members
+        from members
         inner join marts.customer_contacts as contacts using (customer_id)
         {recs_join} {rfm_join} {clv_join}
         where contacts.has_{consent}_consent

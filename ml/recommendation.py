@@ -583,14 +583,21 @@ def _popularity(lines: pd.DataFrame, exclude: set[str] | None, when: str):
 
 def isin(values: pd.Series | pd.Index, among) -> np.ndarray:
     """`values.isin(among)` for many strings: pandas 3 makes a Python object of every value of
-    `among` for its Arrow strings (a second per million); this stays in Arrow."""
+    `among` for its Arrow strings (a second per million); this stays in Arrow (Arrow-backed
+    strings are passed as they are: 0.26 s instead of 0.64 s for a million in a million)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     def arrow(strings) -> pa.Array:
+        if (isinstance(strings, pd.Series | pd.Index) and isinstance(strings.dtype, pd.StringDtype)
+                and strings.dtype.storage == "pyarrow"):
+            array = pa.array(strings)  # pandas 3's Arrow strings as they are: no Python objects
+            if isinstance(array, pa.ChunkedArray):
+                array = array.combine_chunks()
+            return array.cast(pa.large_string())
         strings = pd.Series(np.asarray(strings, dtype=object) if not isinstance(
             strings, pd.Series | pd.Index) else strings.to_numpy(dtype=object, na_value=None))
-        return pa.array(strings, type=pa.string(), from_pandas=True)
+        return pa.array(strings, type=pa.large_string(), from_pandas=True)
 
     if len(values) == 0:
         return np.zeros(0, dtype=bool)
