@@ -16,7 +16,14 @@ final as (
     -- the columns rule segments (segments/rules.yml) are written against
     select
         customers.*,
-        percent_rank() over (order by customers.net_revenue) as net_revenue_percentile,
+        -- among buyers: "above the median" then means above the median buyer, not "bought
+        -- anything"; empty for customers without net revenue
+        case
+            when customers.net_revenue > 0
+                then percent_rank() over (
+                        partition by customers.net_revenue > 0 order by customers.net_revenue
+                    )
+        end as net_revenue_percentile,
         rfm.recency_days,
         rfm.frequency,
         rfm.monetary,

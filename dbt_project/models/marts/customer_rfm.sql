@@ -17,7 +17,7 @@ erased as (
     select customer_id from {{ ref('stg_shop__customers') }} where is_deleted
 ),
 
-window_orders as (
+purchases as (
     select orders.*
     from orders
     cross join as_of
@@ -31,32 +31,52 @@ window_orders as (
         and orders.customer_id not in (select erased.customer_id from erased)
         and {{ erasure_key('orders.customer_id') }} not in (select erased.customer_id from erased)
         and orders.order_date < as_of.as_of_date
-        and orders.order_date >= as_of.as_of_date - {{ var('rfm_lookback_days') }}
 ),
 
 per_customer as (
+    -- every buyer: recency from their last purchase ever, frequency and spend over the
+    -- look-back (a buyer who lapsed before it has 0 of both and is scored, as "Lost" or
+    -- "Hibernating", rather than left out)
     select
-        window_orders.customer_id,
+        purchases.customer_id,
         max(as_of.as_of_date) as as_of_date,
-        {{ dbt.datediff('max(window_orders.order_date)', 'max(as_of.as_of_date)', 'day') }}
+        {{ dbt.datediff('max(purchases.order_date)', 'max(as_of.as_of_date)', 'day') }}
             as recency_days,
-        count(distinct window_orders.order_id) as frequency,
-        round(sum(window_orders.net_revenue), 2) as monetary
-    from window_orders
+        count(distinct purchases.order_id) filter (
+            where purchases.order_date >= as_of.as_of_date - {{ var('rfm_lookback_days') }}
+        ) as frequency,
+        coalesce(round(sum(purchases.net_revenue) filter (
+            where purchases.order_date >= as_of.as_of_date - {{ var('rfm_lookback_days') }}
+        ), 2), 0) as monetary
+    from purchases
     cross join as_of
-    group by window_orders.customer_id
+    group by purchases.customer_id
+),
+
+-- each measure's 1-5 score by value (macro rfm_score_levels): equal values share a score, and
+-- with five or more distinct values all five levels are used
+r_levels as (
+    {{ rfm_score_levels('per_customer', 'recency_days', descending=true) }}
+),
+
+f_levels as (
+    {{ rfm_score_levels('per_customer', 'frequency') }}
+),
+
+m_levels as (
+    {{ rfm_score_levels('per_customer', 'monetary') }}
 ),
 
 scored as (
-    -- percent_rank gives tied values the same rank, so equal values always get equal scores;
-    -- 5 is best: most recent, most frequent, highest spend
     select
-        *,
-        cast(least(5, 1 + floor(5 * percent_rank() over (order by recency_days desc))) as integer)
-            as r_score,
-        cast(least(5, 1 + floor(5 * percent_rank() over (order by frequency))) as integer) as f_score,
-        cast(least(5, 1 + floor(5 * percent_rank() over (order by monetary))) as integer) as m_score
+        per_customer.*,
+        r_levels.score as r_score,
+        f_levels.score as f_score,
+        m_levels.score as m_score
     from per_customer
+    inner join r_levels on per_customer.recency_days = r_levels.value
+    inner join f_levels on per_customer.frequency = f_levels.value
+    inner join m_levels on per_customer.monetary = m_levels.value
 ),
 
 final as (
