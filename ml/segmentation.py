@@ -124,7 +124,7 @@ def name_clusters(profiles: pd.DataFrame) -> dict[int, str]:
     """A readable name per cluster from its profile: what sets it apart among the clusters.
 
     The first rule that holds names the cluster (so a lapsed discount hunter is "Lapsing");
-    duplicate names get a numeric suffix. Works on the profile columns of
+    clusters that would share a name are told apart by how they differ (`_distinguish`). Works on the profile columns of
     `ml.features.PROFILE_COLUMNS`; a column that is absent never triggers its rule.
     """
     def col(name: str) -> pd.Series:
@@ -151,12 +151,52 @@ def name_clusters(profiles: pd.DataFrame) -> dict[int, str]:
         else:
             name = "Occasional buyers"
         names[int(key)] = name
-    seen: dict[str, int] = {}
+    return _distinguish(names, profiles)
+
+
+# How clusters that share a name differ: profile column, phrase for more, phrase for less.
+QUALIFIERS = (("net_revenue", "higher spend", "lower spend"),
+              ("n_orders", "more orders", "fewer orders"),
+              ("days_since_last_visit", "away longer", "seen more recently"),
+              ("n_sessions_lifetime", "more visits", "fewer visits"),
+              ("discount_share_of_spend", "more discounts", "fewer discounts"),
+              ("return_rate", "more returns", "fewer returns"))
+
+
+def _distinguish(names: dict[int, str], profiles: pd.DataFrame) -> dict[int, str]:
+    """Unique names: clusters that share one are told apart by the profile column on which they
+    differ most (relative to its spread over all clusters): "High-value loyal, higher spend"
+    and "High-value loyal, lower spend"; a third between them is "..., mid spend". A number is
+    the last resort, for clusters alike on every column."""
+    groups: dict[str, list[int]] = {}
     for key in sorted(names):
-        base = names[key]
-        seen[base] = seen.get(base, 0) + 1
-        if seen[base] > 1:
-            names[key] = f"{base} {seen[base]}"
+        groups.setdefault(names[key], []).append(key)
+    for base, keys in groups.items():
+        if len(keys) < 2:
+            continue
+        best, best_spread = None, 0.0
+        for column, more, less in QUALIFIERS:
+            if column not in profiles:
+                continue
+            values = profiles.loc[keys, column].astype(float)
+            scale = profiles[column].astype(float).std()
+            if values.isna().any() or not scale or np.isnan(scale):
+                continue
+            spread = (values.max() - values.min()) / scale
+            if spread > best_spread and values.nunique() == len(keys):
+                best, best_spread = (column, more, less), spread
+        if best is None:
+            for number, key in enumerate(keys[1:], start=2):
+                names[key] = f"{base} {number}"
+            continue
+        column, more, less = best
+        ordered = profiles.loc[keys, column].astype(float).sort_values().index
+        middle = less.split(" ", 1)[1]  # "lower spend" -> "mid spend"
+        for position, key in enumerate(ordered):
+            qualifier = (less if position == 0 else more if position == len(ordered) - 1
+                         else f"mid {middle}" if len(ordered) == 3
+                         else f"mid {middle} {position}")
+            names[int(key)] = f"{base}, {qualifier}"
     return names
 
 

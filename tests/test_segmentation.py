@@ -118,12 +118,21 @@ def test_matching_gives_new_keys_to_clusters_the_champion_did_not_have():
     assert match_clusters(new, None, pd.Series({"x": 1.0})) == {0: 0, 1: 1, 2: 2}
 
 
-def test_duplicate_cluster_names_get_suffixes():
-    profiles = pd.DataFrame({"n_orders": [1, 1, 9], "net_revenue": [10, 11, 900],
-                             "days_since_last_visit": [5, 6, 5]}, index=[0, 1, 2])
+def test_clusters_that_would_share_a_name_are_told_apart_by_how_they_differ():
+    profiles = pd.DataFrame({"n_orders": [1, 1, 9, 1.2], "net_revenue": [10, 30, 900, 20],
+                             "days_since_last_visit": [5, 5, 5, 5]}, index=[0, 1, 2, 3])
     names = name_clusters(profiles)
-    assert len(set(names.values())) == 3
-    assert names[0] == "One-time buyers" and names[1] == "One-time buyers 2"
+    assert len(set(names.values())) == 4
+    assert names[2] == "High-value loyal"
+    # three one-time buyer clusters: spend sets them apart most, and no name is a number
+    assert {names[0], names[1], names[3]} == {"One-time buyers, lower spend",
+                                             "One-time buyers, higher spend",
+                                             "One-time buyers, mid spend"}
+    assert names[1] == "One-time buyers, higher spend"
+    assert not any(name[-1].isdigit() for name in names.values())
+    # clusters alike on every column still get unique names
+    twins = pd.DataFrame({"n_orders": [1, 1, 9], "net_revenue": [10, 10, 900]}, index=[0, 1, 2])
+    assert len(set(name_clusters(twins).values())) == 3
 
 
 def test_gate_reports_each_failure_in_words():
