@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
@@ -20,14 +21,50 @@ LIFETIME_VALUE_GATE: dict[str, tuple[str, float]] = {
     "holdout_total_error_share": ("<=", 0.35),
 }
 
-# The recommender must rank the held-out purchases at least as well (NDCG@10) as the strongest
-# rule a store would use without it (popularity; own most-bought then popularity; item-kNN).
+# The recommender must rank the held-out purchases better (NDCG@10) than the strongest rule a
+# store would use without it (popularity; own most-bought then popularity; item-kNN), and by a
+# margin the holdout supports: the paired bootstrap 95 % interval of the ratio (the same
+# resampled customers for both) lies above 1. A tie is rejected. It must not fall below the
+# current champion either.
 RECOMMENDER_GATE: dict[str, tuple[str, float]] = {
-    "ndcg_lift_over_best_baseline": (">=", 1.0),
+    "ndcg_lift_over_best_baseline": (">", 1.0),
+    "ndcg_lift_ci95_low": (">", 1.0),
     # the champion's configuration refitted on the same training weeks and scored on the same
     # holdout (1.0 when there is no champion yet)
     "ndcg_vs_current_champion": (">=", 1.0),
 }
+
+# A store's first model lost to a baseline: the strongest baseline ships as "fallback: <name>".
+# It is that baseline, so it is not compared with it (it would only "beat" itself); it must not
+# fall below a current champion.
+FALLBACK_RECOMMENDER_GATE: dict[str, tuple[str, float]] = {
+    "ndcg_vs_current_champion": (">=", 1.0),
+}
+
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def paired_bootstrap_ratio(ours, baseline, resamples: int = BOOTSTRAP_RESAMPLES,
+                           seed: int = 0, chunk: int = 100) -> tuple[float, float]:
+    """The 95 % percentile interval of mean(ours) / mean(baseline) (e.g. NDCG@10 per customer
+    of a model and of a baseline, in the same customer order) over `resamples` resamplings of
+    the customers with replacement, the same customers for both (a paired bootstrap). A
+    resample where the baseline scores 0 counts as a ratio of infinity when ours scores
+    anything, else 1. Deterministic for a seed."""
+
+    ours, baseline = np.asarray(ours, dtype=float), np.asarray(baseline, dtype=float)
+    if len(ours) != len(baseline) or len(ours) == 0:
+        raise ValueError("the two score arrays must be paired and non-empty")
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for start in range(0, resamples, chunk):
+        rows = rng.integers(0, len(ours), size=(min(chunk, resamples - start), len(ours)))
+        a, b = ours[rows].mean(axis=1), baseline[rows].mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(b > 0, a / np.where(b > 0, b, 1.0), np.where(a > 0, np.inf, 1.0))
+        ratios.append(ratio)
+    low, high = np.percentile(np.concatenate(ratios), [2.5, 97.5])
+    return float(low), float(high)
 
 
 def check_gate(metrics: dict[str, float], gate: dict[str, tuple[str, float]]) -> list[str]:
@@ -39,6 +76,8 @@ def check_gate(metrics: dict[str, float], gate: dict[str, tuple[str, float]]) ->
             failures.append(f"{metric} was not measured")
         elif op == ">=" and not value >= threshold:
             failures.append(f"{metric} = {value:.4f} is below {threshold}")
+        elif op == ">" and not value > threshold:
+            failures.append(f"{metric} = {value:.4f} is not above {threshold}")
         elif op == "<=" and not value <= threshold:
             failures.append(f"{metric} = {value:.4f} is above {threshold}")
     return failures

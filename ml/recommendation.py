@@ -413,16 +413,35 @@ def baselines() -> dict[str, RepeatThenSimilar]:
 
 
 def evaluate(models: dict[str, RepeatThenSimilar], train: Interactions,
-             relevant: dict[str, set[str]], k: int = K) -> pd.DataFrame:
-    """Fit each model on `train` and score it on the held-out purchases in `relevant`."""
+             relevant: dict[str, set[str]], k: int = K,
+             per_customer: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Fit each model on `train` and score it on the held-out purchases in `relevant`; with
+    `per_customer`, each model's NDCG@k per customer of `relevant` (in its order) is put there
+    too, for paired comparisons (`ml.evaluation.paired_bootstrap_ratio`)."""
     customers = subset(train, list(relevant))
     rows = []
     for name, model in models.items():
         model.fit(train)
-        recs = recommend(model, customers, n=k)
-        rows.append({"model": name, **ranking_metrics(as_lists(recs), relevant,
+        recommended = as_lists(recommend(model, customers, n=k))
+        rows.append({"model": name, **ranking_metrics(recommended, relevant,
                                                       len(train.products), k)})
+        if per_customer is not None:
+            per_customer[name] = ndcg_per_customer(recommended, relevant, k)
     return pd.DataFrame(rows).set_index("model")
+
+
+def ndcg_per_customer(recommended: dict[str, list[str]], relevant: dict[str, set[str]],
+                      k: int = K) -> np.ndarray:
+    """NDCG@k of each customer of `relevant`, in its order (their mean is `ranking_metrics`'s
+    ndcg@k)."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    scores = np.zeros(len(relevant))
+    for number, (customer, truth) in enumerate(relevant.items()):
+        top = recommended.get(customer, [])[:k]
+        hits = np.array([item in truth for item in top], dtype=float)
+        scores[number] = ((hits * discounts[:len(hits)]).sum()
+                          / discounts[:min(len(truth), k)].sum())
+    return scores
 
 
 def subset(data: Interactions, customers: list[str]) -> Interactions:
@@ -458,10 +477,15 @@ def time_split(lines: pd.DataFrame, holdout_days: int, when: str = "ordered_at"
     return train, relevant
 
 
-def similar_items(model: RepeatThenSimilar, data: Interactions, n: int = 20) -> pd.DataFrame:
+def similar_items(model: RepeatThenSimilar, data: Interactions | None, n: int = 20,
+                  products: pd.Index | None = None) -> pd.DataFrame:
     """The n most similar products of every product: product_id, rank, similar_product_id,
-    similarity ("people also bought")."""
+    similarity ("people also bought"). A fitted model's own similarities need only its
+    `products` (no `data`)."""
+    if data is None and (model.similarity is None or products is None):
+        raise ValueError("similar_items needs the interactions or a fitted model's products")
     sim = model.similarity.tocsr() if model.similarity is not None else item_similarity(data)
+    products = data.products if data is not None else products
     rows = []
     for i in range(sim.shape[0]):
         start, end = sim.indptr[i], sim.indptr[i + 1]
@@ -469,8 +493,8 @@ def similar_items(model: RepeatThenSimilar, data: Interactions, n: int = 20) -> 
             continue
         cols, values = sim.indices[start:end], sim.data[start:end]
         order = np.argsort(-values, kind="stable")[:n]
-        rows.append(pd.DataFrame({"product_id": data.products[i], "rank": np.arange(1, len(order) + 1),
-                                  "similar_product_id": data.products[cols[order]].to_numpy(),
+        rows.append(pd.DataFrame({"product_id": products[i], "rank": np.arange(1, len(order) + 1),
+                                  "similar_product_id": products[cols[order]].to_numpy(),
                                   "similarity": values[order]}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["product_id", "rank", "similar_product_id", "similarity"])

@@ -34,6 +34,19 @@ def with_category_cap(models: dict, data, products: pd.DataFrame,
     return models
 
 
+def with_rules(models: dict, data, products: pd.DataFrame, one_time_subcategories: list[str],
+               max_per_category: int | None) -> dict:
+    """The models with every business rule set for `data`'s products (inactive products
+    excluded, one-time products not re-offered, the category cap), so the offline evaluation
+    scores the top 10 that ships."""
+    info = products.set_index(products["product_id"].astype(str)).reindex(data.products)
+    rules = business_rules(info, one_time_subcategories, max_per_category)
+    for model in models.values():
+        for key, value in rules.items():
+            setattr(model, key, value)
+    return models
+
+
 def sample_top10(recs: pd.DataFrame, products: pd.DataFrame, per_reason: int = 1) -> pd.DataFrame:
     """The full top 10 of a few customers, one for each kind of first recommendation (buy
     again, also bought, popular in segment, ...), with product names and categories."""

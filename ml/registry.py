@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import mlflow
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 import sklearn
 from mlflow import MlflowClient
@@ -25,7 +26,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
 from ml.clv import HoldoutReport, LifetimeValueModel
-from ml.evaluation import check_gate, gate_params
+from ml.evaluation import check_gate, gate_params, paired_bootstrap_ratio
 from ml.segmentation import SegmenterFit
 
 CHAMPION = "champion"
@@ -275,22 +276,31 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
                     gate: dict[str, tuple[str, float]], params: dict[str, str] | None = None,
                     tables: dict[str, pd.DataFrame] | None = None,
                     purchase_weight: float | None = None,
-                    champion_row: str | None = None) -> Registered:
+                    champion_row: str | None = None,
+                    per_customer: dict[str, np.ndarray] | None = None) -> Registered:
     """Log the offline comparison (model vs baselines) and the model fitted on all history;
-    register; promote if the model beat the strongest baseline and does not fall below the
-    current champion (`champion_row`: the champion's row of `evaluation`). `params` and `tables` (e.g.
-    the chosen configuration and the validation table it was chosen on) are logged too."""
+    register; promote if it passes `gate`: for RECOMMENDER_GATE, the model beat the strongest
+    baseline by a margin whose paired bootstrap 95 % interval lies above it (`per_customer`:
+    each row's NDCG@10 per held-out customer, as `rec.evaluate` gives them) and does not fall
+    below the current champion (`champion_row`: the champion's row of `evaluation`). `params`
+    and `tables` (e.g. the chosen configuration and the validation table it was chosen on) are
+    logged too."""
     ours = evaluation.loc[shipped]
-    best_baseline = evaluation.drop(index=[shipped, *([champion_row] if champion_row else [])]
-                                    )["ndcg@10"].max()
+    baselines = evaluation.drop(index=[shipped, *([champion_row] if champion_row else [])])
+    best_name = baselines["ndcg@10"].idxmax() if baselines["ndcg@10"].notna().any() else None
+    best_baseline = float(baselines["ndcg@10"].max()) if best_name is not None else 0.0
     champion_ndcg = float(evaluation.loc[champion_row, "ndcg@10"]) if champion_row else None
     metrics = {**{k.replace("@", "_at_"): float(v) for k, v in ours.items()},
-               "best_baseline_ndcg_at_10": float(best_baseline),
+               "best_baseline_ndcg_at_10": best_baseline,
                "ndcg_lift_over_best_baseline": float(ours["ndcg@10"] / best_baseline)
                if best_baseline > 0 else 0.0,
                # nothing to fall below without a champion
                "ndcg_vs_current_champion": 1.0 if not champion_ndcg
                else float(ours["ndcg@10"] / champion_ndcg)}
+    if (per_customer and shipped in per_customer and best_name in per_customer
+            and len(per_customer[shipped])):  # no held-out customer: no interval, no pass
+        low, high = paired_bootstrap_ratio(per_customer[shipped], per_customer[best_name])
+        metrics.update({"ndcg_lift_ci95_low": low, "ndcg_lift_ci95_high": high})
     failures = check_gate({**metrics}, gate)
     pyfunc = RecommenderPyfunc(model, products, purchase_weight=purchase_weight)
     example = pd.DataFrame({"customer_id": ["example"], "product_id": [str(products[0])],

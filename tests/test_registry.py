@@ -26,6 +26,12 @@ def tracking(tmp_path):
     mlflow.set_tracking_uri(None)
 
 
+def _paired(table: pd.DataFrame, n: int = 40) -> dict[str, np.ndarray]:
+    """Per-customer NDCG for each row of an evaluation table: every customer scores the row's
+    mean (a consistent lead, whose bootstrap interval is the lead itself)."""
+    return {name: np.full(n, float(row["ndcg@10"])) for name, row in table.iterrows()}
+
+
 def _segmenter_fit(customers: pd.DataFrame):
     frame = segmentation_frame(customers)
     features = segmentation_features(frame)
@@ -98,14 +104,16 @@ def test_a_recommender_that_does_not_beat_the_baselines_is_rejected(tracking):
     better = pd.DataFrame([[0.30, 0.7, 10], [0.25, 0.6, 10]], columns=columns,
                           index=["ours", "own then popular"])
     first = registry.log_recommender(tracking, model, data.products, better, "ours", {},
-                                     RECOMMENDER_GATE)
+                                     RECOMMENDER_GATE, per_customer=_paired(better))
     assert first.promoted
+    run = mlflow.get_run(first.run_id)
+    assert run.data.metrics["ndcg_lift_ci95_low"] == pytest.approx(1.2)
     worse = pd.DataFrame([[0.20, 0.7, 10], [0.25, 0.6, 10]], columns=columns,
                          index=["ours", "own then popular"])
     second = registry.log_recommender(tracking, model, data.products, worse, "ours", {},
-                                      RECOMMENDER_GATE)
+                                      RECOMMENDER_GATE, per_customer=_paired(worse))
     assert not second.promoted and second.champion_version == first.version
-    assert "ndcg_lift_over_best_baseline = 0.8000 is below 1.0" in MlflowClient(
+    assert "ndcg_lift_over_best_baseline = 0.8000 is not above 1.0" in MlflowClient(
     ).get_model_version(registry.PRODUCT_RECOMMENDER, second.version).tags["rejected"]
     champion, version = registry.load_champion(registry.PRODUCT_RECOMMENDER)
     recs = champion.predict(pd.DataFrame({"customer_id": ["x", "x"],
@@ -127,7 +135,8 @@ def test_a_recommender_that_falls_below_the_current_champion_is_rejected(trackin
         tracking, model, data.products,
         pd.DataFrame([[0.30, 0.7, 10], [0.25, 0.6, 10]], columns=columns,
                      index=["ours", "own then popular"]), "ours", {}, RECOMMENDER_GATE,
-        params={"configuration": "own first, orders"})
+        params={"configuration": "own first, orders"},
+        per_customer={"ours": np.full(40, 0.30), "own then popular": np.full(40, 0.25)})
     assert first.promoted
     version, params = registry.champion_params(registry.PRODUCT_RECOMMENDER)
     assert (version, params["configuration"]) == (first.version, "own first, orders")
@@ -136,7 +145,8 @@ def test_a_recommender_that_falls_below_the_current_champion_is_rejected(trackin
                               columns=columns, index=["ours", "own then popular",
                                                       "current champion (v1)"])
     second = registry.log_recommender(tracking, model, data.products, evaluation, "ours", {},
-                                      RECOMMENDER_GATE, champion_row="current champion (v1)")
+                                      RECOMMENDER_GATE, champion_row="current champion (v1)",
+                                      per_customer=_paired(evaluation))
     assert not second.promoted and second.champion_version == first.version
     rejected = MlflowClient().get_model_version(registry.PRODUCT_RECOMMENDER,
                                                 second.version).tags["rejected"]
@@ -147,7 +157,7 @@ def test_a_recommender_that_falls_below_the_current_champion_is_rejected(trackin
 def test_a_store_whose_first_recommender_loses_gets_the_strongest_baseline_as_champion(
         tracking):
     from ml import recommendation as rec
-    from ml.evaluation import RECOMMENDER_GATE
+    from ml.evaluation import FALLBACK_RECOMMENDER_GATE, RECOMMENDER_GATE
     from tests.test_recommendation import STORE, _lines
 
     data = rec.Interactions.from_lines(_lines(STORE))
@@ -157,18 +167,60 @@ def test_a_store_whose_first_recommender_loses_gets_the_strongest_baseline_as_ch
                               index=["ours", "customer's own most-bought, then popularity",
                                      "global popularity"])
     lost = registry.log_recommender(tracking, rec.RepeatThenSimilar().fit(data), data.products,
-                                    evaluation, "ours", {}, RECOMMENDER_GATE)
+                                    evaluation, "ours", {}, RECOMMENDER_GATE,
+                                    per_customer=_paired(evaluation))
     assert not lost.promoted and lost.champion_version is None
 
     best, name, table = rec.fallback(evaluation, "ours")
     assert best == "customer's own most-bought, then popularity"
     assert list(table.index) == [*evaluation.index, name]  # the rejected row stays visible
+    # the baseline itself: under the recommender's gate it only ties with itself and fails ...
+    tied = registry.log_recommender(tracking, rec.baselines()[best].fit(data), data.products,
+                                    table, name, {}, RECOMMENDER_GATE, per_customer=_paired(table))
+    assert not tied.promoted
+    # ... so it ships, labelled as the fallback it is, under the fallback gate (not below a
+    # champion; there is none)
     fallback = registry.log_recommender(tracking, rec.baselines()[best].fit(data),
-                                        data.products, table, name, {}, RECOMMENDER_GATE)
+                                        data.products, table, name, {},
+                                        FALLBACK_RECOMMENDER_GATE, per_customer=_paired(table))
     assert fallback.promoted and fallback.champion_version == fallback.version
     run = mlflow.get_run(fallback.run_id)
     assert run.data.metrics["ndcg_lift_over_best_baseline"] == pytest.approx(1.0)
+    assert run.data.params["gate.ndcg_vs_current_champion"] == ">= 1.0"
+    assert "gate.ndcg_lift_over_best_baseline" not in run.data.params
     champion, _ = registry.load_champion(registry.PRODUCT_RECOMMENDER)
     recs = champion.predict(pd.DataFrame({"customer_id": ["x"], "product_id": ["tea"],
                                           "n_orders": [1.0]}))  # no engagement column
     assert list(recs["product_id"][:2]) == ["tea", "mug"]  # own, then the most popular
+
+
+def test_a_recommender_that_ties_the_baseline_or_leads_within_the_noise_is_rejected(tracking):
+    """A lift of exactly 1 fails, and so does a lead whose paired bootstrap 95 % interval
+    reaches below 1: half the customers gain, half lose almost as much."""
+    from ml import recommendation as rec
+    from ml.evaluation import RECOMMENDER_GATE, paired_bootstrap_ratio
+    from tests.test_recommendation import STORE, _lines
+
+    data = rec.Interactions.from_lines(_lines(STORE))
+    model = rec.RepeatThenSimilar().fit(data)
+    columns = ["ndcg@10", "hit_rate@10", "customers"]
+    baseline = np.tile([0.2, 0.6], 20)
+    for ours, failure in ((baseline.copy(), "ndcg_lift_over_best_baseline = 1.0000 is not above"),
+                          (baseline + np.tile([0.3, -0.28], 20), "ndcg_lift_ci95_low")):
+        low, high = paired_bootstrap_ratio(ours, baseline)
+        assert low <= 1.0 <= high
+        table = pd.DataFrame([[ours.mean(), 0.7, 40], [baseline.mean(), 0.6, 40]],
+                             columns=columns, index=["ours", "own then popular"])
+        version = registry.log_recommender(
+            tracking, model, data.products, table, "ours", {}, RECOMMENDER_GATE,
+            per_customer={"ours": ours, "own then popular": baseline})
+        assert not version.promoted and version.champion_version is None
+        rejected = MlflowClient().get_model_version(registry.PRODUCT_RECOMMENDER,
+                                                    version.version).tags["rejected"]
+        assert failure in rejected, rejected
+    # without the per-customer scores there is no interval, and no promotion
+    table = pd.DataFrame([[0.3, 0.7, 40], [0.2, 0.6, 40]], columns=columns,
+                         index=["ours", "own then popular"])
+    unpaired = registry.log_recommender(tracking, model, data.products, table, "ours", {},
+                                        RECOMMENDER_GATE)
+    assert not unpaired.promoted

@@ -76,8 +76,13 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     every customer with the champion."""
     from ml import recommendation as rec
     from ml import retraining
-    from ml.evaluation import RECOMMENDER_GATE
-    from ml.recommendation_rules import business_rules, sample_top10, with_category_cap
+    from ml.evaluation import FALLBACK_RECOMMENDER_GATE, RECOMMENDER_GATE
+    from ml.recommendation_rules import (
+        business_rules,
+        sample_top10,
+        with_category_cap,
+        with_rules,
+    )
     from ml.registry import (
         PRODUCT_RECOMMENDER,
         champion_params,
@@ -148,10 +153,17 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             with_category_cap(rec.candidates(), validation_data, products, config.max_per_category))
         context.log.info(f"recommender configuration chosen on the validation weeks: {chosen}")
 
-        # offline evaluation of the chosen configuration on the holdout, against the baselines
-        shipped = with_category_cap({SHIPPED: rec.candidates()[chosen]}, train, products,
-                                    config.max_per_category)
-        evaluation = rec.evaluate({**rec.baselines(), **shipped}, train, relevant)
+        # offline evaluation of the chosen configuration on the holdout, against the baselines:
+        # with every business rule, the top 10 that ships (per customer too, for the gate's
+        # paired bootstrap)
+        def shipping(name: str, model) -> dict:
+            return with_rules({name: model}, train, products, config.one_time_subcategories,
+                              config.max_per_category)
+
+        scores: dict = {}
+        shipped = shipping(SHIPPED, rec.candidates()[chosen])
+        evaluation = rec.evaluate({**rec.baselines(), **shipped}, train, relevant,
+                                  per_customer=scores)
         # ... and against the current champion, refitted the same way (its own model was trained
         # on weeks that include this holdout, so it is compared by its configuration)
         champion_row = None
@@ -160,10 +172,11 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             name = champion_logged.get("configuration", "").removeprefix("fallback: ")
             if name in rec.candidates() or name in rec.baselines():
                 champion_row = f"current champion (v{version}: {name})"
-                model = (with_category_cap({champion_row: rec.candidates()[name]}, train, products,
-                                           config.max_per_category) if name in rec.candidates()
+                model = (shipping(champion_row, rec.candidates()[name])
+                         if name in rec.candidates()
                          else {champion_row: rec.baselines()[name]})
-                evaluation = pd.concat([evaluation, rec.evaluate(model, train, relevant)])
+                evaluation = pd.concat([evaluation, rec.evaluate(model, train, relevant,
+                                                                 per_customer=scores)])
 
         # the model to ship: fitted on all history, with the business rules
         data = interactions(lines)
@@ -182,7 +195,8 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         registered = log_recommender(
             experiment_id, model, data.products, evaluation, SHIPPED, data_window, RECOMMENDER_GATE,
             params=params, tables={"validation": validation_table},
-            purchase_weight=config.purchase_weight, champion_row=champion_row)
+            purchase_weight=config.purchase_weight, champion_row=champion_row,
+            per_customer=scores)
         tag_version(PRODUCT_RECOMMENDER, registered.version,
                     retraining.tags(as_of, int(lines["customer_id"].nunique()), training_config))
         rejected = registered
@@ -195,9 +209,12 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             for key, value in rules.items():
                 setattr(model, key, value)
             model.fit(data)
+            # labelled "fallback: <baseline>"; gated only against a current champion (it is
+            # the baseline: compared with it, it could only tie)
             registered = log_recommender(
-                experiment_id, model, data.products, fallback_evaluation, fallback, data_window, RECOMMENDER_GATE,
-                params={**params, "configuration": fallback}, purchase_weight=config.purchase_weight)
+                experiment_id, model, data.products, fallback_evaluation, fallback, data_window,
+                FALLBACK_RECOMMENDER_GATE, params={**params, "configuration": fallback},
+                purchase_weight=config.purchase_weight)
             tag_version(PRODUCT_RECOMMENDER, registered.version,
                         retraining.tags(as_of, int(lines["customer_id"].nunique()),
                                         training_config))
@@ -281,10 +298,13 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     scored_now = int(recs["customer_id"].nunique())
     recs_total = len(kept) + scored_now
 
-    if model is None:  # not retrained: the champion's neighbours stay; its carts are new
+    # every output comes from the champion: the version just trained only when it became it
+    if registered is None or registered.version != version:
+        # not retrained, or the new version was rejected: the champion's neighbours stay (or
+        # are written from it when the table holds another version's); its carts are new
         inner = champion.unwrap_python_model()
         model, model_products, model_version = inner.model, inner.products, version
-        similar = db.query_df("select * from ml.item_similarities")
+        similar = _champion_similarities(db, inner, version)
     else:
         model_version = registered.version
         db.replace_table("ml.item_similarities", similar)
@@ -388,6 +408,25 @@ def _history(con, event_weights: dict[str, float], lookback_days: int) -> None:
                coalesce(engagement, 0) as engagement
         from orders full join engaged using (customer_id, product_id)
     """, [event_weights["Product Viewed"], event_weights["Product Added"], lookback_days])
+
+
+def _champion_similarities(db, inner, version: str) -> pd.DataFrame:
+    """`ml.item_similarities` as the champion (`inner`: its unwrapped model) wrote them; written
+    again from it when the table is missing or holds another version's."""
+    from ml import recommendation as rec
+
+    with db.connect(read_only=True) as con:
+        present = con.execute("select count(*) from information_schema.tables where "
+                              "table_schema = 'ml' and table_name = 'item_similarities'"
+                              ).fetchone()[0]
+        written = con.execute("select distinct model_version from ml.item_similarities"
+                              ).fetchall() if present else []
+    if [str(v) for (v,) in written] == [str(version)]:
+        return db.query_df("select * from ml.item_similarities")
+    similar = rec.similar_items(inner.model, None, products=inner.products).assign(
+        model_version=version)
+    db.replace_table("ml.item_similarities", similar)
+    return similar
 
 
 def _scored_inputs(con) -> pd.DataFrame | None:
