@@ -102,21 +102,44 @@ def test_ranking_metrics_by_hand():
 
 
 @pytest.mark.skipif(not ONLINE_RETAIL.exists(), reason=f"real data not found at {ONLINE_RETAIL}")
-def test_online_retail_beats_the_strongest_baseline_and_the_reference():
-    from ml.online_retail import REFERENCE, benchmark
+@pytest.mark.parametrize("protocol", ["strict", "last_invoice"])
+def test_online_retail_beats_the_strongest_same_code_baseline(protocol):
+    """Every row is computed by the same code; the lift's paired bootstrap interval is above 0.
+    (The issue-17 target of +8 % under the strict split is not reached yet: about +3 %.)"""
+    from ml.online_retail import SHIPPED, benchmark
 
-    table, chosen = benchmark(ONLINE_RETAIL)
-    assert chosen == "own first, orders"  # picked on the training invoices only
-    assert int(table["customers"].iloc[0]) == pytest.approx(2827, abs=5)
-    ours = table.loc["Segmenta: RepeatThenSimilar"]
-    baselines = table.drop(index="Segmenta: RepeatThenSimilar")
-    assert ours["ndcg@10"] > baselines["ndcg@10"].max()
-    reference = REFERENCE.loc["reference: customer's own most-bought items, then popularity"]
-    assert ours["ndcg@10"] > reference["ndcg@10"]
-    assert ours["ndcg@10"] >= 0.2784  # docs/recommendations.md
-    # the baselines reproduce the published rows that do not depend on tie-breaking
-    assert table.loc["global popularity", "ndcg@10"] == pytest.approx(0.0658, abs=0.002)
-    assert table.loc["item-kNN (cosine, shrunk)", "hit_rate@10"] == pytest.approx(0.474, abs=0.02)
+    table, chosen, lift = benchmark(ONLINE_RETAIL, protocol)
+    assert chosen == "own first, orders"  # picked on the training data only
+    customers = int(table["customers"].iloc[0])
+    ours = table.loc[SHIPPED]
+    baselines = table.drop(index=SHIPPED)
+    assert lift["baseline"] == baselines["ndcg@10"].idxmax()
+    assert lift["lift"] == pytest.approx(ours["ndcg@10"] / baselines["ndcg@10"].max() - 1)
+    assert 0 < lift["low"] < lift["lift"] < lift["high"]
+    if protocol == "last_invoice":
+        assert customers == pytest.approx(2827, abs=5)  # ../shared/data/README.md
+        # the baselines reproduce the published rows that do not depend on tie-breaking
+        assert table.loc["global popularity", "ndcg@10"] == pytest.approx(0.0658, abs=0.002)
+        assert table.loc["item-kNN (cosine, shrunk)", "hit_rate@10"] == pytest.approx(
+            0.474, abs=0.02)
+    else:  # one cutoff: customers known before it who bought in the last 28 days
+        assert 1000 < customers < 2000
+
+
+def test_online_retail_ii_column_names_read_like_online_retail(tmp_path):
+    from ml.online_retail import load_lines
+
+    rows = {"Invoice": ["1", "C2", "3"], "StockCode": ["A", "A", "POST"], "Quantity": [2, -1, 1],
+            "InvoiceDate": ["2010-12-01 08:26", "2010-12-02 09:00", "2010-12-03 10:00"],
+            "Price": [1.5, 1.5, 3.0], "Customer ID": [17850.0, 17850.0, 17850.0]}
+    path = tmp_path / "online_retail_ii.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    lines = load_lines(path)  # the cancellation and the postage line are dropped
+    assert lines[["customer_id", "product_id", "InvoiceNo"]].values.tolist() == [
+        ["17850", "A", "1"]]
+    pd.DataFrame(rows).drop(columns="Price").to_csv(path, index=False)
+    with pytest.raises(ValueError, match="no column for unit_price"):
+        load_lines(path)
 
 
 def test_a_new_customer_gets_what_is_popular_in_their_country():
