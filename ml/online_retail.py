@@ -32,7 +32,7 @@ from ml.evaluation import paired_bootstrap_ratio
 
 NON_PRODUCT_CODES = {"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "AMAZONFEE", "PADS",
                      "CRUK", "B"}
-SHIPPED = "Segmenta: RepeatThenSimilar"
+SHIPPED = "Segmenta (the configuration chosen on validation)"
 HOLDOUT_DAYS = 28
 # UCI "Online Retail" and "Online Retail II" name the same columns differently
 COLUMNS = {"InvoiceNo": "invoice", "Invoice": "invoice", "StockCode": "stock_code",
@@ -100,8 +100,10 @@ def benchmark(path: Path, protocol: str = "strict") -> tuple[pd.DataFrame, str, 
     split = hold_out_last_days if protocol == "strict" else hold_out_last_invoice
     lines, relevant = split(load_lines(path))
     validation_lines, validation = split(lines)
-    chosen, _ = rec.select_candidate(rec.Interactions.from_lines(validation_lines), validation)
-    models = {**rec.baselines(), SHIPPED: rec.candidates()[chosen]}
+    candidates = {**rec.candidates(), **rec.tifu_candidates()}
+    chosen, _ = rec.select_candidate(rec.Interactions.from_lines(validation_lines), validation,
+                                     candidates)
+    models = {**rec.baselines(), SHIPPED: candidates[chosen]}
     scores: dict[str, np.ndarray] = {}
     table = rec.evaluate(models, rec.Interactions.from_lines(lines), relevant,
                          per_customer=scores)

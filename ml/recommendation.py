@@ -272,6 +272,101 @@ class RepeatThenSimilar:
         return scores, explain
 
 
+@dataclass
+class TifuKnn:
+    """Time-decayed repeat scores and neighbour baskets, in the style of TIFU-KNN (Hu et al.,
+    SIGIR 2020): a customer's vector is their purchases decayed by age (`Interactions.recency`,
+    half-life 90 days) scaled to sum to 1; the `neighbours` customers of the training pool most
+    like them (cosine of those vectors) are averaged; the score is `alpha` x their own vector +
+    (1 - `alpha`) x the neighbours' (with a trace of recent popularity to break ties). Own
+    products are not put first: a product the neighbours buy a lot can outrank one bought once
+    long ago (the repeat/explore blend). Scaling each vector to sum 1 makes it independent of
+    the as-of date. The pool is the `pool_size` customers with the most recent-weighted
+    purchases, so memory stays bounded (a batch of customers x the pool).
+
+    Offline only for now (`ml.online_retail`): the pipeline's scoring history has order counts,
+    not their ages. The business rules apply as for `RepeatThenSimilar`."""
+
+    alpha: float = 0.3
+    neighbours: int = 200
+    pool_size: int = 20_000
+    use_events: bool = False  # learns from orders only
+    max_per_category: int | None = None
+    exclude: np.ndarray | None = field(default=None, repr=False)
+    one_time_products: np.ndarray | None = field(default=None, repr=False)
+    categories: np.ndarray | None = field(default=None, repr=False)
+    similarity: sparse.csr_matrix | None = field(default=None, repr=False)
+    popular: np.ndarray | None = field(default=None, repr=False)
+    pool: sparse.csr_matrix | None = field(default=None, repr=False)
+    pool_unit: sparse.csr_matrix | None = field(default=None, repr=False)
+    pool_customers: pd.Index | None = field(default=None, repr=False)
+
+    def fit(self, data: Interactions) -> TifuKnn:
+        from sklearn.preprocessing import normalize
+
+        decayed = (data.recency if data.recency is not None else data.matrix).tocsr()
+        mass = np.asarray(decayed.sum(axis=1)).ravel()
+        buyers = np.flatnonzero(mass > 0)
+        keep = np.sort(buyers[np.argsort(-mass[buyers], kind="stable")[:self.pool_size]])
+        self.pool = normalize(decayed[keep], norm="l1").astype(np.float32)
+        self.pool_unit = normalize(self.pool, norm="l2").astype(np.float32)
+        self.pool_customers = data.customers[keep]
+        self.popular = popularity(data)
+        # "people also bought" and the cart complements keep coming from item-kNN
+        self.similarity = item_similarity(data)
+        return self
+
+    def score_batch(self, data: Interactions, rows: np.ndarray,
+                    one_time_products: np.ndarray | None = None,
+                    out: np.ndarray | None = None, order: np.ndarray | None = None):
+        """As `RepeatThenSimilar.score_batch`: dense scores of every product for `rows` (column
+        j is product order[j] with `order`) and a reason function (0 buy again, 1 also bought,
+        2 popular)."""
+        from sklearn.preprocessing import normalize
+
+        decayed = (data.recency if data.recency is not None else data.matrix)[rows]
+        mine = normalize(decayed.tocsr(), norm="l1")
+        similar = (normalize(mine, norm="l2").astype(np.float32) @ self.pool_unit.T).toarray()
+        itself = self.pool_customers.get_indexer(data.customers[rows])  # not their own neighbour
+        found = itself >= 0
+        similar[np.flatnonzero(found), itself[found]] = -np.inf
+        k = min(self.neighbours, self.pool.shape[0] - 1)
+        if k > 0:
+            nearest = np.argpartition(-similar, k - 1, axis=1)[:, :k]
+            weights = sparse.csr_matrix(
+                (np.full(nearest.size, 1.0 / k), (np.repeat(np.arange(len(rows)), k),
+                                                  nearest.ravel())),
+                shape=(len(rows), self.pool.shape[0]))
+            neighbours = (weights @ self.pool).toarray()
+        else:
+            neighbours = np.zeros((len(rows), len(self.popular)))
+        blended = (self.alpha * mine.toarray() + (1 - self.alpha) * neighbours
+                   + 1e-3 * self.popular[None, :])
+        scores = out if out is not None else np.empty_like(blended)
+        scores[:] = blended if order is None else blended[:, order]
+        position = np.arange(len(self.popular)) if order is None else np.argsort(order)
+        owned = data.matrix[rows].tocoo()
+        if one_time_products is not None:
+            once = one_time_products[owned.col]
+            scores[owned.row[once], position[owned.col[once]]] = -np.inf
+        bought = data.matrix[rows].tocsr()
+
+        def explain(cols: np.ndarray) -> np.ndarray:
+            at = np.broadcast_to(np.arange(cols.shape[0])[:, None], cols.shape)
+            reason = np.full(cols.shape, 2, dtype=np.int8)
+            reason[neighbours[at, cols] > 1e-3 * self.popular[cols]] = 1
+            reason[np.asarray(bought[at.ravel(), cols.ravel()]).reshape(cols.shape) > 0] = 0
+            return reason
+
+        return scores, explain
+
+
+def tifu_candidates() -> dict[str, TifuKnn]:
+    """The TIFU-KNN blends a store chooses from on its validation split (offline benchmark)."""
+    return {f"TIFU-KNN, own {alpha:.0%}, {k} neighbours": TifuKnn(alpha=alpha, neighbours=k)
+            for alpha in (0.2, 0.35, 0.5) for k in (100, 300)}
+
+
 def _scale_sparse_rows(matrix: sparse.csr_matrix, to: float = 1.0) -> sparse.csr_matrix:
     """Each row of a sparse matrix scaled to a maximum of `to` (empty rows stay empty)."""
     top = matrix.max(axis=1).toarray().ravel()

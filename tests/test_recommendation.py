@@ -105,11 +105,12 @@ def test_ranking_metrics_by_hand():
 @pytest.mark.parametrize("protocol", ["strict", "last_invoice"])
 def test_online_retail_beats_the_strongest_same_code_baseline(protocol):
     """Every row is computed by the same code; the lift's paired bootstrap interval is above 0.
-    (The issue-17 target of +8 % under the strict split is not reached yet: about +3 %.)"""
+    (Issue 17 asks +8 % under the strict split: +7.4 % so far, TIFU-KNN chosen on validation.)"""
     from ml.online_retail import SHIPPED, benchmark
 
     table, chosen, lift = benchmark(ONLINE_RETAIL, protocol)
-    assert chosen == "own first, orders"  # picked on the training data only
+    # picked on the training data only, among the pipeline's candidates and the TIFU-KNN blends
+    assert chosen in {**rec.candidates(), **rec.tifu_candidates()}
     customers = int(table["customers"].iloc[0])
     ours = table.loc[SHIPPED]
     baselines = table.drop(index=SHIPPED)
@@ -318,3 +319,21 @@ def test_isin_on_strings_agrees_with_pandas():
         assert rec.isin(values, among).tolist() == expected.tolist(), among
     assert rec.isin(pd.Index(["a", "b"]), ["b"]).tolist() == [False, True]
     assert rec.isin(pd.Series([], dtype="str"), ["a"]).tolist() == []
+
+
+def test_tifu_knn_blends_own_decayed_purchases_with_neighbours_and_keeps_the_rules():
+    """A customer who bought tea and then cake, whose neighbours buy tea and mugs: the mug
+    outranks their own cake (no 'own products first' tier, where the cake would come before
+    it); a one-time product is never offered again."""
+    lines = _lines({"me": [["tea"], ["cake"]], "n1": [["tea", "mug"], ["mug"]],
+                    "n2": [["tea", "mug"]], "n3": [["tea", "mug"]]})
+    data = rec.Interactions.from_lines(lines)
+    me = rec.subset(data, ["me"])
+    model = rec.TifuKnn(alpha=0.2, neighbours=2).fit(data)
+    recs = rec.recommend(model, me, n=3)
+    assert recs["product_id"].tolist() == ["tea", "mug", "cake"]
+    assert recs["reason"].tolist() == [rec.REASON_OWN, rec.REASON_SIMILAR, rec.REASON_OWN]
+    own_first = rec.recommend(rec.RepeatThenSimilar().fit(data), me, n=3)
+    assert set(own_first["product_id"].tolist()[:2]) == {"tea", "cake"}
+    model.one_time_products = data.products.isin(["cake"])
+    assert "cake" not in set(rec.recommend(model, me, n=3)["product_id"])
