@@ -224,3 +224,37 @@ def test_a_recommender_that_ties_the_baseline_or_leads_within_the_noise_is_rejec
     unpaired = registry.log_recommender(tracking, model, data.products, table, "ours", {},
                                         RECOMMENDER_GATE)
     assert not unpaired.promoted
+
+
+def test_similar_items_of_a_rejected_version_are_replaced_by_the_champions(tracking, tmp_path):
+    """The recommender writes `ml.item_similarities` from the @champion: a table holding
+    another version's neighbours (one that was rejected) is written again from the champion;
+    the champion's own table is kept as it is."""
+    from core.warehouse import Warehouse
+    from dagster_project.defs.ml.recommendations import _champion_similarities
+    from ml import recommendation as rec
+    from ml.evaluation import RECOMMENDER_GATE
+    from tests.test_recommendation import STORE, _lines
+
+    data = rec.Interactions.from_lines(_lines(STORE))
+    table = pd.DataFrame([[0.30, 0.7, 40], [0.25, 0.6, 40]],
+                         columns=["ndcg@10", "hit_rate@10", "customers"],
+                         index=["ours", "own then popular"])
+    champion = registry.log_recommender(tracking, rec.RepeatThenSimilar().fit(data),
+                                        data.products, table, "ours", {}, RECOMMENDER_GATE,
+                                        per_customer=_paired(table))
+    assert champion.promoted
+    db = Warehouse(tmp_path / "warehouse.duckdb")
+    stale = pd.DataFrame({"product_id": ["phone"], "rank": [1], "similar_product_id": ["tea"],
+                          "similarity": [0.9], "model_version": ["99"]})  # a rejected version
+    db.replace_table("ml.item_similarities", stale)
+    model, version = registry.load_champion(registry.PRODUCT_RECOMMENDER)
+    similar = _champion_similarities(db, model.unwrap_python_model(), version)
+    written = db.query_df("select * from ml.item_similarities")
+    assert set(written["model_version"]) == {version} == set(similar["model_version"])
+    phone = written[written["product_id"] == "phone"].sort_values("rank")
+    assert phone["similar_product_id"].iloc[0] == "case"  # phones sell with cases
+    # the champion's own neighbours stay as written
+    db.replace_table("ml.item_similarities", written.head(1))
+    kept = _champion_similarities(db, model.unwrap_python_model(), version)
+    assert len(kept) == 1
