@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -12,11 +14,15 @@ SEGMENTATION_COLUMNS = [
     "n_cart_adds_lifetime", "days_since_last_visit", "gift_season_session_share",
     "email_open_rate_lifetime", "age_years",
 ]
-# what the clusters are drawn from: engagement, buying, price sensitivity, timing, age
+# what the clusters are drawn from: engagement, buying, price sensitivity, timing
 SEGMENTATION_FEATURES = [
     "log_sessions", "log_orders", "conversion", "discount_share", "years_since_last_visit",
-    "gift_season_share", "email_open_rate", "cart_adds_per_view", "age_years",
+    "gift_season_share", "email_open_rate", "cart_adds_per_view",
 ]
+# Protected attributes are not clustered on unless SEGMENTA_CLUSTER_ON_PROTECTED=1: segments
+# decide who gets offers, and clusters drawn from age split customers by age ("Browsers who
+# never buy" had no one aged 55+). The profiles still describe each cluster's ages.
+PROTECTED_FEATURES = ["age_years"]
 # what each cluster is described by (profiles and names), in natural units
 PROFILE_COLUMNS = ["n_orders", "net_revenue", "avg_order_value", "return_rate",
                    "discount_share_of_spend", "n_sessions_lifetime", "days_since_last_visit",
@@ -39,9 +45,17 @@ def segmentation_frame(customers: pd.DataFrame) -> pd.DataFrame:
     return c.fillna({"days_since_last_visit": NEVER_VISITED_DAYS, "age_years": age}).fillna(0.0)
 
 
-def segmentation_features(frame: pd.DataFrame) -> pd.DataFrame:
+def cluster_on_protected() -> bool:
+    """SEGMENTA_CLUSTER_ON_PROTECTED: 1 adds the protected attributes (age) to the features."""
+    value = os.environ.get("SEGMENTA_CLUSTER_ON_PROTECTED", "0").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"SEGMENTA_CLUSTER_ON_PROTECTED must be 0 or 1, not {value!r}")
+    return value == "1"
+
+
+def segmentation_features(frame: pd.DataFrame, protected: bool | None = None) -> pd.DataFrame:
     """Model features from a `segmentation_frame`: counts log-scaled (heavy right tails), rates
-    in [0, 1], time in years."""
+    in [0, 1], time in years; with `protected` (default: `cluster_on_protected()`) age too."""
     sessions = frame["n_sessions_lifetime"].clip(lower=0)
     features = pd.DataFrame({
         "log_sessions": np.log1p(sessions),
@@ -55,4 +69,5 @@ def segmentation_features(frame: pd.DataFrame) -> pd.DataFrame:
                                / frame["n_product_views_lifetime"].clip(lower=1)).clip(0, 1),
         "age_years": frame["age_years"],
     }, index=frame.index)
-    return features[SEGMENTATION_FEATURES]
+    protected = cluster_on_protected() if protected is None else protected
+    return features[SEGMENTATION_FEATURES + (PROTECTED_FEATURES if protected else [])]

@@ -71,7 +71,10 @@ def test_features_fill_gaps_and_scale_counts():
     assert features.loc["a", "conversion"] == pytest.approx(2 / 3)
     assert features.loc["b", "cart_adds_per_view"] == 1.0  # clipped rate
     assert features.loc["b", "years_since_last_visit"] == pytest.approx(NEVER_VISITED_DAYS / 365)
-    assert features.loc["b", "age_years"] == 30  # the median of known ages
+    assert "age_years" not in features  # a protected attribute: profiled, not clustered on
+    assert frame.loc["b", "age_years"] == 30  # the median of known ages
+    with_age = segmentation_features(frame, protected=True)
+    assert list(with_age.columns) == [*SEGMENTATION_FEATURES, "age_years"]
     with pytest.raises(ValueError, match="n_orders"):
         segmentation_frame(customers.drop(columns="n_orders"))
 
