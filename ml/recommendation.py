@@ -182,7 +182,22 @@ REASONS = np.array([REASON_OWN, REASON_SIMILAR, REASON_POPULAR])
 
 
 @dataclass
-class RepeatThenSimilar:
+class Recommender:
+    """What every recommender has: the business rules (set by product index after fitting:
+    `recommend` and `score_batch` apply them), the item-item similarity behind "people also
+    bought" and the cart complements, and recent popularity."""
+
+    max_per_category: int | None = None
+    # by product index: never recommended / not re-offered to buyers / category code
+    exclude: np.ndarray | None = field(default=None, repr=False)
+    one_time_products: np.ndarray | None = field(default=None, repr=False)
+    categories: np.ndarray | None = field(default=None, repr=False)
+    similarity: sparse.csr_matrix | None = field(default=None, repr=False)
+    popular: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class RepeatThenSimilar(Recommender):
     """The shipped recommender: the customer's own products first, then products like them.
 
     Tier 1, "buy again": products the customer already ordered, most-ordered first, ties broken
@@ -206,13 +221,6 @@ class RepeatThenSimilar:
     use_events: bool = False  # learn from views and cart adds as well as orders
     plain_popularity: bool = False  # rank by all-time counts instead of recent ones
     top_k: int | None = None  # keep each product's k nearest neighbours only
-    max_per_category: int | None = None
-    # by product index: never recommended / not re-offered to buyers / category code
-    exclude: np.ndarray | None = field(default=None, repr=False)
-    one_time_products: np.ndarray | None = field(default=None, repr=False)
-    categories: np.ndarray | None = field(default=None, repr=False)
-    similarity: sparse.csr_matrix | None = field(default=None, repr=False)
-    popular: np.ndarray | None = field(default=None, repr=False)
 
     def fit(self, data: Interactions) -> RepeatThenSimilar:
         self.similarity = (item_similarity(data, self.shrinkage, use_events=self.use_events,
@@ -273,7 +281,7 @@ class RepeatThenSimilar:
 
 
 @dataclass
-class TifuKnn:
+class TifuKnn(Recommender):
     """Time-decayed repeat scores and neighbour baskets, in the style of TIFU-KNN (Hu et al.,
     SIGIR 2020): a customer's vector is their purchases decayed by age (`Interactions.recency`,
     half-life 90 days) scaled to sum to 1; the `neighbours` customers of the training pool most
@@ -291,12 +299,6 @@ class TifuKnn:
     neighbours: int = 200
     pool_size: int = 20_000
     use_events: bool = False  # learns from orders only
-    max_per_category: int | None = None
-    exclude: np.ndarray | None = field(default=None, repr=False)
-    one_time_products: np.ndarray | None = field(default=None, repr=False)
-    categories: np.ndarray | None = field(default=None, repr=False)
-    similarity: sparse.csr_matrix | None = field(default=None, repr=False)
-    popular: np.ndarray | None = field(default=None, repr=False)
     pool: sparse.csr_matrix | None = field(default=None, repr=False)
     pool_unit: sparse.csr_matrix | None = field(default=None, repr=False)
     pool_customers: pd.Index | None = field(default=None, repr=False)
