@@ -149,3 +149,22 @@ def test_too_few_customers_is_a_clear_error():
     frame = segmentation_frame(customers.head(5))
     with pytest.raises(ValueError, match="too few"):
         fit_segmenter(segmentation_features(frame))
+
+
+def test_persona_recovery_is_also_measured_over_customers_seen_twice(tmp_path):
+    """ARI over everyone, over the customers with two or more visits and four or more: the
+    one-visit customers, clustered at random here, only weigh on the first."""
+    from ml.evaluation import sample_store_agreement
+
+    personas = pd.DataFrame({"customer_id": [f"C{i}" for i in range(8)],
+                             "persona": ["a", "a", "b", "b", "a", "b", "a", "b"]})
+    personas.to_csv(tmp_path / "personas.csv", index=False)
+    frame = pd.DataFrame({"n_sessions_lifetime": [5, 5, 5, 5, 2, 2, 1, 1]},
+                         index=[f"C{i}" for i in range(8)])
+    keys = [0, 0, 1, 1, 0, 1, 1, 0]  # right but for the two one-visit customers
+    metrics = sample_store_agreement(tmp_path / "personas.csv", keys, frame)
+    assert metrics["persona_ari_revisiting"] == pytest.approx(1.0)
+    assert metrics["persona_customers_revisiting"] == 6
+    assert metrics["persona_customers_well_observed"] == 4
+    assert metrics["persona_ari"] < 1.0
+    assert sample_store_agreement(tmp_path / "absent.csv", keys, frame) == {}
