@@ -444,8 +444,9 @@ def summary(home: Home) -> str:
                   for name, n, email, ads in rules]
     if clv and clv[0]:
         lines.append(f"Lifetime value (customer_lifetime_value v{clv[1]}): {clv[0]:,} buyers "
-                     f"scored, expected value next 90 days {clv[2]:,.0f}, mean P(alive) "
-                     f"{clv[3]:.2f}")
+                     f"scored, expected value next 90 days {clv[2]:,.0f}, "
+                     + (f"mean P(alive) {clv[3]:.2f}" if clv[3] is not None else
+                        "churn not identified (no P(alive), no churn segments)"))
     elif clv is not None:
         lines.append(absent(*ML_CHECKS[1], missing=", so no predictive segments"))
     if recs and recs[0]:

@@ -1,11 +1,23 @@
-"""Customer lifetime value: the BG/NBD purchase model with the Gamma-Gamma spend model.
+"""Customer lifetime value: the BG/NBD or MBG/NBD purchase model with the Gamma-Gamma spend model.
 
 Implemented here with scipy (about 150 lines) rather than taken from a library: `lifetimes` is
 unmaintained since 2020 and does not install cleanly with pandas 3, and PyMC-Marketing would
 pull in PyMC and a compiler toolchain for four closed-form likelihoods. The formulas are those
 of Fader, Hardie & Lee (2005), "Counting your customers the easy way", and Fader & Hardie (2013),
-"The Gamma-Gamma model of monetary value"; `tests/test_clv.py` checks the fitted parameters
-against the published CDNOW figures.
+"The Gamma-Gamma model of monetary value"; the MBG/NBD variant is Batislam, Denizel &
+Filiztekin (2007) with the erratum of Wagner & Hoppe (2008). `tests/test_clv.py` checks the fitted
+parameters of both against the published CDNOW figures.
+
+BG/NBD lets a customer drop out only after a repeat purchase, so every one-time buyer is "alive"
+with probability 1; MBG/NBD also lets them drop out after their first purchase. Both are fitted
+and the one with the higher likelihood is kept (same number of parameters). On the sample store
+MBG/NBD wins and its P(alive) separates the hidden lapsing persona better (docs/models.md).
+
+Parameters are fitted within [1e-4, 1e4] (log space): outside it the Beta functions lose all
+precision and the optimiser reports nonsense likelihoods. Where a formula breaks down the model
+says so: a -> 1 in the expected purchases (evaluated at the limit), q <= 1 in the spend model (no
+finite mean: the observed mean stands in), and a dropout so rare that churn cannot be identified
+(`churn_identified`).
 
 Time is measured in weeks. Per customer: `frequency` x = repeat purchases (purchase days after
 the first), `recency` t_x = weeks from the first to the last purchase, `T` = weeks from the first
@@ -15,7 +27,7 @@ purchase days (the first purchase is left out, as in the published protocol).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -60,6 +72,16 @@ def holdout_purchases(transactions: pd.DataFrame, start: pd.Timestamp, end: pd.T
 # ---------------------------------------------------------------- BG/NBD
 
 
+BGNBD, MBGNBD = "bgnbd", "mbgnbd"
+PURCHASE_MODELS = {BGNBD: "BG/NBD (Fader, Hardie & Lee 2005)",
+                   MBGNBD: "MBG/NBD (Batislam, Denizel & Filiztekin 2007)"}
+# the log-space box every parameter is fitted in
+PARAMETER_BOUNDS = (1e-4, 1e4)
+# below this mean dropout probability per purchase, a/(a+b), churn cannot be told from noise:
+# fewer than one purchase in 200 is a customer's last
+MIN_DROPOUT_PROBABILITY = 0.005
+
+
 @dataclass(frozen=True)
 class BetaGeoParams:
     r: float
@@ -67,9 +89,15 @@ class BetaGeoParams:
     a: float
     b: float
     log_likelihood: float
+    variant: str = BGNBD  # a default: versions pickled before MBG/NBD existed load as BG/NBD
 
     def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "variant"}
+
+    @property
+    def dropout_probability(self) -> float:
+        """The mean probability that a purchase is the customer's last, a / (a + b)."""
+        return self.a / (self.a + self.b)
 
 
 def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
@@ -85,53 +113,117 @@ def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
+def mbgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
+                          T: np.ndarray) -> np.ndarray:
+    """Each customer's log-likelihood under MBG/NBD (Batislam et al. 2007; Wagner & Hoppe
+    2008): as BG/NBD, but a customer may also drop out right after the first purchase."""
+    r, alpha, a, b = params
+    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    alive = betaln(a, b + x + 1) - betaln(a, b) - (r + x) * np.log(alpha + T)
+    died = betaln(a + 1, b + x) - betaln(a, b) - (r + x) * np.log(alpha + t_x)
+    return a1 + np.logaddexp(alive, died)
+
+
+LOG_LIKELIHOODS = {BGNBD: bgnbd_log_likelihood, MBGNBD: mbgnbd_log_likelihood}
+
+
 def _fit(neg_ll, n_params: int, start: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Minimise a negative log-likelihood over positive parameters (optimised in log space):
     L-BFGS-B, and the Nelder-Mead simplex only when the quasi-Newton step does not converge."""
-    x0 = np.log(start) if start is not None else np.zeros(n_params)
-    result = minimize(lambda z: neg_ll(np.exp(z)), x0, method="L-BFGS-B",
-                      options={"maxiter": 5_000})
-    if not result.success or not np.isfinite(result.fun):
-        polished = minimize(lambda z: neg_ll(np.exp(z)),
-                            result.x if np.all(np.isfinite(result.x)) else x0,
-                            method="Nelder-Mead", options={"maxiter": 5_000, "xatol": 1e-8,
-                                                           "fatol": 1e-8})
-        if not np.isfinite(result.fun) or polished.fun < result.fun:
-            result = polished
+    bounds = [tuple(np.log(PARAMETER_BOUNDS))] * n_params
+    x0 = np.clip(np.log(start) if start is not None else np.zeros(n_params), *bounds[0])
+    with np.errstate(all="ignore"):
+        result = minimize(lambda z: neg_ll(np.exp(z)), x0, method="L-BFGS-B", bounds=bounds,
+                          options={"maxiter": 5_000})
+        if not result.success or not np.isfinite(result.fun):
+            polished = minimize(lambda z: neg_ll(np.exp(z)),
+                                result.x if np.all(np.isfinite(result.x)) else x0,
+                                method="Nelder-Mead", bounds=bounds,
+                                options={"maxiter": 5_000, "xatol": 1e-8, "fatol": 1e-8})
+            if not np.isfinite(result.fun) or polished.fun < result.fun:
+                result = polished
     if not np.isfinite(result.fun):
         raise ValueError("the likelihood could not be evaluated: check the input for "
                          "negative or missing frequency, recency or T")
     return np.exp(result.x), float(-result.fun)
 
 
-def fit_bgnbd(summary: pd.DataFrame) -> BetaGeoParams:
-    """Maximum-likelihood BG/NBD parameters from a `rfm_summary` frame."""
+def fit_bgnbd(summary: pd.DataFrame, variant: str = BGNBD) -> BetaGeoParams:
+    """Maximum-likelihood BG/NBD (or MBG/NBD) parameters from a `rfm_summary` frame."""
     x, t_x, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
     if len(x) == 0:
         raise ValueError("no customers to fit the purchase model on")
     if np.any(t_x > T) or np.any(x < 0):
         raise ValueError("recency must lie between 0 and T and frequency must be >= 0")
-    params, ll = _fit(lambda p: -bgnbd_log_likelihood(p, x, t_x, T).sum(), 4,
+    log_likelihood = LOG_LIKELIHOODS[variant]
+    params, ll = _fit(lambda p: -log_likelihood(p, x, t_x, T).sum(), 4,
                       np.array([0.5, max(T.mean(), 1.0), 1.0, 1.0]))
-    return BetaGeoParams(*map(float, params), log_likelihood=ll)
+    return BetaGeoParams(*map(float, params), log_likelihood=ll, variant=variant)
+
+
+def fit_purchase_model(summary: pd.DataFrame) -> BetaGeoParams:
+    """BG/NBD and MBG/NBD fitted on the same customers; the one with the higher likelihood
+    (both have four parameters, so this is also the lower AIC)."""
+    fits = [fit_bgnbd(summary, variant) for variant in (BGNBD, MBGNBD)]
+    return max(fits, key=lambda fit: fit.log_likelihood)
+
+
+def _dropout_odds(params: BetaGeoParams, x, t_x, T) -> np.ndarray:
+    """P(dropped out) / P(alive) given the history; 0 for BG/NBD's one-time buyers."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = ((alpha + T) / (alpha + t_x)) ** (r + x)
+        if params.variant == MBGNBD:
+            return a / (b + x) * ratio
+        return np.where(x > 0, a / (b + x - 1) * ratio, 0.0)
 
 
 def probability_alive(params: BetaGeoParams, x, t_x, T) -> np.ndarray:
     """P(the customer has not churned | history)."""
     x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        odds = np.where(x > 0, params.a / (params.b + x - 1)
-                        * ((params.alpha + T) / (params.alpha + t_x)) ** (params.r + x), 0.0)
-    return 1.0 / (1.0 + odds)
+    return 1.0 / (1.0 + _dropout_odds(params, x, t_x, T))
 
 
 def expected_purchases(params: BetaGeoParams, t: float, x, t_x, T) -> np.ndarray:
-    """E[purchases in the next t weeks | x, t_x, T] (Fader, Hardie & Lee 2005, eq. 10)."""
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    """E[purchases in the next t weeks | x, t_x, T] (Fader, Hardie & Lee 2005, eq. 10; for
+    MBG/NBD, Wagner & Hoppe 2008). At a = 1 the formula is 0/0; it is evaluated just beside,
+    where it is continuous."""
+    r, alpha, b = params.r, params.alpha, params.b
+    a = params.a if abs(params.a - 1.0) > 1e-4 else 1.0 + 1e-4
     x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
-    hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
-    numerator = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
-    return numerator * probability_alive(params, x, t_x, T)
+    shift = 0.0 if params.variant == MBGNBD else -1.0  # MBG/NBD counts the first purchase
+    with np.errstate(all="ignore"):
+        hyp = hyp2f1(r + x, b + x + 1 + shift, a + b + x + shift, t / (alpha + T + t))
+        numerator = (a + b + x + shift) / (a - 1) * (
+            1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
+        expected = numerator * probability_alive(params, x, t_x, T)
+    if not np.all(np.isfinite(expected)):
+        bad = int((~np.isfinite(expected)).sum())
+        raise ValueError(f"expected purchases are not finite for {bad} customers at "
+                         f"r={r:.4g}, alpha={alpha:.4g}, a={a:.4g}, b={b:.4g}: the purchase "
+                         "model does not describe this history")
+    return np.maximum(expected, 0.0)
+
+
+def probability_no_purchase(params: BetaGeoParams, t: float, x, t_x, T) -> np.ndarray:
+    """P(no purchase in the next t weeks | history): dropped out, or alive and the Poisson
+    process (its rate updated by the history) made no purchase. No purchase means no chance to
+    drop out, so the same for both variants."""
+    x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
+    alive = probability_alive(params, x, t_x, T)
+    quiet = ((params.alpha + T) / (params.alpha + T + t)) ** (params.r + x)
+    return 1.0 - alive + alive * quiet
+
+
+def churn_identified(params: BetaGeoParams) -> str | None:
+    """None when the model can tell churned customers apart, else why not: with a mean dropout
+    probability per purchase near 0 (a -> 0) every P(alive) is about 1, which says nothing."""
+    if params.dropout_probability < MIN_DROPOUT_PROBABILITY:
+        return (f"churn cannot be identified: the fitted mean dropout probability per purchase "
+                f"a/(a+b) = {params.dropout_probability:.4f} is below "
+                f"{MIN_DROPOUT_PROBABILITY} (customers here do not visibly stop buying), so "
+                "P(alive) is left empty and the churn segments stay empty")
+    return None
 
 
 # ---------------------------------------------------------------- Gamma-Gamma
@@ -143,9 +235,17 @@ class GammaGammaParams:
     q: float
     gamma: float
     log_likelihood: float
+    # the repeat buyers' mean spend: stands in for the population mean when q <= 1
+    observed_mean: float = float("nan")
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+    @property
+    def population_mean(self) -> float:
+        """E[spend per purchase] of a customer we know nothing about: p*gamma/(q-1), which is
+        infinite for q <= 1 (a few huge orders dominate); the observed mean then."""
+        return self.p * self.gamma / (self.q - 1) if self.q > 1 else self.observed_mean
 
 
 def gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -163,16 +263,21 @@ def fit_gamma_gamma(summary: pd.DataFrame) -> GammaGammaParams:
     x, m = repeat["frequency"].to_numpy(float), repeat["monetary_value"].to_numpy(float)
     params, ll = _fit(lambda p: -gamma_gamma_log_likelihood(p, x, m).sum(), 3,
                       np.array([1.0, 1.0, max(float(m.mean()), 1.0)]))
-    return GammaGammaParams(*map(float, params), log_likelihood=ll)
+    return GammaGammaParams(*map(float, params), log_likelihood=ll,
+                            observed_mean=float(m.mean()))
 
 
 def expected_spend(params: GammaGammaParams, x, m, population_mean: bool = True) -> np.ndarray:
     """E[mean spend per purchase | x, m]; customers without repeat purchases get the
-    population mean p*gamma/(q-1)."""
+    population mean (`GammaGammaParams.population_mean`). Where p*x + q <= 1 the conditional
+    mean is not finite and the customer's own mean stands in."""
     x, m = np.asarray(x, float), np.asarray(m, float)
-    conditional = params.p * (params.gamma + x * m) / (params.p * x + params.q - 1)
-    prior = params.p * params.gamma / (params.q - 1)
-    return np.where((x > 0) & (m > 0), conditional, prior if population_mean else np.nan)
+    denominator = params.p * x + params.q - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conditional = np.where(denominator > 0,
+                               params.p * (params.gamma + x * m) / denominator, m)
+    prior = params.population_mean if population_mean else np.nan
+    return np.where((x > 0) & (m > 0), conditional, prior)
 
 
 # ---------------------------------------------------------------- the model as one object
@@ -184,24 +289,37 @@ class LifetimeValueModel:
     spend: GammaGammaParams
 
     def score(self, summary: pd.DataFrame, horizon_weeks: float) -> pd.DataFrame:
-        """Per customer: P(alive), expected purchases and value over the horizon."""
+        """Per customer: P(alive) (empty where churn cannot be identified), expected purchases
+        and value over the horizon."""
         x, t_x, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
         purchases = expected_purchases(self.purchases, horizon_weeks, x, t_x, T)
         spend = expected_spend(self.spend, x, summary["monetary_value"].to_numpy(float))
+        alive = probability_alive(self.purchases, x, t_x, T)
+        if churn_identified(self.purchases) is not None:
+            alive = np.full(len(x), np.nan)
         return pd.DataFrame({
-            "probability_alive": probability_alive(self.purchases, x, t_x, T),
+            "probability_alive": alive,
             "expected_purchases": purchases,
             "expected_spend_per_purchase": spend,
             "expected_value": purchases * spend,
         }, index=summary.index)
 
     def params(self) -> dict[str, float]:
-        return {**{f"bgnbd_{k}": v for k, v in self.purchases.as_dict().items()},
+        """Numeric parameters for logging (the purchase model's variant is a parameter)."""
+        return {**{f"purchases_{k}": v for k, v in self.purchases.as_dict().items()},
+                "purchases_dropout_probability": self.purchases.dropout_probability,
                 **{f"gamma_gamma_{k}": v for k, v in self.spend.as_dict().items()}}
 
+    @property
+    def purchase_model(self) -> str:
+        return PURCHASE_MODELS[self.purchases.variant]
 
-def fit_lifetime_value(summary: pd.DataFrame) -> LifetimeValueModel:
-    return LifetimeValueModel(fit_bgnbd(summary), fit_gamma_gamma(summary))
+
+def fit_lifetime_value(summary: pd.DataFrame, variant: str | None = None) -> LifetimeValueModel:
+    """The purchase model (`variant`, or the likelier of BG/NBD and MBG/NBD) and the spend
+    model fitted on the same customers."""
+    purchases = fit_bgnbd(summary, variant) if variant else fit_purchase_model(summary)
+    return LifetimeValueModel(purchases, fit_gamma_gamma(summary))
 
 
 # ---------------------------------------------------------------- holdout evaluation
@@ -223,20 +341,30 @@ def not_trainable_reason(transactions: pd.DataFrame, calibration_end: pd.Timesta
     return None
 
 
+# P(alive) is checked by decile: predicted vs actual share of customers who buy nothing in the
+# holdout (the calibration part of the gate, ml/evaluation.py)
+CALIBRATION_DECILES = 10
+
+
 @dataclass(frozen=True)
 class HoldoutReport:
     """How a model fitted up to `calibration_end` forecast the purchases of the holdout."""
 
     metrics: dict[str, float]
     by_frequency: pd.DataFrame  # per calibration frequency: customers, mean predicted, actual
+    # per decile of P(alive) at the calibration end: customers, mean P(alive), predicted and
+    # actual share of customers with no purchase in the holdout (empty: churn not identified)
+    by_alive_decile: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def evaluate_holdout(transactions: pd.DataFrame, calibration_end: pd.Timestamp,
-                     holdout_end: pd.Timestamp) -> tuple[LifetimeValueModel, HoldoutReport]:
+                     holdout_end: pd.Timestamp,
+                     variant: str | None = None) -> tuple[LifetimeValueModel, HoldoutReport]:
     """Fit on the calibration period, forecast the holdout's repeat purchases per customer, and
-    compare with what happened and with the naive baseline (each customer's own past rate)."""
+    compare with what happened and with the naive baseline (each customer's own past rate);
+    check P(alive) by decile against who bought nothing."""
     summary = rfm_summary(transactions, calibration_end)
-    model = fit_lifetime_value(summary)
+    model = fit_lifetime_value(summary, variant)
     weeks = (holdout_end - calibration_end) / WEEK
     predicted = model.score(summary, weeks)["expected_purchases"]
     actual = holdout_purchases(transactions, calibration_end, holdout_end)
@@ -266,7 +394,41 @@ def evaluate_holdout(transactions: pd.DataFrame, calibration_end: pd.Timestamp,
     by_frequency = pd.DataFrame({"frequency": buckets, "predicted": predicted,
                                  "actual": actual}).groupby("frequency").agg(
         customers=("actual", "size"), predicted=("predicted", "mean"), actual=("actual", "mean"))
-    return model, HoldoutReport(metrics, by_frequency)
+    by_decile = pd.DataFrame()
+    if churn_identified(model.purchases) is None:
+        by_decile = alive_calibration(model.purchases, summary, actual, weeks)
+        gap = (by_decile["predicted_no_purchase"] - by_decile["actual_no_purchase"]).abs()
+        metrics["holdout_no_purchase_mean_gap"] = float(gap.mean())
+        metrics["holdout_no_purchase_max_gap"] = float(gap.max())
+        # the same check of a P(alive) that says nothing: everyone gets the overall share
+        overall = float((by_decile["predicted_no_purchase"] * by_decile["customers"]).sum()
+                        / by_decile["customers"].sum())
+        metrics["holdout_no_purchase_mean_gap_uninformed"] = float(
+            (by_decile["actual_no_purchase"] - overall).abs().mean())
+    else:  # no P(alive) to check; the gate's other parts still apply
+        metrics["holdout_no_purchase_mean_gap"] = metrics["holdout_no_purchase_max_gap"] = 0.0
+    metrics["holdout_churn_identified"] = float(churn_identified(model.purchases) is None)
+    metrics["holdout_dropout_probability"] = model.purchases.dropout_probability
+    return model, HoldoutReport(metrics, by_frequency, by_decile)
+
+
+def alive_calibration(params: BetaGeoParams, summary: pd.DataFrame, actual: pd.Series,
+                      weeks: float) -> pd.DataFrame:
+    """Per decile of P(alive) (ties split by order): customers, mean P(alive), the predicted
+    share with no purchase in the next `weeks` and the actual share (`actual`: purchases per
+    customer in the holdout, same index as `summary`)."""
+    x, t_x, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    alive = pd.Series(probability_alive(params, x, t_x, T), index=summary.index)
+    decile = pd.qcut(alive.rank(method="first"), CALIBRATION_DECILES, labels=False) + 1
+    frame = pd.DataFrame({
+        "decile": decile, "probability_alive": alive,
+        "predicted_no_purchase": probability_no_purchase(params, weeks, x, t_x, T),
+        "actual_no_purchase": (actual.to_numpy() == 0).astype(float)})
+    return frame.groupby("decile").agg(
+        customers=("probability_alive", "size"),
+        probability_alive=("probability_alive", "mean"),
+        predicted_no_purchase=("predicted_no_purchase", "mean"),
+        actual_no_purchase=("actual_no_purchase", "mean"))
 
 
 def empty_scores() -> pd.DataFrame:

@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
-from ml.clv import HoldoutReport, LifetimeValueModel
+from ml.clv import HoldoutReport, LifetimeValueModel, churn_identified
 from ml.evaluation import check_gate, gate_params, paired_bootstrap_ratio
 from ml.segmentation import SegmenterFit
 
@@ -133,21 +133,29 @@ SUMMARY_COLUMNS = ["frequency", "recency", "T", "monetary_value"]
 
 def log_lifetime_value(experiment_id: str, model: LifetimeValueModel, report: HoldoutReport,
                        summary: pd.DataFrame, horizon_weeks: float, data_window: dict[str, str],
-                       gate: dict[str, tuple[str, float]]) -> Registered:
+                       gate: dict[str, tuple[str, float]],
+                       extra_metrics: dict[str, float] | None = None) -> Registered:
     """Log the holdout evaluation and the model fitted on all history; register; promote if
-    the holdout evaluation passes the gate."""
+    the holdout evaluation passes the gate. `extra_metrics` (e.g. the churn AUC against the
+    sample store's personas) are logged, not gated."""
     failures = check_gate(report.metrics, gate)
     pyfunc = LifetimeValuePyfunc(model, horizon_weeks)
     example = summary[SUMMARY_COLUMNS].head(5).astype(float)
+    churn = churn_identified(model.purchases)
     with mlflow.start_run(experiment_id=experiment_id, run_name=LIFETIME_VALUE) as run:
-        mlflow.log_params({"purchase_model": "BG/NBD (Fader, Hardie & Lee 2005)",
+        mlflow.log_params({"purchase_model": model.purchase_model,
                            "spend_model": "Gamma-Gamma (Fader & Hardie 2013)",
                            "implementation": "ml/clv.py (scipy)", "time_unit": "week",
+                           "churn": churn or "identified",
                            "horizon_weeks": round(horizon_weeks, 3), **gate_params(gate),
                            **{f"data.{key}": value for key, value in data_window.items()}})
-        mlflow.log_metrics({**report.metrics, **model.params()})
+        mlflow.log_metrics({**report.metrics, **model.params(), **(extra_metrics or {})})
         mlflow.log_table(report.by_frequency.reset_index(), "holdout_by_frequency.json")
         mlflow.log_figure(holdout_plot(report), "holdout_predicted_vs_actual.png")
+        if not report.by_alive_decile.empty:
+            mlflow.log_table(report.by_alive_decile.reset_index(),
+                             "holdout_by_alive_decile.json")
+            mlflow.log_figure(alive_calibration_plot(report), "holdout_alive_calibration.png")
         info = mlflow.pyfunc.log_model(
             name="model", python_model=pyfunc, registered_model_name=LIFETIME_VALUE,
             signature=infer_signature(example, pyfunc.predict(None, example)),
@@ -168,12 +176,30 @@ def holdout_plot(report: HoldoutReport) -> plt.Figure:
     frame = report.by_frequency
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(frame.index, frame["actual"], "o-", label="actual", color="#4c72b0")
-    ax.plot(frame.index, frame["predicted"], "s--", label="BG/NBD", color="#dd8452")
+    ax.plot(frame.index, frame["predicted"], "s--", label="predicted", color="#dd8452")
     ax.set_xlabel("repeat purchases in the calibration period (7 = 7 or more)")
     ax.set_ylabel("mean purchases in the holdout")
     m = report.metrics
     ax.set_title(f"holdout {m['holdout_weeks']:.0f} weeks: {m['holdout_purchases_predicted']:.0f} "
                  f"predicted, {m['holdout_purchases_actual']:.0f} actual")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def alive_calibration_plot(report: HoldoutReport) -> plt.Figure:
+    """Predicted vs actual share of customers with no purchase in the holdout, by decile of
+    P(alive): the churn part of the lifetime-value gate."""
+    frame = report.by_alive_decile
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(frame.index, frame["actual_no_purchase"], "o-", label="actual", color="#4c72b0")
+    ax.plot(frame.index, frame["predicted_no_purchase"], "s--", label="predicted",
+            color="#dd8452")
+    ax.set_xlabel("decile of P(alive) at the end of calibration (1 = least likely alive)")
+    ax.set_ylabel("share with no purchase in the holdout")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"P(alive) calibration: mean gap "
+                 f"{report.metrics['holdout_no_purchase_mean_gap']:.3f}")
     ax.legend()
     fig.tight_layout()
     return fig

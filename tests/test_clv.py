@@ -1,5 +1,7 @@
-"""BG/NBD + Gamma-Gamma (ml/clv.py): the likelihoods on hand-checked cases, and the published
-CDNOW figures (Fader, Hardie & Lee 2005) on the real data when it is present."""
+"""BG/NBD, MBG/NBD + Gamma-Gamma (ml/clv.py): the likelihoods on hand-checked cases, the
+published CDNOW figures (Fader, Hardie & Lee 2005; BTYDplus for MBG/NBD) on the real data when it
+is present, the guards where the formulas break down, and churn on a 365-day sample store: P(alive)
+picks out the generator's hidden lapsing persona."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ needs_cdnow = pytest.mark.skipif(not CDNOW.exists(), reason=f"CDNOW data not fou
 
 # published figures (../shared/data/README.md)
 BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+# MBG/NBD on the same calibration period (BTYDplus, mbgcnbd with k = 1; also lifetimes' test)
+MBGNBD = {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}
 GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "gamma": 15.44}
 
 
@@ -73,7 +77,7 @@ def test_cdnow_parameters_match_the_published_figures():
     tx = _cdnow()
     summary = clv.rfm_summary(tx, pd.Timestamp("1997-09-30"))  # calibration weeks 1-39
     assert len(summary) == 2357 and (summary["frequency"] > 0).sum() == 946
-    model = clv.fit_lifetime_value(summary)
+    model = clv.fit_lifetime_value(summary, clv.BGNBD)
     for name, published in BGNBD.items():
         assert getattr(model.purchases, name) == pytest.approx(published, rel=0.01), name
     assert model.purchases.log_likelihood == pytest.approx(-9582.4, abs=0.1)
@@ -89,7 +93,7 @@ def test_cdnow_holdout_purchases_are_predicted_in_aggregate():
     tx = _cdnow()
     end = pd.Timestamp("1997-09-30")
     summary = clv.rfm_summary(tx, end)
-    model = clv.fit_lifetime_value(summary)
+    model = clv.fit_lifetime_value(summary, clv.BGNBD)
     actual = clv.holdout_purchases(tx, end, pd.Timestamp("1998-06-30"))
     assert actual.sum() == 1882  # the published holdout total
     predicted = model.score(summary, horizon_weeks=39)["expected_purchases"]
@@ -100,3 +104,94 @@ def test_cdnow_holdout_purchases_are_predicted_in_aggregate():
                            "actual": actual.reindex(summary.index).fillna(0)})
     top = joined["predicted"] >= joined["predicted"].quantile(0.9)
     assert joined.loc[top, "actual"].mean() > 4 * joined.loc[~top, "actual"].mean()
+
+
+@needs_cdnow
+def test_cdnow_mbgnbd_parameters_match_the_published_figures():
+    summary = clv.rfm_summary(_cdnow(), pd.Timestamp("1997-09-30"))
+    mbg = clv.fit_bgnbd(summary, clv.MBGNBD)
+    for name, published in MBGNBD.items():
+        assert getattr(mbg, name) == pytest.approx(published, abs=0.002), name
+    # chosen by likelihood: on CDNOW the two are within half a log-likelihood point
+    chosen = clv.fit_purchase_model(summary)
+    assert chosen.log_likelihood == max(mbg.log_likelihood,
+                                        clv.fit_bgnbd(summary).log_likelihood)
+
+
+def test_mbgnbd_lets_a_one_time_buyer_drop_out():
+    params = clv.BetaGeoParams(0.525, 6.183, 0.891, 1.614, 0.0, clv.MBGNBD)
+    recent, old = clv.probability_alive(params, [0, 0], [0, 0], [2, 40])
+    assert 0 < old < recent < 1  # BG/NBD says 1 for both
+    # and its likelihood is a density: one-time buyer, by hand (Batislam et al. 2007)
+    r, alpha, a, b, T = 0.525, 6.183, 0.891, 1.614, 10.0
+    by_hand = (alpha / (alpha + T)) ** r * b / (a + b) + a / (a + b)
+    ll = clv.mbgnbd_log_likelihood(np.array([r, alpha, a, b]), np.array([0.0]),
+                                   np.array([0.0]), np.array([T]))
+    assert ll[0] == pytest.approx(math.log(by_hand))
+
+
+def test_formulas_are_guarded_where_they_break_down():
+    # a = 1: the expected purchases are 0/0; evaluated beside, continuous with its neighbours
+    at, below, above = (clv.expected_purchases(clv.BetaGeoParams(0.5, 5.0, a, 2.0, 0.0), 13,
+                                               [2], [20], [30])[0]
+                        for a in (1.0, 0.99, 1.01))
+    assert np.isfinite(at) and min(below, above) <= at <= max(below, above)
+    # q <= 1: the population mean spend is infinite; the observed mean stands in
+    heavy = clv.GammaGammaParams(2.0, 0.8, 50.0, 0.0, observed_mean=42.0)
+    assert clv.expected_spend(heavy, [0], [0.0])[0] == 42.0
+    assert np.isfinite(clv.expected_spend(heavy, [3], [30.0])[0])
+
+
+def test_a_store_where_nobody_stops_buying_gets_no_probability_alive():
+    rng = np.random.default_rng(5)
+    rates = rng.gamma(2.0, 1 / 40, 400)  # purchases per day, no dropout at all
+    rows = [(f"C{i}", day) for i, rate in enumerate(rates)
+            for day in np.flatnonzero(rng.random(365) < rate)]
+    tx = pd.DataFrame(rows, columns=["customer_id", "day"])
+    tx["date"] = pd.Timestamp("2025-01-01") + pd.to_timedelta(tx["day"], unit="D")
+    tx["amount"] = 30.0 + rng.gamma(2.0, 10.0, len(tx))
+    summary = clv.rfm_summary(tx, pd.Timestamp("2025-12-31"))
+    model = clv.fit_lifetime_value(summary)
+    reason = clv.churn_identified(model.purchases)
+    assert reason is not None and "churn cannot be identified" in reason
+    scores = model.score(summary, 13)
+    assert scores["probability_alive"].isna().all()  # not 1 for everyone
+    assert np.isfinite(scores["expected_purchases"]).all() and (scores["expected_value"] > 0).all()
+
+
+def _sample_store_orders(root: Path) -> pd.DataFrame:
+    """A 365-day sample store's completed orders from its landing files, one row per order."""
+    import generator
+
+    generator.generate(root / "landing", root / "generator", customers=2000, days=365, seed=1,
+                       progress=False, defect_rate=0.0)
+    lines = pd.concat(pd.read_csv(path, dtype=str)
+                      for path in sorted((root / "landing" / "orders").glob("*/orders.csv")))
+    lines = lines[lines["status"] == "completed"]
+    lines["amount"] = lines["quantity"].astype(float) * lines["unit_price"].astype(float)
+    lines["date"] = pd.to_datetime(lines["ordered_at"].str[:10])
+    return lines.groupby(["customer_id", "order_id", "date"], as_index=False)["amount"].sum()
+
+
+def test_probability_alive_picks_out_the_lapsing_persona_on_a_sample_store(tmp_path):
+    from ml.evaluation import LIFETIME_VALUE_GATE, check_gate, sample_store_churn_agreement
+
+    tx = _sample_store_orders(tmp_path)
+    end = tx["date"].max()
+    # the gate, as the pipeline runs it: fit up to 90 days before the end, check the holdout
+    evaluated, report = clv.evaluate_holdout(tx, end - pd.Timedelta(days=90), end)
+    assert check_gate(report.metrics, LIFETIME_VALUE_GATE) == []
+    assert report.metrics["holdout_no_purchase_mean_gap"] < \
+        report.metrics["holdout_no_purchase_mean_gap_uninformed"] / 2
+    # the version that ships: refitted on all history
+    summary = clv.rfm_summary(tx, end)
+    model = clv.fit_lifetime_value(summary, evaluated.purchases.variant)
+    assert clv.churn_identified(model.purchases) is None
+    alive = model.score(summary, 13)["probability_alive"]
+    agreement = sample_store_churn_agreement(tmp_path / "generator" / "personas.csv", alive,
+                                             summary["frequency"])
+    assert agreement["lapsing_customers"] >= 80
+    assert agreement["lapsing_auc"] >= 0.75, agreement
+    # the churn segments fill (dbt vars churn_probability_alive_below 0.5, lost below 0.25)
+    repeat = summary["frequency"] > 0
+    assert (alive[repeat] < 0.5).sum() >= 50 and (alive[repeat] < 0.25).sum() >= 20

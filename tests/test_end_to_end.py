@@ -127,8 +127,16 @@ def test_champion_models_scored_every_customer_with_their_version(home):
                           "where is_completed and net_revenue > 0 and customer_id is not null "
                           "and customer_id not like 'erased-%'")
     assert set(clv["customer_id"]) == set(buyers["customer_id"])
-    assert clv["probability_alive"].between(0, 1).all()
     assert (clv["expected_value_90d"] >= 0).all()
+    churn = client.get_run(champion.run_id).data.params["churn"]
+    if churn == "identified":
+        assert clv["probability_alive"].between(0, 1).all()
+    else:  # 90 days are too few to see anyone stop buying: said so, P(alive) left empty
+        assert churn.startswith("churn cannot be identified")
+        assert clv["probability_alive"].isna().all()
+        assert not _query(home, "select * from marts.segment_memberships where segment_key in "
+                                "('predictive_likely_lost', "
+                                "'predictive_high_value_likely_to_churn')").shape[0]
 
     champion = client.get_model_version_by_alias("product_recommender", "champion")
     recs = _query(home, "select * from ml.customer_recommendations")

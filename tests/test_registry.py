@@ -74,6 +74,7 @@ def test_a_lifetime_value_model_that_forecasts_worse_than_the_baseline_is_reject
     model = clv.fit_lifetime_value(summary)
     report = clv.HoldoutReport({"holdout_rmse_vs_baseline": 0.8,
                                 "holdout_total_error_share": 0.1, "holdout_weeks": 13.0,
+                                "holdout_no_purchase_mean_gap": 0.05,
                                 "holdout_purchases_predicted": 40.0,
                                 "holdout_purchases_actual": 41.0},
                                pd.DataFrame({"customers": [40], "predicted": [1.0],
@@ -88,10 +89,19 @@ def test_a_lifetime_value_model_that_forecasts_worse_than_the_baseline_is_reject
     assert not rejected.promoted and rejected.champion_version == good.version
     assert "holdout_rmse_vs_baseline = 1.4000 is above 1.0" in MlflowClient().get_model_version(
         registry.LIFETIME_VALUE, rejected.version).tags["rejected"]
+    # a P(alive) off the holdout's quiet customers is rejected too
+    uncalibrated = clv.HoldoutReport({**report.metrics, "holdout_no_purchase_mean_gap": 0.18},
+                                     report.by_frequency)
+    assert not registry.log_lifetime_value(tracking, model, uncalibrated, summary, 13.0, {},
+                                           LIFETIME_VALUE_GATE).promoted
     champion, version = registry.load_champion(registry.LIFETIME_VALUE)
     assert version == good.version
     scores = champion.predict(summary[registry.SUMMARY_COLUMNS].astype(float))
-    assert len(scores) == len(summary) and scores["probability_alive"].between(0, 1).all()
+    alive = scores["probability_alive"]
+    assert len(scores) == len(summary)
+    # between 0 and 1, or empty for everyone where churn cannot be identified
+    assert alive.between(0, 1).all() or (
+        alive.isna().all() and clv.churn_identified(model.purchases) is not None)
 
 
 def test_a_recommender_that_does_not_beat_the_baselines_is_rejected(tracking):

@@ -182,12 +182,14 @@ HORIZON_DAYS = 90
     check_specs=[champion_check_spec(["ml", "customer_clv"], "customer_lifetime_value")],
 )
 def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                 mlflow: MlflowResource) -> dg.MaterializeResult:
+                 mlflow: MlflowResource, home: HomeResource) -> dg.MaterializeResult:
     """Each buyer's probability of being alive, expected purchases and expected value over the
-    next 90 days, from the champion `customer_lifetime_value` (BG/NBD + Gamma-Gamma). Empty (no
-    predictive segments) while there is no champion: see the check `champion`."""
+    next 90 days, from the champion `customer_lifetime_value` (BG/NBD or MBG/NBD, whichever
+    fits the store better, + Gamma-Gamma). P(alive) is empty where churn cannot be identified
+    (then no churn segments; the metadata says why). Empty (no predictive segments) while there
+    is no champion: see the check `champion`."""
     from ml import clv, retraining
-    from ml.evaluation import LIFETIME_VALUE_GATE
+    from ml.evaluation import LIFETIME_VALUE_GATE, sample_store_churn_agreement
     from ml.registry import (
         LIFETIME_VALUE,
         SUMMARY_COLUMNS,
@@ -208,7 +210,7 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     """)
     as_of = warehouse.warehouse.query_df(
         "select max(as_of_date) as as_of from marts.customer_rfm")["as_of"][0]
-    registered, report, model, summary = None, None, None, None
+    registered, report, model, summary, agreement = None, None, None, None, {}
     if orders.empty or pd.isna(as_of):
         too_thin = "no completed orders with a customer in marts.fct_orders"
     else:
@@ -219,7 +221,7 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         summary = clv.rfm_summary(orders, end)
         too_thin = clv.not_trainable_reason(orders, calibration_end, span)
     decision = retraining.Decision(False, "")
-    config = retraining.config_fingerprint({"model": "BG/NBD + Gamma-Gamma",
+    config = retraining.config_fingerprint({"model": "BG/NBD or MBG/NBD + Gamma-Gamma",
                                             "horizon_days": HORIZON_DAYS})
     if too_thin is None:
         mlflow.configure()
@@ -228,15 +230,20 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         if not decision.retrain:
             context.log.info(f"{LIFETIME_VALUE}: {decision.reason}")
     if too_thin is None and decision.retrain:
-        _, report = clv.evaluate_holdout(orders, calibration_end, end)
-        model = clv.fit_lifetime_value(summary)  # the version to ship: fitted on all history
+        evaluated, report = clv.evaluate_holdout(orders, calibration_end, end)
+        # the version to ship: the purchase model chosen on the calibration period, refitted on
+        # all history
+        model = clv.fit_lifetime_value(summary, evaluated.purchases.variant)
+        churn = model.score(summary, HORIZON_DAYS / 7)["probability_alive"]
+        agreement = sample_store_churn_agreement(home.home.generator / "personas.csv", churn,
+                                                 summary["frequency"])
         registered = log_lifetime_value(
             mlflow.experiment_id(LIFETIME_VALUE_EXPERIMENT), model, report, summary,
             HORIZON_DAYS / 7,
             {"first_order": str(pd.to_datetime(orders["date"]).min().date()),
              "calibration_end": str(calibration_end.date()), "last_day": str(end.date()),
              "n_customers": str(len(summary))},
-            LIFETIME_VALUE_GATE)
+            LIFETIME_VALUE_GATE, extra_metrics=agreement)
         tag_version(LIFETIME_VALUE, registered.version,
                     retraining.tags(pd.Timestamp(as_of).date(), len(summary), config))
     elif too_thin is not None:
@@ -279,9 +286,17 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "rows": dg.MetadataValue.int(len(scored)),
         "model_version": dg.MetadataValue.text(version),
         "expected_value_90d_total": dg.MetadataValue.float(float(scored["expected_value_90d"].sum())),
-        "mean_probability_alive": dg.MetadataValue.float(float(scored["probability_alive"].mean())),
         "mlflow_experiment": dg.MetadataValue.text(LIFETIME_VALUE_EXPERIMENT),
     }
+    purchases = champion.unwrap_python_model().model.purchases
+    churn_note = clv.churn_identified(purchases)
+    if churn_note is None:
+        metadata["mean_probability_alive"] = dg.MetadataValue.float(
+            float(scored["probability_alive"].mean()))
+    else:  # P(alive) is empty: no churn segments, and why
+        context.log.warning(f"{LIFETIME_VALUE} v{version}: {churn_note}")
+    metadata["churn"] = dg.MetadataValue.text(churn_note or f"identified by {purchases.variant}")
+    metadata.update({name: dg.MetadataValue.float(value) for name, value in agreement.items()})
     if registered is None:
         metadata["not_trained"] = dg.MetadataValue.text(
             f"{too_thin}; scored with the champion" if too_thin else decision.reason)
@@ -293,6 +308,8 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 def _lifetime_value_training(registered, report, model) -> dict[str, dg.MetadataValue]:
     """Metadata of the version this run trained: its registry entry and holdout evaluation."""
+    from ml import clv
+
     m = report.metrics
     return {
         "trained_version": dg.MetadataValue.text(registered.version),
@@ -306,4 +323,11 @@ def _lifetime_value_training(registered, report, model) -> dict[str, dg.Metadata
             f"{m['holdout_rmse']:.3f} vs {m['holdout_rmse_baseline']:.3f} for the customer's own "
             f"past rate; Spearman {m['holdout_spearman']:.3f}\n\n"
             + report.by_frequency.round(3).to_markdown()),
+        "holdout_alive_calibration": dg.MetadataValue.md(
+            f"share with no purchase in the holdout by decile of P(alive): mean gap "
+            f"{m['holdout_no_purchase_mean_gap']:.3f} (uninformed P(alive): "
+            f"{m.get('holdout_no_purchase_mean_gap_uninformed', float('nan')):.3f})\n\n"
+            + report.by_alive_decile.round(3).to_markdown()
+            if not report.by_alive_decile.empty else clv.churn_identified(model.purchases)
+            or ""),
     }
