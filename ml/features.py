@@ -12,13 +12,17 @@ SEGMENTATION_COLUMNS = [
     "customer_id", "n_orders", "net_revenue", "avg_order_value", "return_rate",
     "discount_share_of_spend", "n_sessions_lifetime", "n_product_views_lifetime",
     "n_cart_adds_lifetime", "days_since_last_visit", "gift_season_session_share",
-    "email_open_rate_lifetime", "age_years",
+    "email_open_rate_lifetime", "age_years", "recency_days",
 ]
 # what the clusters are drawn from: engagement, buying, price sensitivity, timing
 SEGMENTATION_FEATURES = [
     "log_sessions", "log_orders", "conversion", "discount_share", "years_since_last_visit",
     "gift_season_share", "email_open_rate", "cart_adds_per_view",
 ]
+# A store that exports only orders (no events, e.g. Online Retail) has no browsing, email or cart
+# signal: the browsing features are constant and k-means puts nearly everyone in one cluster. Its
+# customers are clustered on purchase behaviour: how often, how much per order, how long ago.
+ORDERS_ONLY_FEATURES = ["log_orders", "log_order_value", "years_since_last_visit"]
 # Protected attributes are not clustered on unless SEGMENTA_CLUSTER_ON_PROTECTED=1: segments
 # decide who gets offers, and clusters drawn from age split customers by age ("Browsers who
 # never buy" had no one aged 55+). The profiles still describe each cluster's ages.
@@ -32,8 +36,9 @@ NEVER_VISITED_DAYS = 400.0
 
 def segmentation_frame(customers: pd.DataFrame) -> pd.DataFrame:
     """The customers to cluster (anyone who visited or bought), indexed by customer_id, with
-    the profile columns filled: missing counts are 0, a customer who never visited gets
-    NEVER_VISITED_DAYS, an unknown age the median."""
+    the profile columns filled: missing counts are 0, a buyer never seen browsing was last seen
+    at their last order (`recency_days`), a customer never seen at all gets NEVER_VISITED_DAYS,
+    an unknown age the median."""
     missing = set(SEGMENTATION_COLUMNS) - set(customers.columns)
     if missing:
         raise ValueError(f"customer frame lacks column(s) {sorted(missing)}")
@@ -42,7 +47,13 @@ def segmentation_frame(customers: pd.DataFrame) -> pd.DataFrame:
     c = c.apply(pd.to_numeric, errors="coerce").astype(float)
     c = c[(c["n_sessions_lifetime"].fillna(0) > 0) | (c["n_orders"].fillna(0) > 0)]
     age = c["age_years"].median() if c["age_years"].notna().any() else 40.0
+    c["days_since_last_visit"] = c["days_since_last_visit"].fillna(c.pop("recency_days"))
     return c.fillna({"days_since_last_visit": NEVER_VISITED_DAYS, "age_years": age}).fillna(0.0)
+
+
+def has_browsing(frame: pd.DataFrame) -> bool:
+    """Whether the store sends events: anyone in a `segmentation_frame` with a session."""
+    return bool((frame["n_sessions_lifetime"] > 0).any())
 
 
 def cluster_on_protected() -> bool:
@@ -54,12 +65,15 @@ def cluster_on_protected() -> bool:
 
 
 def segmentation_features(frame: pd.DataFrame, protected: bool | None = None) -> pd.DataFrame:
-    """Model features from a `segmentation_frame`: counts log-scaled (heavy right tails), rates
-    in [0, 1], time in years; with `protected` (default: `cluster_on_protected()`) age too."""
+    """Model features from a `segmentation_frame`: counts and money log-scaled (heavy right
+    tails), rates in [0, 1], time in years; the browsing features where the store sends events,
+    the purchase features (ORDERS_ONLY_FEATURES) where it does not; with `protected` (default:
+    `cluster_on_protected()`) age too."""
     sessions = frame["n_sessions_lifetime"].clip(lower=0)
     features = pd.DataFrame({
         "log_sessions": np.log1p(sessions),
         "log_orders": np.log1p(frame["n_orders"].clip(lower=0)),
+        "log_order_value": np.log1p(frame["avg_order_value"].clip(lower=0)),
         "conversion": (frame["n_orders"] / sessions.clip(lower=1)).clip(0, 1),
         "discount_share": frame["discount_share_of_spend"].clip(0, 1),
         "years_since_last_visit": frame["days_since_last_visit"].clip(0, NEVER_VISITED_DAYS) / 365,
@@ -70,4 +84,5 @@ def segmentation_features(frame: pd.DataFrame, protected: bool | None = None) ->
         "age_years": frame["age_years"],
     }, index=frame.index)
     protected = cluster_on_protected() if protected is None else protected
-    return features[SEGMENTATION_FEATURES + (PROTECTED_FEATURES if protected else [])]
+    chosen = SEGMENTATION_FEATURES if has_browsing(frame) else ORDERS_ONLY_FEATURES
+    return features[chosen + (PROTECTED_FEATURES if protected else [])]

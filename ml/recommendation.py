@@ -54,6 +54,9 @@ class Interactions:
     recency: sparse.csr_matrix | None = field(default=None, repr=False)  # decayed weights
     engagement: sparse.csr_matrix | None = field(default=None, repr=False)  # views, cart adds
     purchase_weight: float = PURCHASE_WEIGHT
+    # the order lines themselves (customer_id, product_id, InvoiceNo, ordered_at), kept with
+    # `keep_lines` for models that learn from dates (ml/ranker.py)
+    lines: pd.DataFrame | None = field(default=None, repr=False)
 
     @classmethod
     def from_lines(cls, lines: pd.DataFrame, as_of: pd.Timestamp | None = None,
@@ -61,7 +64,8 @@ class Interactions:
                    product: str = "product_id", when: str = "ordered_at",
                    weight: str | None = None, events: pd.DataFrame | None = None,
                    event_weights: dict[str, float] | None = None,
-                   purchase_weight: float = PURCHASE_WEIGHT) -> Interactions:
+                   purchase_weight: float = PURCHASE_WEIGHT,
+                   keep_lines: bool = False) -> Interactions:
         """Order lines (one row per customer, product and order) to counts of orders per
         customer and product, plus the same counts decayed by age (half-life in days).
 
@@ -104,7 +108,15 @@ class Interactions:
             engagement = sparse.csr_matrix(
                 (weighted, (customers.get_indexer(event_customers),
                             products.get_indexer(event_products))), shape=shape)
-        return cls(matrix, customers, products, recency, engagement, purchase_weight)
+        kept = None
+        if keep_lines:  # an order is its invoice (Online Retail), its order id, or its day
+            order = next((c for c in ("InvoiceNo", "order_id") if c in lines), None)
+            kept = pd.DataFrame({
+                "customer_id": customer_ids.to_numpy(), "product_id": product_ids.to_numpy(),
+                "InvoiceNo": (lines[order].astype(str).to_numpy() if order else
+                              when_ts.dt.strftime("%Y-%m-%d").to_numpy()),
+                "ordered_at": when_ts.to_numpy()})
+        return cls(matrix, customers, products, recency, engagement, purchase_weight, kept)
 
     def signal(self, rows: np.ndarray | slice | None = None, use_events: bool = True
                ) -> sparse.csr_matrix:
@@ -545,10 +557,13 @@ def subset(data: Interactions, customers: list[str]) -> Interactions:
     """The rows of `data` for the given customers (in that order)."""
     rows = data.customers.get_indexer(pd.Index(customers))
     rows = rows[rows >= 0]
+    lines = data.lines
+    if lines is not None:
+        lines = lines[isin(lines["customer_id"], data.customers[rows])]
     return Interactions(data.matrix[rows], data.customers[rows], data.products,
                         data.recency[rows] if data.recency is not None else None,
                         data.engagement[rows] if data.engagement is not None else None,
-                        data.purchase_weight)
+                        data.purchase_weight, lines)
 
 
 # ---------------------------------------------------------------- time-based evaluation

@@ -216,11 +216,28 @@ def test_a_model_is_scored_by_its_champion_or_documented_absent(home, model):
         assert members == 0
 
 
-def test_the_store_without_events_has_no_clusters_and_says_why(home):
-    """The finding of issue 14: clusters over browsing features on a store that has no events
-    are degenerate; the first version fails min_cluster_share and there is no champion."""
+def test_the_store_without_events_is_clustered_on_purchase_behaviour(home):
+    """Issue 14 found clusters over browsing features degenerate on a store without events (the
+    first version failed min_cluster_share); issue 17: such a store is clustered on how often,
+    how much and how long ago its customers bought, and that version passes its gate."""
+    from mlflow import MlflowClient
+
+    from ml.features import ORDERS_ONLY_FEATURES
+
     evaluation = _champion_check(home, "ml/customer_clusters")
-    assert not evaluation.passed and "min_cluster_share" in evaluation.description
+    assert evaluation.passed, evaluation.description
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("customer_segmenter", "champion")
+    run = client.get_run(champion.run_id)
+    assert run.data.params["features"] == ",".join(ORDERS_ONLY_FEATURES)
+    assert run.data.metrics["silhouette"] >= 0.2 and run.data.metrics["min_cluster_share"] >= 0.02
+    clusters = _warehouse(home, "select cluster_name, count(*) as n from ml.customer_clusters "
+                                "group by 1")
+    assert len(clusters) == run.data.metrics["k"] and clusters["cluster_name"].is_unique
+    # everyone who bought (a buyer whose returns cancel their spend is not in RFM, but clustered)
+    buyers = _warehouse(home, "select count(*) as n from marts.customer_360 "
+                              "where n_orders > 0")["n"][0]
+    assert clusters["n"].sum() == buyers
 
 
 def test_recommendations_for_every_buyer_from_the_champion(home):

@@ -10,6 +10,7 @@ import pytest
 from ml.evaluation import SEGMENTER_GATE, check_gate, gate_params, persona_agreement
 from ml.features import (
     NEVER_VISITED_DAYS,
+    ORDERS_ONLY_FEATURES,
     PROFILE_COLUMNS,
     SEGMENTATION_FEATURES,
     segmentation_features,
@@ -47,6 +48,7 @@ def _customers(n_per_group: int = 60, seed: int = 0) -> tuple[pd.DataFrame, pd.S
                 "gift_season_session_share": min(1.0, gift * rng.lognormal(0, 0.1)),
                 "email_open_rate_lifetime": min(1.0, opens * rng.lognormal(0, 0.1)),
                 "age_years": rng.normal(40, 3),
+                "recency_days": float(away) if n_orders else None,  # draws nothing
             })
             truth.append(name)
     frame = pd.DataFrame(rows)
@@ -62,6 +64,7 @@ def test_features_fill_gaps_and_scale_counts():
         "n_product_views_lifetime": [10, 8, 0], "n_cart_adds_lifetime": [2, 20, 0],
         "days_since_last_visit": [10, None, None], "gift_season_session_share": [0.0, 1.0, None],
         "email_open_rate_lifetime": [0.5, None, None], "age_years": [30, None, 50],
+        "recency_days": [12, None, None],
     })
     frame = segmentation_frame(customers)
     assert list(frame.index) == ["a", "b"]  # c never visited nor bought: not clustered
@@ -136,6 +139,49 @@ def test_clusters_that_would_share_a_name_are_told_apart_by_how_they_differ():
     # clusters alike on every column still get unique names
     twins = pd.DataFrame({"n_orders": [1, 1, 9], "net_revenue": [10, 10, 900]}, index=[0, 1, 2])
     assert len(set(name_clusters(twins).values())) == 3
+
+
+def _orders_only_customers(n_per_group: int = 150, seed: int = 4) -> tuple[pd.DataFrame,
+                                                                           pd.Series]:
+    """Customer rows of a store that sends no events: three purchase-behaviour groups."""
+    rng = np.random.default_rng(seed)
+    groups = {"loyal": (12, 60.0, 10), "one_time": (1, 25.0, 90), "lapsed": (3, 30.0, 300)}
+    rows, truth = [], []
+    for name, (orders, value, recency) in groups.items():
+        for _ in range(n_per_group):
+            n_orders = max(1, round(orders * rng.lognormal(0, 0.2)))
+            aov = value * rng.lognormal(0, 0.25)
+            rows.append({"n_orders": n_orders, "net_revenue": n_orders * aov,
+                         "avg_order_value": aov, "return_rate": 0.0,
+                         "discount_share_of_spend": 0.0, "n_sessions_lifetime": None,
+                         "n_product_views_lifetime": None, "n_cart_adds_lifetime": None,
+                         "days_since_last_visit": None, "gift_season_session_share": None,
+                         "email_open_rate_lifetime": None, "age_years": None,
+                         "recency_days": recency * rng.lognormal(0, 0.2)})
+            truth.append(name)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "customer_id", [f"C{i:04d}" for i in range(len(frame))])
+    return frame, pd.Series(truth, index=frame["customer_id"], name="persona")
+
+
+def test_a_store_without_events_is_clustered_on_purchase_behaviour():
+    """Issue 17: on an orders-only store the browsing features are constant and the first
+    segmenter put nearly everyone in one cluster. Its customers are clustered on how often, how
+    much and how long ago they bought, and the version passes its gate."""
+    customers, truth = _orders_only_customers()
+    frame = segmentation_frame(customers)
+    assert len(frame) == len(customers)  # buyers never seen browsing are clustered too
+    features = segmentation_features(frame)
+    assert list(features.columns) == ORDERS_ONLY_FEATURES
+    # last seen = last order, so recency names the lapsed group
+    assert frame["days_since_last_visit"].between(1, 1000).all()
+    fit = fit_segmenter(features, profile=frame[PROFILE_COLUMNS], k_range=range(2, 7))
+    assert check_gate(fit.metrics, SEGMENTER_GATE) == []
+    keys = pd.Series(fit.keys, index=frame.index)
+    assert persona_agreement(keys, truth)["persona_ari"] > 0.8
+    names = {group: fit.cluster_names[int(keys[truth == group].mode()[0])] for group in truth}
+    assert names["loyal"] == "High-value loyal" and names["lapsed"] == "Lapsing customers"
+    assert len(set(fit.cluster_names.values())) == fit.k
 
 
 def test_gate_reports_each_failure_in_words():
