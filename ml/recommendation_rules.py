@@ -13,10 +13,14 @@ import pandas as pd
 def business_rules(info: pd.DataFrame, one_time_subcategories: list[str],
                    max_per_category: int | None) -> dict:
     """The business rules as model settings, by product (`info` is dim_products in the
-    model's product order): inactive products excluded, one-time products not re-offered, at
-    most `max_per_category` products of a category."""
+    model's product order): products the catalogue marks inactive excluded, one-time products
+    not re-offered, at most `max_per_category` products of a category."""
     one_time = set(one_time_subcategories)
-    return {"exclude": ~info["is_active"].fillna(False).astype(bool).to_numpy(),
+    # only a product the catalogue says is inactive is excluded: a store that sends no
+    # catalogue (Online Retail) has no is_active at all, and excluding the unknown excluded
+    # every product (everyone got popular products only)
+    inactive = info["is_active"].astype("boolean").eq(False).fillna(False)
+    return {"exclude": inactive.to_numpy(dtype=bool),
             "one_time_products": (info["subcategory"].isin(one_time)
                                   | info["category"].isin(one_time)).to_numpy(),
             "categories": pd.Categorical(info["category"].fillna("")).codes,
