@@ -235,7 +235,10 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
 
     # score every customer with history (orders, views, cart adds) with the champion
     champion, version = load_champion(PRODUCT_RECOMMENDER)
-    active = set(products.loc[products["is_active"].fillna(False), "product_id"].astype(str))
+    # products the catalogue marks inactive (a store without a catalogue feed has none: its
+    # products are all recommendable)
+    inactive = set(products.loc[products["is_active"].astype("boolean").eq(False).fillna(False),
+                                "product_id"].astype(str))
     # only customers whose history changed are scored again when the champion, the active
     # catalogue and the scored table are those of the last run (a customer's list depends on
     # nothing else): at 1M customers scoring everyone took minutes a day. The histories stay
@@ -244,7 +247,8 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         _history(con, weights["event_weights"], config.event_lookback_days)
         inputs = con.execute(rec.fingerprint_sql("_history")).df().astype({"fingerprint": "uint64"})
         inputs["model_version"] = version
-        inputs["active_products"] = rec.fingerprint_of(sorted(active))
+        # (the column keeps its name: it fingerprints the catalogue's inactive products)
+        inputs["active_products"] = rec.fingerprint_of(sorted(inactive))
         previous = _scored_inputs(con) if model is None else None
         unchanged = rec.unchanged_customers(previous, inputs)
         # ... and those the champion found nothing personal for from the same history go to
@@ -265,7 +269,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
                 "(select customer_id from _chunk)").df()))
     recs = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(
         columns=["customer_id", "rank", "product_id", "score", "reason"])
-    recs = recs[rec.isin(recs["product_id"], active)].copy()  # inactive since it trained
+    recs = recs[~rec.isin(recs["product_id"], inactive)].copy()  # inactive since it trained
     recs["rank"] = recs.groupby("customer_id").cumcount() + 1
     # erased customers get nothing; those without history: popular in their ML cluster (on the
     # sample store twice the NDCG of country popularity for first-time buyers), their country,
@@ -285,7 +289,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
                             & ~rec.isin(profile["customer_id"], kept), "customer_id"]
     cold = rec.cold_start(lines, profile, list(newcomers), n=10,
                           min_buyers=config.segment_min_buyers,
-                          exclude=set(products["product_id"].astype(str)) - active)
+                          exclude=inactive)
     recs = pd.concat([recs, cold], ignore_index=True)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     stamp = {"model_name": PRODUCT_RECOMMENDER, "model_version": version, "scored_at": now}
