@@ -7,6 +7,7 @@ most `max_per_category` products of one category appear in a top 10.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -23,8 +24,20 @@ def business_rules(info: pd.DataFrame, one_time_subcategories: list[str],
     return {"exclude": inactive.to_numpy(dtype=bool),
             "one_time_products": (info["subcategory"].isin(one_time)
                                   | info["category"].isin(one_time)).to_numpy(),
-            "categories": pd.Categorical(info["category"].fillna("")).codes,
-            "max_per_category": max_per_category}
+            **category_cap(info, max_per_category)}
+
+
+def category_cap(info: pd.DataFrame, max_per_category: int | None) -> dict:
+    """The category cap as model settings: an integer code per product and the cap. A product
+    without a category is a category of its own (capping the unknown together left stores
+    without a catalogue feed five products a list); with no category at all there is no cap."""
+    category = info["category"]
+    if category.isna().all():
+        return {"categories": None, "max_per_category": None}
+    codes = pd.Categorical(category).codes.astype(int)
+    unknown = codes < 0
+    codes[unknown] = codes.max() + 1 + np.arange(int(unknown.sum()))
+    return {"categories": codes, "max_per_category": max_per_category}
 
 
 def with_category_cap(models: dict, data, products: pd.DataFrame,
@@ -33,8 +46,8 @@ def with_category_cap(models: dict, data, products: pd.DataFrame,
     the top 10 that ships (the baselines are left as they are)."""
     info = products.set_index(products["product_id"].astype(str)).reindex(data.products)
     for model in models.values():
-        model.categories = pd.Categorical(info["category"].fillna("")).codes
-        model.max_per_category = max_per_category
+        for key, value in category_cap(info, max_per_category).items():
+            setattr(model, key, value)
     return models
 
 

@@ -259,14 +259,15 @@ PRODUCT_RECOMMENDER = "product_recommender"
 
 RECOMMENDER_INPUT = Schema([ColSpec("string", "customer_id"), ColSpec("string", "product_id"),
                             ColSpec("double", "n_orders"),
+                            ColSpec("double", "recency", required=False),
                             ColSpec("double", "engagement", required=False)])
 
 
 class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
     """The fitted recommender as an MLflow pyfunc. Input: one row per customer and product
-    (customer_id, product_id, n_orders, and optionally engagement: the weighted views and cart
-    adds); output: the top-n products per customer (customer_id, rank, product_id, score,
-    reason)."""
+    (customer_id, product_id, n_orders, and optionally recency: the orders decayed by age, which
+    TIFU-KNN scores from, and engagement: the weighted views and cart adds); output: the top-n
+    products per customer (customer_id, rank, product_id, score, reason)."""
 
     def __init__(self, model, products: pd.Index, n: int = 10,
                  purchase_weight: float | None = None):
@@ -287,13 +288,16 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
         shape = (len(customers), len(self.products))
         if "engagement" not in model_input:
             model_input = model_input.assign(engagement=0.0)
-        matrix, engagement = (sparse.csr_matrix(
+        if "recency" not in model_input:  # without ages, every order weighs the same
+            model_input = model_input.assign(recency=model_input["n_orders"])
+        matrix, recency, engagement = (sparse.csr_matrix(
             (model_input[column].to_numpy(float)[known], (rows[known], cols[known])), shape=shape)
-            for column in ("n_orders", "engagement"))
+            for column in ("n_orders", "recency", "engagement"))
         matrix.eliminate_zeros()
+        recency.eliminate_zeros()
         weight = getattr(self, "purchase_weight", None) or PURCHASE_WEIGHT
-        data = Interactions(matrix, customers, self.products, engagement=engagement,
-                            purchase_weight=weight)
+        data = Interactions(matrix, customers, self.products, recency=recency,
+                            engagement=engagement, purchase_weight=weight)
         return recommend(self.model, data, n=self.n)
 
 
@@ -330,14 +334,16 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
     failures = check_gate({**metrics}, gate)
     pyfunc = RecommenderPyfunc(model, products, purchase_weight=purchase_weight)
     example = pd.DataFrame({"customer_id": ["example"], "product_id": [str(products[0])],
-                            "n_orders": [1.0], "engagement": [0.0]})
+                            "n_orders": [1.0], "recency": [1.0], "engagement": [0.0]})
     with mlflow.start_run(experiment_id=experiment_id, run_name=PRODUCT_RECOMMENDER) as run:
-        mlflow.log_params({"model": type(model).__name__, "similar_weight": model.similar_weight,
-                           "own_weight": model.own_weight,
-                           "own_blend": getattr(model, "own_blend", 0.0),
+        settings = ("similar_weight", "own_weight", "own_blend", "shrinkage",  # RepeatThenSimilar
+                    "alpha", "neighbours", "pool_size")  # TifuKnn
+        mlflow.log_params({"model": type(model).__name__,
+                           **{name: getattr(model, name) for name in settings
+                              if hasattr(model, name)},
                            "use_events": getattr(model, "use_events", False),
                            "max_per_category": getattr(model, "max_per_category", None),
-                           "shrinkage": model.shrinkage, "n_products": len(products),
+                           "n_products": len(products),
                            **(params or {}), **gate_params(gate),
                            **{f"data.{key}": value for key, value in data_window.items()}})
         mlflow.log_metrics(metrics)

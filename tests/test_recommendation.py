@@ -267,7 +267,9 @@ def test_the_configuration_is_chosen_on_the_validation_split():
     repeat = _lines({f"r{i}": [["coffee"], ["filter"], ["coffee"], ["coffee"]] for i in range(6)})
     train, validation = rec.time_split(repeat, holdout_days=1)
     chosen, table = rec.select_candidate(rec.Interactions.from_lines(train), validation)
-    assert chosen == "own first, orders" and len(table) == 2  # no events: no browsing variants
+    # no events: no browsing variants (two orders-only blends and the two TIFU-KNN ones)
+    assert chosen == "own first, orders" and len(table) == 4
+    assert not any("browsing" in name for name in table.index)
     assert table.loc[chosen, "ndcg@10"] == table["ndcg@10"].max()
 
 
@@ -341,3 +343,43 @@ def test_tifu_knn_blends_own_decayed_purchases_with_neighbours_and_keeps_the_rul
     assert set(own_first["product_id"].tolist()[:2]) == {"tea", "cake"}
     model.one_time_products = data.products.isin(["cake"])
     assert "cake" not in set(rec.recommend(model, me, n=3)["product_id"])
+
+
+def test_tifu_knn_scores_the_same_from_the_pipelines_history_as_from_the_order_lines():
+    """The pipeline scores from `_history` (counts decayed from each customer's own last order,
+    in DuckDB) through the registered pyfunc; TIFU-KNN scales each customer's vector to sum 1,
+    so that gives the lists of the order lines decayed from the as-of date."""
+    import duckdb
+
+    from dagster_project.defs.ml.recommendations import _history
+    from ml.registry import RecommenderPyfunc
+
+    rng = np.random.default_rng(3)
+    n = 3_000
+    lines = pd.DataFrame({
+        "customer_id": [f"C{i:03d}" for i in rng.integers(0, 150, n)],
+        "product_id": [f"P{i:02d}" for i in (rng.zipf(1.6, n) % 60)],
+        "order_id": [f"O{i}" for i in rng.integers(0, 900, n)],
+        "ordered_at": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 300, n),
+                                                                  unit="D"),
+    })
+    lines["ordered_at"] = lines.groupby("order_id")["ordered_at"].transform("min")
+    lines["customer_id"] = lines.groupby("order_id")["customer_id"].transform("first")
+    lines = lines.drop_duplicates(["customer_id", "product_id", "order_id"])
+    data = rec.Interactions.from_lines(lines)
+    model = rec.candidates()[rec.TIFU_REPEAT_HEAVY].fit(data)
+    expected = rec.recommend(model, data)
+
+    con = duckdb.connect()
+    con.execute("create schema marts; create schema intermediate")
+    con.register("_lines", lines.assign(is_completed=True, quantity=1))
+    con.execute("create table marts.fct_order_items as select * from _lines")
+    con.execute("create table intermediate.int_events_sessionized (customer_id varchar, "
+                "product_id varchar, event_name varchar, event_date date)")
+    _history(con, rec.EVENT_WEIGHTS, 180)
+    history = con.execute("select * from _history").df()
+    got = RecommenderPyfunc(model, data.products).predict(None, history)
+    key = ["customer_id", "rank"]
+    pd.testing.assert_frame_equal(
+        got.sort_values(key).reset_index(drop=True)[["customer_id", "rank", "product_id"]],
+        expected.sort_values(key).reset_index(drop=True)[["customer_id", "rank", "product_id"]])
