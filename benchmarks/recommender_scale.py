@@ -75,6 +75,10 @@ def main() -> int:
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--batch", type=int, default=2_000, help="customers scored at once")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--configuration", default="similar first, own blended, orders + browsing",
+                        choices=list(rec.candidates()),
+                        help="the candidate configuration to fit and score (default: the one "
+                             "the sample store chooses)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     table = ["| stage | wall time | peak RSS | result |", "|---|--:|--:|---|"]
@@ -122,10 +126,11 @@ def main() -> int:
           f"{data.engagement.nnz:,} browsed pairs")
 
     codes = (data.products.to_numpy() // (args.products // N_CATEGORIES)) % 20  # 20 categories
-    model = rec.configured("similar first, own blended, orders + browsing", top_k=args.top_k,
-                           categories=codes, max_per_category=5)
+    model = rec.configured(args.configuration, top_k=args.top_k, categories=codes,
+                           max_per_category=5)
     model.fit(data)
-    stage(f"fit: item-item similarity over buyers and browsers, top {args.top_k} per product",
+    stage(f"fit {args.configuration}: item-item similarity, top {args.top_k} per product"
+          + (f"; a pool of {model.pool.shape[0]:,} neighbours" if hasattr(model, "pool") else ""),
           f"{model.similarity.nnz:,} pairs kept")
 
     recs = rec.recommend(model, data, n=10, batch=args.batch)

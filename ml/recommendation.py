@@ -206,6 +206,7 @@ class Recommender:
     categories: np.ndarray | None = field(default=None, repr=False)
     similarity: sparse.csr_matrix | None = field(default=None, repr=False)
     popular: np.ndarray | None = field(default=None, repr=False)
+    top_k: int | None = None  # the similarity keeps each product's k nearest neighbours only
 
 
 @dataclass
@@ -232,7 +233,6 @@ class RepeatThenSimilar(Recommender):
     own_blend: float = 0.0  # without tier 1: own repeat purchases added to the blended score
     use_events: bool = False  # learn from views and cart adds as well as orders
     plain_popularity: bool = False  # rank by all-time counts instead of recent ones
-    top_k: int | None = None  # keep each product's k nearest neighbours only
 
     def fit(self, data: Interactions) -> RepeatThenSimilar:
         self.similarity = (item_similarity(data, self.shrinkage, use_events=self.use_events,
@@ -328,7 +328,7 @@ class TifuKnn(Recommender):
         self.pool_customers = data.customers[keep]
         self.popular = popularity(data)
         # "people also bought" and the cart complements keep coming from item-kNN
-        self.similarity = item_similarity(data)
+        self.similarity = item_similarity(data, top_k=self.top_k)
         return self
 
     def score_batch(self, data: Interactions, rows: np.ndarray,
