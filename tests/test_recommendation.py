@@ -376,7 +376,7 @@ def test_tifu_knn_scores_the_same_from_the_pipelines_history_as_from_the_order_l
     con.execute("create table marts.fct_order_items as select * from _lines")
     con.execute("create table intermediate.int_events_sessionized (customer_id varchar, "
                 "product_id varchar, event_name varchar, event_date date)")
-    _history(con, rec.EVENT_WEIGHTS, 180)
+    _history(con, rec.EVENT_WEIGHTS, 180, with_recency=True)
     history = con.execute("select * from _history").df()
     got = RecommenderPyfunc(model, data.products).predict(None, history)
     key = ["customer_id", "rank"]
