@@ -262,6 +262,45 @@ def test_a_new_customer_gets_segment_popularity():
     assert got["new_nowhere"][0][0] in {"stove", "tent", "lipstick"}
 
 
+def test_the_cold_start_ranks_the_same_from_the_warehouse_as_from_pandas(tmp_path):
+    """The daily scoring run leaves the order lines in the warehouse (`WarehouseLines`, on a
+    read-only connection as the asset opens it): the same lists, ranks, scores and reasons as
+    from the lines in pandas, and the connection is left without the temp objects."""
+    import duckdb
+
+    rng = np.random.default_rng(5)
+    n = 3_000
+    lines = pd.DataFrame({
+        "customer_id": [f"c{i}" for i in rng.integers(0, 400, n)],
+        "product_id": [f"p{i}" for i in rng.zipf(1.6, n) % 60],
+        "order_id": [f"o{i}" for i in rng.integers(0, 1_500, n)],
+        "ordered_at": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 300 * 86_400,
+                                                                                n), unit="s")})
+    people = [f"c{i}" for i in range(450)]  # 50 without an order
+    profile = pd.DataFrame({"customer_id": people,
+                            "segment": [["a", "b", None, "tiny"][i % 4] if i != 7 else "tiny"
+                                        for i in range(450)],
+                            "country": [["DE", "FR", None][i % 3] for i in range(450)]})
+    who = people[380:]
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create table order_lines as select * from lines")
+    expected = rec.cold_start(lines, profile, who, n=5, min_buyers=30, exclude={"p1", "p2"})
+    assert set(expected["reason"]) == {rec.REASON_POPULAR_IN_SEGMENT,
+                                       rec.REASON_POPULAR_IN_COUNTRY, rec.REASON_POPULAR}
+    with duckdb.connect(str(path), read_only=True) as con:
+        got = rec.cold_start(rec.WarehouseLines(con, "select * from order_lines"), profile, who,
+                             n=5, min_buyers=30, exclude={"p1", "p2"})
+        left = con.execute("select table_name from duckdb_tables() where temporary "
+                           "union all select view_name from duckdb_views() where temporary "
+                           "and view_name like '_popularity%'").fetchall()
+    assert left == []
+    key = ["customer_id", "rank"]
+    pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
+                                  expected.sort_values(key).reset_index(drop=True),
+                                  check_dtype=False)
+
+
 def test_the_configuration_is_chosen_on_the_validation_split():
     # each week customers buy the coffee they bought before: own products first wins
     repeat = _lines({f"r{i}": [["coffee"], ["filter"], ["coffee"], ["coffee"]] for i in range(6)})
