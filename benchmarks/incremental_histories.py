@@ -46,6 +46,8 @@ def draw_history(rng: random.Random) -> tuple[list, list]:
             steps.append(("deliver", rng.choice(DAYS), changes))
         elif kind == "erase":
             steps.append(("erase", rng.randint(0, 599)))
+        elif kind == "stopped_refresh":
+            steps.append((kind, rng.choice(("before_activity", "after_activity"))))
         else:
             steps.append((kind,))
     return first_days, steps

@@ -42,6 +42,33 @@ def test_summary_merges_same_day_purchases_and_leaves_out_the_first_spend():
     assert "c" not in summary.index  # first purchase after the calibration end
 
 
+def test_the_warehouse_summary_is_the_pandas_summary():
+    """A daily scoring run sums the purchases in DuckDB (`rfm_summary_sql`): the same
+    customers, frequency, recency and T as `rfm_summary`, and the mean repeat spend to 1e-9,
+    with same-day purchases merged, a cut-off inside the data and a timestamp on the day."""
+    import duckdb
+
+    rng = np.random.default_rng(11)
+    n = 4_000
+    purchases = pd.DataFrame({
+        "customer_id": [f"c{i:03d}" for i in rng.integers(0, 700, n)],
+        "date": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 400 * 24, n),
+                                                             unit="h"),
+        "amount": rng.gamma(2.0, 30.0, n).round(2)})
+    end = pd.Timestamp("2025-12-20 15:30")
+    expected = clv.rfm_summary(purchases, end)
+    with duckdb.connect() as con:
+        con.register("purchases", purchases)
+        got = con.execute(clv.rfm_summary_sql("select * from purchases", end)).df().set_index(
+            "customer_id")
+    assert list(got.index) == list(expected.index)
+    assert list(got.columns) == list(expected.columns)
+    for column in ("frequency", "recency", "T"):
+        assert (got[column].to_numpy() == expected[column].to_numpy()).all(), column
+    assert np.allclose(got["monetary_value"], expected["monetary_value"], rtol=1e-12, atol=1e-9)
+    assert (expected["frequency"] > 0).sum() > 100 and (expected["frequency"] == 0).any()
+
+
 def test_bgnbd_likelihood_of_a_one_time_buyer_matches_the_closed_form():
     r, alpha, a, b, T = 0.5, 3.0, 1.2, 2.5, 10.0
     # x = 0: L = (alpha / (alpha + T))^r

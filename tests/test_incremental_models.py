@@ -44,6 +44,7 @@ TABLES = {
     "intermediate.int_customer_activity_daily": ["customer_id", "visitor_id", "activity_date",
                                                  "device_type", "os_name", "product_category",
                                                  "campaign_name"],
+    "intermediate.int_events_summed_to_customer": ["customer_id"],
     "marts.fct_sessions": ["session_id"],
     "marts.fct_orders": ["order_id"],
     "marts.fct_order_items": ["order_line_id"],
@@ -55,9 +56,15 @@ TABLES = {
 BOOKKEEPING = {"change_id"}  # when a row was written, not what it says
 SELECT = ["--select", "+segment_memberships +customer_features +fct_order_items",
           "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
-# a refresh that stopped after these models (the rest catch up in the next one)
+# refreshes that stopped after these models (the rest catch up in the next one): before the
+# daily activity, or after it and before the customers' totals (which then sum again the
+# customers whose activity rows the stopped refresh deleted)
 PARTIAL = ["--select", "int_device_identities int_events_sessionized fct_orders",
            "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
+PARTIAL_AFTER_ACTIVITY = ["--select", ("int_device_identities int_events_sessionized "
+                                       "int_customer_activity_daily fct_orders"),
+                          "--exclude-resource-type", "unit_test",
+                          "--exclude-resource-type", "test"]
 END = dt.date(2026, 6, 14)
 DAYS = [END - dt.timedelta(days=13 - i) for i in range(14)]
 
@@ -285,7 +292,8 @@ changes = st.lists(st.builds(
 steps = st.lists(st.one_of(
     st.tuples(st.just("deliver"), st.sampled_from(DAYS), changes),
     st.tuples(st.just("refresh")),
-    st.tuples(st.just("stopped_refresh")),
+    st.tuples(st.just("stopped_refresh"), st.sampled_from(["before_activity",
+                                                           "after_activity"])),
     st.tuples(st.just("erase"), st.integers(0, 599)),
 ), min_size=3, max_size=9)
 histories = st.tuples(st.permutations(DAYS[:10]), steps)
@@ -313,7 +321,8 @@ def apply_step(store: Path, home: Path, step: tuple) -> None:
     elif step[0] == "refresh":
         dbt(home, "build", *SELECT, *again)
     elif step[0] == "stopped_refresh":
-        dbt(home, "build", *PARTIAL, *again)
+        after = step[1:] == ("after_activity",)
+        dbt(home, "build", *(PARTIAL_AFTER_ACTIVITY if after else PARTIAL), *again)
     elif step[0] == "erase":
         erase(home, step[1])
     else:

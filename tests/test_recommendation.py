@@ -301,6 +301,24 @@ def test_the_cold_start_ranks_the_same_from_the_warehouse_as_from_pandas(tmp_pat
                                   check_dtype=False)
 
 
+def test_an_evaluation_scores_a_fixed_sample_of_a_large_holdout(monkeypatch):
+    """At most MAX_EVALUATED held-out customers are scored: the same ones whatever the order
+    of `relevant` and for every model (the per-customer NDCGs stay paired)."""
+    relevant = {f"c{i}": {"p1"} for i in range(40)}
+    sample = rec.evaluation_sample(relevant, 10)
+    assert len(sample) == 10 and list(sample) == [c for c in relevant if c in sample]
+    backwards = dict(reversed(list(relevant.items())))
+    assert set(rec.evaluation_sample(backwards, 10)) == set(sample)
+    assert rec.evaluation_sample(relevant, 40) is relevant
+    lines = _lines({f"c{i}": [["p1"], ["p2"]] for i in range(40)})
+    train = rec.Interactions.from_lines(lines)
+    monkeypatch.setattr(rec, "MAX_EVALUATED", 10)
+    scores: dict = {}
+    table = rec.evaluate(rec.baselines(), train, relevant, per_customer=scores)
+    assert (table["customers"] == 10).all()
+    assert {len(v) for v in scores.values()} == {10}
+
+
 def test_the_configuration_is_chosen_on_the_validation_split():
     # each week customers buy the coffee they bought before: own products first wins
     repeat = _lines({f"r{i}": [["coffee"], ["filter"], ["coffee"], ["coffee"]] for i in range(6)})

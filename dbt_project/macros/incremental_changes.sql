@@ -270,14 +270,54 @@
 {%- endmacro %}
 
 
-{#- pre-hook of int_customer_activity_daily: delete each rewritten visitor's days from the
-    day of its earliest change on. -#}
+{#- Where int_customer_activity_daily notes the customers whose rows it deleted, for
+    int_events_summed_to_customer (a row can go without a new one for its customer: a
+    re-delivered day with fewer events, a device now identified as someone else, an erasure). -#}
+{% macro activity_customers_changed_relation() -%}
+    {#- both models that use it are in the intermediate schema -#}
+    {{ this.schema }}.int_customer_activity_daily__customers_changed
+{%- endmacro %}
+
+
+{% macro create_activity_customers_changed() -%}
+    create table if not exists {{ activity_customers_changed_relation() }} (
+        customer_id varchar, change_id bigint
+    )
+{%- endmacro %}
+
+
+{#- pre-hook of int_customer_activity_daily: note the customers of each rewritten visitor's
+    days from the day of its earliest change on, then delete those rows. -#}
 {% macro delete_activity_from_changed_days() -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} as activity
-        using ({{ visitors_rewritten() }}) as rewritten
-        where
-            activity.visitor_id = rewritten.visitor_id
-            and activity.activity_date >= cast(rewritten.changed_from as date)
+        {{ create_activity_customers_changed() }};
+        create or replace temp table _activity_deleted as
+        select activity.rowid as row_id, activity.customer_id
+        from {{ this }} as activity
+        inner join ({{ visitors_rewritten() }}) as rewritten
+            on activity.visitor_id = rewritten.visitor_id
+            and activity.activity_date >= cast(rewritten.changed_from as date);
+        insert into {{ activity_customers_changed_relation() }}
+        select distinct customer_id, {{ latest_change_id() }} from _activity_deleted;
+        delete from {{ this }} where rowid in (select row_id from _activity_deleted);
+        drop table _activity_deleted
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- The customers int_events_summed_to_customer sums again: those with activity rows written,
+    or rows deleted, since its watermark. -#}
+{% macro customers_resummed() -%}
+    select customer_id from {{ ref('int_customer_activity_daily') }}
+    where change_id > {{ watermark() }}
+    union
+    select customer_id from {{ activity_customers_changed_relation() }}
+    where change_id > {{ watermark() }}
+{%- endmacro %}
+
+
+{#- post-hook of int_events_summed_to_customer: the notes it has consumed go. -#}
+{% macro prune_activity_customers_changed() -%}
+    {{ create_activity_customers_changed() }};
+    delete from {{ activity_customers_changed_relation() }} where change_id <= {{ watermark() }}
 {%- endmacro %}

@@ -201,25 +201,32 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     )
 
     # the orders RFM counts: completed, with a customer (not an erased one's pseudonymous key)
-    # and a positive net amount
-    orders = warehouse.warehouse.query_df("""
+    # and a positive net amount. They come into pandas only to train; a scoring run sums them
+    # per customer in the warehouse (clv.rfm_summary_sql)
+    purchases = """
         select customer_id, order_date as date, net_revenue as amount
         from marts.fct_orders
         where is_completed and customer_id is not null and net_revenue > 0
-            and customer_id not like 'erased-%'
-    """)
-    as_of = warehouse.warehouse.query_df(
-        "select max(as_of_date) as as_of from marts.customer_rfm")["as_of"][0]
+            and customer_id not like 'erased-%'"""
+    first_day, as_of = warehouse.warehouse.query_df(f"""
+        select (select min(date) from ({purchases})) as first_day,
+               (select max(as_of_date) from marts.customer_rfm) as as_of""").iloc[0]
     registered, report, model, summary, agreement = None, None, None, None, {}
-    if orders.empty or pd.isna(as_of):
+    orders = None
+    if pd.isna(first_day) or pd.isna(as_of):
         too_thin = "no completed orders with a customer in marts.fct_orders"
     else:
         end = pd.Timestamp(as_of) - pd.Timedelta(days=1)  # the last day with data
-        span = (end - pd.to_datetime(orders["date"]).min()).days
+        span = (end - pd.Timestamp(first_day)).days
         holdout_days = min(HORIZON_DAYS, span // 3)
         calibration_end = end - pd.Timedelta(days=holdout_days)
-        summary = clv.rfm_summary(orders, end)
-        too_thin = clv.not_trainable_reason(orders, calibration_end, span)
+        summary = warehouse.warehouse.query_df(clv.rfm_summary_sql(purchases, end)).set_index(
+            "customer_id")
+        calibrated = warehouse.warehouse.query_df(
+            f"select count(*) filter (where frequency > 0) as repeat "
+            f"from ({clv.rfm_summary_sql(purchases, calibration_end)})")["repeat"][0]
+        too_thin = clv.not_trainable_reason(None, calibration_end, span,
+                                            repeat_buyers=int(calibrated))
     decision = retraining.Decision(False, "")
     config = retraining.config_fingerprint({"model": "BG/NBD or MBG/NBD + Gamma-Gamma",
                                             "horizon_days": HORIZON_DAYS})
@@ -230,6 +237,7 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         if not decision.retrain:
             context.log.info(f"{LIFETIME_VALUE}: {decision.reason}")
     if too_thin is None and decision.retrain:
+        orders = warehouse.warehouse.query_df(purchases)
         evaluated, report = clv.evaluate_holdout(orders, calibration_end, end)
         # the version to ship: the purchase model chosen on the calibration period, refitted on
         # all history
@@ -240,7 +248,7 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         registered = log_lifetime_value(
             mlflow.experiment_id(LIFETIME_VALUE_EXPERIMENT), model, report, summary,
             HORIZON_DAYS / 7,
-            {"first_order": str(pd.to_datetime(orders["date"]).min().date()),
+            {"first_order": str(pd.Timestamp(first_day).date()),
              "calibration_end": str(calibration_end.date()), "last_day": str(end.date()),
              "n_customers": str(len(summary))},
             LIFETIME_VALUE_GATE, extra_metrics=agreement)

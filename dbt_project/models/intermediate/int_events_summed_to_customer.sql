@@ -1,17 +1,41 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook=["{{ create_activity_customers_changed() }}",
+              "{{ delete_rows_of('customer_id', customers_resummed()) }}"],
+    post_hook=["{{ record_watermark() }}", "{{ prune_activity_customers_changed() }}"],
+) }}
+
+-- Each identified customer's events over all history: main device and OS, events, first and
+-- last seen. Incremental by customer: the customers whose activity rows were written or
+-- deleted since the last refresh are summed again from all their activity (at 1M customers
+-- a day changes about one in twenty; the whole table took 7 s to rebuild).
+
 with
+
+{%- if is_incremental() %}
+
+resummed as (
+    {{ customers_resummed() }}
+),
+
+{%- endif %}
 
 by_device as (
     -- one pass over the activity: per customer, device type and OS (a customer's totals are
     -- summed from these few rows, not from the activity again)
     select
-        customer_id,
-        device_type,
-        os_name,
-        cast(sum(n_events) as bigint) as n_events,
-        min(first_seen_at) as first_seen_at,
-        max(last_seen_at) as last_seen_at
-    from {{ ref('int_customer_activity_daily') }}
-    group by customer_id, device_type, os_name
+        activity.customer_id,
+        activity.device_type,
+        activity.os_name,
+        cast(sum(activity.n_events) as bigint) as n_events,
+        min(activity.first_seen_at) as first_seen_at,
+        max(activity.last_seen_at) as last_seen_at
+    from {{ ref('int_customer_activity_daily') }} as activity
+    {%- if is_incremental() %}
+        where activity.customer_id in (select resummed.customer_id from resummed)
+    {%- endif %}
+    group by activity.customer_id, activity.device_type, activity.os_name
 ),
 
 main_device as (
@@ -44,7 +68,8 @@ final as (
         main_device.main_os,
         totals.n_events,
         totals.first_seen_at,
-        totals.last_seen_at
+        totals.last_seen_at,
+        {{ latest_change_id() }} as change_id
     from totals
     left join main_device on totals.customer_id = main_device.customer_id
 )
