@@ -317,6 +317,10 @@ def test_an_evaluation_scores_a_fixed_sample_of_a_large_holdout(monkeypatch):
     table = rec.evaluate(rec.baselines(), train, relevant, per_customer=scores)
     assert (table["customers"] == 10).all()
     assert {len(v) for v in scores.values()} == {10}
+    # the choice on the validation weeks scores its own, smaller sample
+    monkeypatch.setattr(rec, "MAX_VALIDATED", 5)
+    _, validated = rec.select_candidate(train, relevant)
+    assert (validated["customers"] == 5).all()
 
 
 def test_the_configuration_is_chosen_on_the_validation_split():
