@@ -284,55 +284,6 @@ class _Stager:
             cursor.execute(f"detach database if exists {staged.table.split('.')[0]}")
 
 
-# A load of at least this many days keeps the key hashes it checks against in memory
-# (`_LoadedKeys`); a shorter one (the daily run) asks the warehouse, which costs a scan of the
-# feed's hash column per day instead of reading it all once.
-KEYS_IN_MEMORY_DAYS = 30
-
-
-class _LoadedKeys:
-    """The key hashes of a partitioned feed's rows in raw, for one `load_days` call: the rows of
-    the days it does not load, read once, and those it loads, added as each file goes in. A
-    day's duplicate check is then a lookup of its hashes instead of a join against the whole
-    history's hash column, which a year's backfill paid once a day: 0.6 s a day at 100M events,
-    growing with the days loaded (the square of the backfill's length in all). Exact: a hash
-    found here is checked on the key strings in the warehouse, as before.
-
-    Kept as sorted runs, merged when the newest is no smaller than half the one before it (a
-    log-structured merge): adding a day costs its own size amortized over the load, a lookup a
-    binary search of the day's sorted hashes in each run (a few tens of runs at most). Memory:
-    8 bytes a loaded row (800 MB at 100M events). Erasure keeps every key (rows are
-    pseudonymized, not deleted), and the only rows a load deletes are those of the days it
-    replaces, which are never read into the runs."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, feed: Feed, days: list[dt.date]) -> None:
-        kept = con.execute(
-            f"select _key_hash from raw.{feed.name} "
-            "where _partition_date not in (select unnest(?::date[]))", [days]
-        ).fetchnumpy()["_key_hash"]
-        self.runs: list[np.ndarray] = []
-        if len(kept):
-            self.runs.append(np.sort(np.asarray(kept, dtype=np.uint64)))
-
-    def add(self, hashes: np.ndarray) -> None:
-        if not len(hashes):
-            return
-        run = np.sort(hashes)
-        while self.runs and 2 * len(run) >= len(self.runs[-1]):
-            # two sorted runs: the stable sort (a timsort) merges them in linear time
-            run = np.sort(np.concatenate([self.runs.pop(), run]), kind="stable")
-        self.runs.append(run)
-
-    def seen(self, hashes: np.ndarray) -> list[int]:
-        """The distinct `hashes` loaded before."""
-        needles = np.unique(hashes)  # sorted: the binary searches walk the runs in order
-        found = np.zeros(len(needles), dtype=bool)
-        for run in self.runs:
-            at = np.minimum(np.searchsorted(run, needles), len(run) - 1)
-            found |= run[at] == needles
-        return needles[found].tolist()
-
-
 class _Rewriter:
     """Rewrites the landing files of the days a load committed that name erased customers, on
     a thread of its own while the load goes on with the next days (at 1M customers, with
@@ -544,8 +495,6 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
         held = _days_holding_rows(con, feed, days)
         scrub = erasures_on_record(con)
         stager = _Stager(con, feed, landing, [(day, path) for day in days for path in files[day]])
-        keys = (_LoadedKeys(con, feed, days)
-                if feed.partitioned and len(days) >= KEYS_IN_MEMORY_DAYS else None)
         with stager, _Rewriter(landing) as rewriter:
             for number, day in enumerate(days):
                 if not files[day] and day not in held:
@@ -558,7 +507,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                         con.execute(f"delete from {table} where _partition_date = ?", [day])
                     for path in files[day]:
                         staged = stager.next(path)
-                        _insert_staged(con, feed, staged, day, report, keys)
+                        _insert_staged(con, feed, staged, day, report)
                         stager.done(staged)
                     # a day delivered after an erasure request is scrubbed as it lands; its
                     # files are put on the sweep's list before the commit and rewritten
@@ -793,19 +742,15 @@ def _stage_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path:
 
 
 def _insert_staged(con: duckdb.DuckDBPyConnection, feed: Feed, staged: _Staged, day: dt.date,
-                   report: LoadReport, keys: _LoadedKeys | None = None) -> None:
+                   report: LoadReport) -> None:
     """Write a staged file into raw.<feed> and quarantine.<feed> (inside the day's
-    transaction), marking the keys loaded before (found in `keys` when given, else in the
-    warehouse) as duplicate_key, and count it in `report`."""
+    transaction), marking the keys loaded before as duplicate_key, and count it in `report`."""
     relative, read, rows = staged.relative, staged.read, staged.table
     report.extra_columns.update({name: 1 for name in staged.extra_names})
-    hashes = (con.execute(f"select _key_hash from {rows} where _reason is null")
-              .fetchnumpy()["_key_hash"] if keys is not None else None)
     # the staged rows are read where they are (the staging database is not written in this
     # transaction): a key loaded before makes its row a duplicate_key here
-    seen = keys.seen(hashes) if keys is not None else None
     duplicate = ("_line_number in (select _line_number from _landing_duplicates)"
-                 if _loaded_duplicates(con, feed, rows, seen) else "false")
+                 if _loaded_duplicates(con, feed, rows) else "false")
     reason = f"case when {duplicate} then 'duplicate_key' else _reason end"
     detail = f"case when {duplicate} then {_literal(_duplicate_detail(feed))} else _detail end"
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -826,8 +771,6 @@ def _insert_staged(con: duckdb.DuckDBPyConnection, feed: Feed, staged: _Staged, 
         select _record, {reason}, {detail}, ?, _line_number, ?, ?
         from {rows} where _reason is not null or {duplicate}
     """, [relative, day, loaded_at])
-    if keys is not None:  # (a duplicate's hash is there already: adding it again is harmless)
-        keys.add(np.asarray(hashes, dtype=np.uint64))
     counts = dict(con.execute(
         f"select coalesce({reason}, ''), count(*) from {rows} group by all").fetchall())
     loaded = counts.pop("", 0)
@@ -881,15 +824,13 @@ def _mark_duplicates_in_file(con: duckdb.DuckDBPyConnection, feed: Feed, rows: s
     """, [detail])
 
 
-def _loaded_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str,
-                       seen: list[int] | None = None) -> bool:
+def _loaded_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str) -> bool:
     """The line numbers of the staged rows (`rows`) whose key was loaded before, from any
     file, in the temp table `_landing_duplicates`; False when there are none.
 
-    Partitioned feeds compare key hashes first (one integer column of the whole history, or
-    `seen`: the staged hashes a `_LoadedKeys` found) and the keys themselves only for the rows
-    whose hash was seen: exact, and the history's key strings are read only where a hash
-    matched.
+    Partitioned feeds compare key hashes first (one integer column of the whole history) and
+    the keys themselves only for the rows whose hash was seen: exact, and the history's key
+    strings are read only where a hash matched.
     """
     matches = " and ".join(f'loaded."{k}" = staged."{k}"' for k in feed.key)
     con.execute("drop table if exists _landing_duplicates")
@@ -901,11 +842,10 @@ def _loaded_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str,
               and exists (select 1 from raw.{feed.name} as loaded where {matches})
         """)
     else:
-        if seen is None:
-            seen = [row[0] for row in con.execute(f"""
-                select distinct _key_hash from raw.{feed.name}
-                where _key_hash in (select _key_hash from {rows} where _reason is null)
-            """).fetchall()]
+        seen = [row[0] for row in con.execute(f"""
+            select distinct _key_hash from raw.{feed.name}
+            where _key_hash in (select _key_hash from {rows} where _reason is null)
+        """).fetchall()]
         if not seen:
             return False
         # a few re-sent keys (or a hash collision): read those rows' keys through a filter on

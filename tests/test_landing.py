@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core.privacy import PII_COLUMNS, customer_key
@@ -174,40 +173,7 @@ def test_one_of_every_defect_is_quarantined_with_its_reason(tmp_path, warehouse)
     assert json.loads(by_reason["unknown_currency"])["currency"] == "XXX"
 
 
-@pytest.fixture(params=["in the warehouse", "in memory"])
-def duplicate_check(request, monkeypatch):
-    """Both ways a load finds the keys loaded before: a join against the warehouse's hash
-    column (a short load: the daily run) and the hashes kept in memory (a backfill of
-    KEYS_IN_MEMORY_DAYS or more days, made 1 here)."""
-    monkeypatch.setattr(landing, "KEYS_IN_MEMORY_DAYS",
-                        1 if request.param == "in memory" else 10**6)
-    return request.param
-
-
-def test_the_keys_in_memory_are_exactly_the_keys_added():
-    """The sorted runs of `_LoadedKeys` (merged as they grow) find every hash added and no
-    other, whatever the sizes of the batches."""
-    import duckdb as ddb
-    rng = np.random.default_rng(7)
-    con = ddb.connect()
-    con.execute("create schema raw")
-    con.execute("create table raw.orders (_key_hash ubigint, _partition_date date)")
-    con.execute("insert into raw.orders values (11, date '2026-01-01'), (12, date '2026-01-02')")
-    keys = landing._LoadedKeys(con, landing.FEEDS["orders"], [dt.date(2026, 1, 2)])
-    added = {11}  # the replaced day's keys are not kept
-    for size in [5, 3, 0, 40, 1, 1, 200, 7, 64, 1000, 2, 9]:
-        batch = rng.integers(0, 2**64, size, dtype=np.uint64, endpoint=False)
-        keys.add(batch)
-        added.update(int(h) for h in batch)
-    probe = np.concatenate([np.array(sorted(added), dtype=np.uint64)[::3],
-                            rng.integers(0, 2**64, 500, dtype=np.uint64), np.array([12],
-                                                                                 np.uint64)])
-    assert set(keys.seen(probe)) == {int(h) for h in probe if int(h) in added}
-    assert len(keys.runs) < 12 and all((np.diff(run.astype(object)) >= 0).all()
-                                       for run in keys.runs)
-
-
-def test_duplicates_across_days_and_late_files_load_once(tmp_path, warehouse, monkeypatch, duplicate_check):
+def test_duplicates_across_days_and_late_files_load_once(tmp_path, warehouse, monkeypatch):
     day2 = DAY + dt.timedelta(days=1)
     _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=1)}\n")
     _write(tmp_path, "orders", "a.csv",
@@ -304,7 +270,7 @@ def test_a_failing_day_keeps_the_days_before_it_committed(tmp_path, warehouse):
     assert warehouse.query_df("select order_id from raw.orders")["order_id"].tolist() == ["O1"]
 
 
-def test_the_duplicate_check_compares_keys_not_only_their_hashes(tmp_path, warehouse, duplicate_check):
+def test_the_duplicate_check_compares_keys_not_only_their_hashes(tmp_path, warehouse):
     """Loaded keys are found by their hash first; a hash that matches a different key (a
     collision, forced here) does not make a row a duplicate."""
     _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=1)}\n")
@@ -320,8 +286,8 @@ def test_the_duplicate_check_compares_keys_not_only_their_hashes(tmp_path, wareh
     assert [d.date() for d in loaded["_partition_date"]] == [DAY, day2]
 
 
-def test_a_whole_day_sent_again_under_another_day_is_quarantined_row_for_row(
-        tmp_path, warehouse, duplicate_check):
+def test_a_whole_day_sent_again_under_another_day_is_quarantined_row_for_row(tmp_path,
+                                                                           warehouse):
     """More re-sent keys than fit a literal list (10,000) take the join on the keys."""
     lines = "\n".join(GOOD_LINE.format(n=n) for n in range(12_000))
     _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{lines}\n")
@@ -333,7 +299,7 @@ def test_a_whole_day_sent_again_under_another_day_is_quarantined_row_for_row(
 
 
 def test_a_warehouse_from_before_the_key_hash_gets_it_and_still_finds_duplicates(tmp_path,
-                                                                               warehouse, duplicate_check):
+                                                                               warehouse):
     _write(tmp_path, "orders", "a.csv", f"{HEADER}\n{GOOD_LINE.format(n=1)}\n")
     landing.load_days(warehouse, tmp_path, "orders", [DAY])
     with warehouse.connect() as con:
