@@ -11,9 +11,9 @@ tie-breaking, under two protocols.
 
 Cleaning (both): drop guest, cancelled, non-positive and non-product lines. The configuration
 is chosen as the pipeline chooses it, on a validation split of the training data only (the same
-protocol one step earlier), among the pipeline's candidates, TIFU-KNN blends and the learned
-ranker (ml/ranker.py); the last two run here only for now, so the pipeline's own choice (its
-candidates, the same validation table) is a row of its own. The lift over the strongest baseline comes with a paired bootstrap
+protocol one step earlier), among the pipeline's candidates (the learned ranker of
+ml/ranker.py among them) and four more TIFU-KNN blends that run here only, so the pipeline's own
+choice (its candidates, the same validation table) is a row of its own. The lift over the strongest baseline comes with a paired bootstrap
 95 % interval (customers resampled with replacement, the same ones for both).
 
     .venv/bin/python -m ml.online_retail --data ../shared/data/online_retail/online_retail_2010-12_2011-12.parquet
@@ -31,15 +31,12 @@ import pandas as pd
 
 from ml import recommendation as rec
 from ml.evaluation import paired_bootstrap_ratio
-from ml.ranker import LearnedRanker
 
 NON_PRODUCT_CODES = {"POST", "D", "M", "DOT", "BANK CHARGES", "C2", "AMAZONFEE", "PADS",
                      "CRUK", "B"}
 SHIPPED = "Segmenta (the configuration chosen on validation)"
-# the configuration the pipeline would choose: its candidates only (TIFU-KNN and the learned
-# ranker need order dates the pipeline's scoring history does not keep yet)
+# the configuration the pipeline would choose: its candidates only (`rec.candidates()`)
 PIPELINE = "Segmenta pipeline (its own candidates, chosen on validation)"
-LEARNED = "learned ranker over TIFU-KNN, item-kNN and purchase history (5 windows)"
 HOLDOUT_DAYS = 28
 # UCI "Online Retail" and "Online Retail II" name the same columns differently
 COLUMNS = {"InvoiceNo": "invoice", "Invoice": "invoice", "StockCode": "stock_code",
@@ -107,7 +104,7 @@ def benchmark(path: Path, protocol: str = "strict") -> tuple[pd.DataFrame, str, 
     split = hold_out_last_days if protocol == "strict" else hold_out_last_invoice
     lines, relevant = split(load_lines(path))
     validation_lines, validation = split(lines)
-    candidates = {**rec.candidates(), **rec.tifu_candidates(), LEARNED: LearnedRanker()}
+    candidates = {**rec.candidates(), **rec.tifu_candidates()}
     validation_data = rec.Interactions.from_lines(validation_lines, keep_lines=True)
     chosen, table = rec.select_candidate(validation_data, validation, candidates)
     # the pipeline's own candidates, chosen on the same validation table

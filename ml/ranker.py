@@ -19,13 +19,20 @@ How:
   (so on a validation split it never sees the validation weeks; on the final split never the
   holdout). Trees: 200 rounds, 15 leaves, at least 100 pairs per leaf.
 
-It needs the order lines with their dates (`Interactions.lines`), so for now it runs in the
-offline benchmark (`ml.online_retail`) only; the pipeline's scoring history holds counts.
+Training needs the order lines with their dates (`Interactions.from_lines(...,
+keep_lines=True)`); scoring needs only their dated summary (`Interactions.dated`: decayed
+counts, first and last purchase per product, orders per customer), which the pipeline's scoring
+history carries in SQL by the same formulas, so a customer is scored from their history of
+today, not of the day it trained. The product features (buyers, repeat rate, recent
+popularity) are those of the training data, as every model's popularity is. Each window labels
+at most `max_customers` buyers (a fixed hash sample), so training stays bounded on a large
+store; scoring costs two TIFU-KNN passes and an item-kNN pass per customer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -33,9 +40,11 @@ from scipy import sparse
 
 from ml.recommendation import (
     Interactions,
+    NotEnoughHistory,
     Recommender,
     RepeatThenSimilar,
     TifuKnn,
+    evaluation_sample,
     item_similarity,
     popularity,
     subset,
@@ -50,10 +59,32 @@ def _scorers(data: Interactions) -> tuple:
             RepeatThenSimilar(own_weight=0.0, similar_weight=1.0).fit(data))
 
 
+LEARNED_RANKER = "learned ranker over TIFU-KNN, item-kNN and purchase history (5 windows)"
 FEATURES = ["n", "d30", "d90", "last_age", "first_age", "since_vs_cycle", "share", "c_orders",
             "c_last_age", "c_first_age", "c_products", "i_buyers", "i_repeat", "i_recent",
             "popular", "neighbours", "tifu", "item_knn"]
 NEVER = 999.0  # days since a product the customer never bought
+
+
+def _item_stats(data: Interactions) -> pd.DataFrame:
+    """Per product of `data`: its buyers, the share of them who bought it twice or more, and
+    its orders decayed with a 30-day half-life (by product position)."""
+    bought = data.matrix.tocsc()
+    buyers = np.diff(bought.indptr).astype(float)
+    repeat = np.asarray((bought >= 2).sum(axis=0)).ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(buyers > 0, repeat / buyers, np.nan)
+    return pd.DataFrame({"i_buyers": buyers, "i_repeat": share,
+                         "i_recent": np.asarray(data.dated.d30.sum(axis=0)).ravel()})
+
+
+def _row_extreme(matrix: sparse.csr_matrix, reduce) -> np.ndarray:
+    """Per row, `reduce` (np.minimum / np.maximum) of its stored values; NaN for empty rows."""
+    out = np.full(matrix.shape[0], np.nan)
+    filled = np.flatnonzero(np.diff(matrix.indptr) > 0)
+    if len(filled):
+        out[filled] = reduce.reduceat(matrix.data, matrix.indptr[filled])
+    return out
 
 
 @dataclass
@@ -62,19 +93,21 @@ class LearnedRanker(Recommender):
     window_days: int = 28
     neighbour_candidates: int = 40
     popular_candidates: int = 20
+    max_customers: int = 20_000  # labelled buyers per window at most (a fixed hash sample)
     seed: int = 0
     use_events: bool = False  # learns from orders only
+    needs_dates: ClassVar[bool] = True
     model: object | None = field(default=None, repr=False)
     trained_on: int = 0  # labelled candidate pairs the trees learnt from
-    # the history it scores from and the models fitted on it (TIFU-KNN blend and neighbours
-    # only, item-kNN)
-    history: Interactions | None = field(default=None, repr=False)
+    # the models fitted on the whole training data whose scores are features (TIFU-KNN blend
+    # and neighbours only, item-kNN), and its product features
     scorers: tuple | None = field(default=None, repr=False)
+    items: pd.DataFrame | None = field(default=None, repr=False)
 
     def fit(self, data: Interactions) -> LearnedRanker:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        if data.lines is None:
+        if data.lines is None or data.dated is None:
             raise ValueError("the learned ranker needs the order lines with their dates "
                              "(Interactions.from_lines(..., keep_lines=True))")
         frames, lines = [], data.lines
@@ -83,29 +116,31 @@ class LearnedRanker(Recommender):
             if history.empty or not future:
                 break
             past = Interactions.from_lines(history, keep_lines=True)
-            frame = self._candidates(past, list(future))
+            future = evaluation_sample(future, self.max_customers)
+            frame = self._candidates(past, list(future), _scorers(past), _item_stats(past))
             bought = pd.Series([p in future[c] for c, p in zip(frame["customer_id"],
                                                               frame["product_id"], strict=True)])
             frames.append(frame.assign(label=bought.to_numpy()))
             lines = history
         if not frames:
-            raise ValueError("too little history to learn a ranking from: no window of "
+            raise NotEnoughHistory("too little history to learn a ranking from: no window of "
                              f"{self.window_days} days with purchases before it")
         train = pd.concat(frames, ignore_index=True)
         self.trained_on = len(train)
         self.model = HistGradientBoostingClassifier(
             max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=100,
             l2_regularization=1.0, random_state=self.seed).fit(train[FEATURES], train["label"])
-        self.history, self.scorers = data, _scorers(data)
+        self.scorers, self.items = _scorers(data), _item_stats(data)
         self.popular = popularity(data)
         self.similarity = item_similarity(data)  # "people also bought", cart complements
         return self
 
-    def _candidates(self, data: Interactions, customers: list[str],
-                    scorers: tuple | None = None) -> pd.DataFrame:
+    def _candidates(self, data: Interactions, customers: list[str], scorers: tuple,
+                    items: pd.DataFrame) -> pd.DataFrame:
         """Candidate (customer, product) pairs of those `customers` that `data` holds, with
-        their features, from the history in `data`."""
-        blend, neighbour_part, knn_model = scorers or _scorers(data)
+        their features: the customer's own history in `data`, the `scorers`' scores and the
+        product features `items`."""
+        blend, neighbour_part, knn_model = scorers
         sub = subset(data, customers)
         rows = np.arange(len(sub.customers))
         tifu, _ = blend.score_batch(sub, rows)
@@ -113,45 +148,44 @@ class LearnedRanker(Recommender):
         knn, _ = knn_model.score_batch(sub, rows)
         popular = blend.popular
         owned = sub.matrix.tocoo()
-        k = min(self.neighbour_candidates, len(data.products))
+        n_products = len(data.products)
+        k = min(self.neighbour_candidates, n_products)
         top = np.concatenate([np.argpartition(-neighbours, k - 1, axis=1)[:, :k],
                               np.argpartition(-tifu, k - 1, axis=1)[:, :k]], axis=1)
         hot = np.argsort(-popular, kind="stable")[:self.popular_candidates]
         cand_rows = np.concatenate([owned.row, np.repeat(rows, top.shape[1]),
                                     np.repeat(rows, len(hot))])
         cand_cols = np.concatenate([owned.col, top.ravel(), np.tile(hot, len(rows))])
-        pair = np.unique(cand_rows.astype(np.int64) * len(data.products) + cand_cols)
-        r, c = pair // len(data.products), pair % len(data.products)
+        pair = np.unique(cand_rows.astype(np.int64) * n_products + cand_cols)
+        r, c = pair // n_products, pair % n_products
         frame = pd.DataFrame({"customer_id": sub.customers[r].to_numpy(),
                               "product_id": data.products[c].to_numpy()})
         frame["popular"], frame["tifu"] = popular[c], tifu[r, c]
         frame["neighbours"], frame["item_knn"] = neighbours[r, c], knn[r, c]
-        return self._history_features(frame, data.lines, customers)
+        return self._history_features(frame, sub, r, c, items)
 
     @staticmethod
-    def _history_features(frame: pd.DataFrame, lines: pd.DataFrame,
-                          customers: list[str]) -> pd.DataFrame:
-        as_of = pd.to_datetime(lines["ordered_at"]).max()
-        age = (as_of - pd.to_datetime(lines["ordered_at"])).dt.total_seconds() / 86_400
-        lines = lines.assign(age=age.to_numpy(), d30=np.power(0.5, age / 30).to_numpy(),
-                             d90=np.power(0.5, age / 90).to_numpy())
-        item = lines.groupby("product_id").agg(i_buyers=("customer_id", "nunique"),
-                                               i_recent=("d30", "sum"))
-        mine = lines[lines["customer_id"].isin(customers)]
-        pairs = mine.groupby(["customer_id", "product_id"]).agg(
-            n=("age", "size"), d30=("d30", "sum"), d90=("d90", "sum"),
-            last_age=("age", "min"), first_age=("age", "max"))
-        every = lines.groupby(["customer_id", "product_id"]).size()
-        item["i_repeat"] = ((every >= 2).groupby(level="product_id").sum()
-                            / item["i_buyers"])
-        customer = mine.groupby("customer_id").agg(
-            c_orders=("InvoiceNo", "nunique"), c_last_age=("age", "min"),
-            c_first_age=("age", "max"), c_products=("product_id", "nunique"))
-        frame = (frame.merge(pairs, on=["customer_id", "product_id"], how="left")
-                 .merge(customer, on="customer_id", how="left")
-                 .merge(item, on="product_id", how="left"))
-        frame[["n", "d30", "d90"]] = frame[["n", "d30", "d90"]].fillna(0.0)
-        frame[["last_age", "first_age"]] = frame[["last_age", "first_age"]].fillna(NEVER)
+    def _history_features(frame: pd.DataFrame, sub: Interactions, r: np.ndarray,
+                          c: np.ndarray, items: pd.DataFrame) -> pd.DataFrame:
+        """The features of the pairs (rows `r` of `sub`, product positions `c`) from the
+        customers' dated history (`sub.dated`) and the product features `items`."""
+        dated = sub.dated
+
+        def at(matrix: sparse.csr_matrix) -> np.ndarray:
+            return np.asarray(matrix[r, c]).ravel().astype(float)
+
+        frame["n"], frame["d30"], frame["d90"] = at(sub.matrix), at(dated.d30), at(dated.d90)
+        last, first = at(dated.last_seen), at(dated.first_seen)
+        frame["last_age"] = np.where(last > 0, last - 1, NEVER)
+        frame["first_age"] = np.where(first > 0, first - 1, NEVER)
+        buyer = dated.orders > 0  # a customer who only browsed has no customer features
+        frame["c_orders"] = np.where(buyer, dated.orders, np.nan)[r]
+        frame["c_last_age"] = (_row_extreme(dated.last_seen, np.minimum) - 1)[r]
+        frame["c_first_age"] = (_row_extreme(dated.first_seen, np.maximum) - 1)[r]
+        products = np.diff(sub.matrix.tocsr().indptr).astype(float)
+        frame["c_products"] = np.where(buyer, products, np.nan)[r]
+        for column in items.columns:
+            frame[column] = items[column].to_numpy()[c]
         cycle = (frame["c_first_age"] - frame["c_last_age"] + 1) / frame["n"].clip(lower=1)
         frame["since_vs_cycle"] = frame["last_age"] / cycle
         frame["share"] = frame["n"] / frame["c_orders"]
@@ -162,11 +196,16 @@ class LearnedRanker(Recommender):
                     out: np.ndarray | None = None, order: np.ndarray | None = None):
         """As `RepeatThenSimilar.score_batch`: candidates score 1 + P(bought next), the rest a
         trace of popularity; reasons 0 buy again, 1 also bought, 2 popular."""
-        if self.model is None or self.history is None:
+        if self.model is None or self.scorers is None:
             raise ValueError("fit the ranker first")
+        if data.dated is None:
+            raise ValueError("the learned ranker scores from the dated history "
+                             "(Interactions.dated: from_lines(..., keep_lines=True), or the "
+                             "scoring history's d30, d90, last_seen, first_seen, c_orders)")
         customers = list(data.customers[rows])
-        # scored from the history it was fitted on (all customers: neighbours, popularity)
-        frame = self._candidates(self.history, customers, self.scorers)
+        # from each customer's history in `data` (as of its newest order), with the models
+        # and product features of the training data
+        frame = self._candidates(data, customers, self.scorers, self.items)
         frame["score"] = 1.0 + self.model.predict_proba(frame[FEATURES])[:, 1]
         dense = np.tile(1e-3 * self.popular, (len(rows), 1))
         r = pd.Index(customers).get_indexer(frame["customer_id"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,68 @@ EVENT_WEIGHTS = {"Product Viewed": 1.0, "Product Added": 3.0}
 PURCHASE_WEIGHT = 5.0
 
 
+class NotEnoughHistory(ValueError):
+    """A candidate that cannot learn from this much history (e.g. the learned ranker on a
+    store younger than its first training window): left out of the comparison."""
+
+
+@dataclass
+class Dated:
+    """What a customer's orders of each product say about time, as of the newest order in the
+    data (the learned ranker's history features, ml/ranker.py): per customer x product, the
+    orders decayed by age with half-lives of 30 and 90 days (`d30`, `d90`) and 1 + the days
+    since the customer last and first ordered it (`last_seen`, `first_seen`: 0 means never);
+    per customer, their distinct orders (`orders`). Built from order lines
+    (`Interactions.from_lines(..., keep_lines=True)`) or, in the pipeline, from the scoring
+    history's columns of the same names (`ml.registry.RecommenderPyfunc`), computed in SQL
+    by the same formulas."""
+
+    d30: sparse.csr_matrix
+    d90: sparse.csr_matrix
+    last_seen: sparse.csr_matrix
+    first_seen: sparse.csr_matrix
+    orders: np.ndarray
+
+    COLUMNS = ("d30", "d90", "last_seen", "first_seen", "c_orders")
+
+    @classmethod
+    def from_pairs(cls, pairs: pd.DataFrame, rows: np.ndarray, cols: np.ndarray,
+                   shape: tuple[int, int]) -> Dated:
+        """From one row per customer and product (columns `COLUMNS`; c_orders repeated on each
+        of the customer's rows) at positions `rows`, `cols`."""
+        def matrix(column: str) -> sparse.csr_matrix:
+            m = sparse.csr_matrix((pairs[column].to_numpy(float), (rows, cols)), shape=shape)
+            m.eliminate_zeros()
+            return m
+
+        orders = np.zeros(shape[0])
+        orders[rows] = pairs["c_orders"].to_numpy(float)
+        return cls(matrix("d30"), matrix("d90"), matrix("last_seen"), matrix("first_seen"),
+                   orders)
+
+    @classmethod
+    def from_lines(cls, lines: pd.DataFrame, rows: np.ndarray, cols: np.ndarray,
+                   order: np.ndarray, age: np.ndarray, shape: tuple[int, int]) -> Dated:
+        """From order lines (one per customer, product and order) at `rows`, `cols`, with
+        their `order` ids and `age` in days."""
+        frame = pd.DataFrame({"row": rows, "col": cols, "order": order, "age": age,
+                              "d30": np.power(0.5, age / 30), "d90": np.power(0.5, age / 90)})
+        pairs = frame.groupby(["row", "col"], sort=False).agg(
+            d30=("d30", "sum"), d90=("d90", "sum"), last=("age", "min"), first=("age", "max"))
+        orders = frame.groupby("row")["order"].nunique()
+        at = pairs.index
+        pairs = pd.DataFrame({"d30": pairs["d30"].to_numpy(), "d90": pairs["d90"].to_numpy(),
+                              "last_seen": pairs["last"].to_numpy() + 1,
+                              "first_seen": pairs["first"].to_numpy() + 1,
+                              "c_orders": orders.reindex(at.get_level_values("row")).to_numpy()})
+        return cls.from_pairs(pairs, at.get_level_values("row").to_numpy(),
+                              at.get_level_values("col").to_numpy(), shape)
+
+    def take(self, rows: np.ndarray) -> Dated:
+        return Dated(self.d30[rows], self.d90[rows], self.last_seen[rows], self.first_seen[rows],
+                     self.orders[rows])
+
+
 @dataclass
 class Interactions:
     """A customer x product matrix of order counts, with the ids of its rows and columns, the
@@ -54,9 +117,10 @@ class Interactions:
     recency: sparse.csr_matrix | None = field(default=None, repr=False)  # decayed weights
     engagement: sparse.csr_matrix | None = field(default=None, repr=False)  # views, cart adds
     purchase_weight: float = PURCHASE_WEIGHT
-    # the order lines themselves (customer_id, product_id, InvoiceNo, ordered_at), kept with
-    # `keep_lines` for models that learn from dates (ml/ranker.py)
+    # the order lines themselves (customer_id, product_id, InvoiceNo, ordered_at) and their
+    # dated summary, kept with `keep_lines` for models that learn from dates (ml/ranker.py)
     lines: pd.DataFrame | None = field(default=None, repr=False)
+    dated: Dated | None = field(default=None, repr=False)
 
     @classmethod
     def from_lines(cls, lines: pd.DataFrame, as_of: pd.Timestamp | None = None,
@@ -108,7 +172,7 @@ class Interactions:
             engagement = sparse.csr_matrix(
                 (weighted, (customers.get_indexer(event_customers),
                             products.get_indexer(event_products))), shape=shape)
-        kept = None
+        kept = dated = None
         if keep_lines:  # an order is its invoice (Online Retail), its order id, or its day
             order = next((c for c in ("InvoiceNo", "order_id") if c in lines), None)
             kept = pd.DataFrame({
@@ -116,7 +180,10 @@ class Interactions:
                 "InvoiceNo": (lines[order].astype(str).to_numpy() if order else
                               when_ts.dt.strftime("%Y-%m-%d").to_numpy()),
                 "ordered_at": when_ts.to_numpy()})
-        return cls(matrix, customers, products, recency, engagement, purchase_weight, kept)
+            dated = Dated.from_lines(kept, rows, cols, kept["InvoiceNo"].to_numpy(),
+                                     np.clip(age, 0, None), shape)
+        return cls(matrix, customers, products, recency, engagement, purchase_weight, kept,
+                   dated)
 
     def signal(self, rows: np.ndarray | slice | None = None, use_events: bool = True
                ) -> sparse.csr_matrix:
@@ -207,6 +274,8 @@ class Recommender:
     similarity: sparse.csr_matrix | None = field(default=None, repr=False)
     popular: np.ndarray | None = field(default=None, repr=False)
     top_k: int | None = None  # the similarity keeps each product's k nearest neighbours only
+    # learns from dated order lines (`Interactions.from_lines(..., keep_lines=True)`)
+    needs_dates: ClassVar[bool] = False
 
 
 @dataclass
@@ -573,18 +642,22 @@ def evaluate(models: dict[str, RepeatThenSimilar], train: Interactions,
     """Fit each model on `train` and score it on the held-out purchases in `relevant` (at
     most `limit`, by default MAX_EVALUATED, customers of it: `evaluation_sample`); with
     `per_customer`, each model's NDCG@k per customer evaluated (in `relevant`'s order) is put
-    there too, for paired comparisons (`ml.evaluation.paired_bootstrap_ratio`)."""
+    there too, for paired comparisons (`ml.evaluation.paired_bootstrap_ratio`). A model that
+    cannot learn from `train` (`NotEnoughHistory`) has no row."""
     relevant = evaluation_sample(relevant, MAX_EVALUATED if limit is None else limit)
     customers = subset(train, list(relevant))
     rows = []
     for name, model in models.items():
-        model.fit(train)
+        try:
+            model.fit(train)
+        except NotEnoughHistory:  # (left out: no row)
+            continue
         recommended = as_lists(recommend(model, customers, n=k))
         rows.append({"model": name, **ranking_metrics(recommended, relevant,
                                                       len(train.products), k)})
         if per_customer is not None:
             per_customer[name] = ndcg_per_customer(recommended, relevant, k)
-    return pd.DataFrame(rows).set_index("model")
+    return (pd.DataFrame(rows) if rows else pd.DataFrame({"model": []})).set_index("model")
 
 
 def ndcg_per_customer(recommended: dict[str, list[str]], relevant: dict[str, set[str]],
@@ -611,7 +684,8 @@ def subset(data: Interactions, customers: list[str]) -> Interactions:
     return Interactions(data.matrix[rows], data.customers[rows], data.products,
                         data.recency[rows] if data.recency is not None else None,
                         data.engagement[rows] if data.engagement is not None else None,
-                        data.purchase_weight, lines)
+                        data.purchase_weight, lines,
+                        data.dated.take(rows) if data.dated is not None else None)
 
 
 # ---------------------------------------------------------------- time-based evaluation
@@ -825,15 +899,18 @@ def isin(values: pd.Series | pd.Index, among) -> np.ndarray:
         among, set) else among)).fill_null(False), dtype=bool)
 
 
-def fingerprint_sql(history: str) -> str:
+def fingerprint_sql(history: str, dated: bool = False) -> str:
     """SQL: a 64-bit fingerprint per customer of everything a champion scores them from (the
-    rows of the relation `history`: customer_id, product_id, n_orders, engagement as DOUBLE),
+    rows of the relation `history`: customer_id, product_id, n_orders, engagement as DOUBLE,
+    and with `dated` the days since each product was last bought, which grow as the store's
+    newest order moves on: a ranker that learned from dates scores everyone again),
     whatever the rows' order (a sum of the rows' hashes, mod 2**64): two equal fingerprints
     mean the same list from the same champion, so an unchanged customer need not be scored
     again."""
+    extra = ", last_seen::double" if dated else ""
     return f"""
         select customer_id,
-               (sum(hash(product_id, n_orders::double, engagement::double))
+               (sum(hash(product_id, n_orders::double, engagement::double{extra}))
                 % (1::hugeint << 64))::ubigint as fingerprint
         from {history} group by customer_id"""
 
@@ -914,8 +991,12 @@ def candidates() -> dict[str, Recommender]:
     Retail), or one blended score where products like the ones they bought (and browsed) can
     outrank their own past purchases (stores where the next purchase is something new), each
     learning from orders only or also from views and cart adds; or TIFU-KNN's time-decayed
-    repeat and neighbour blend. On the sample store the blended score with own purchases at 0.5
-    beat 0, 1 and 2 (docs/recommendations.md)."""
+    repeat and neighbour blend; or the learned re-ranker over those (ml/ranker.py), which a
+    large store may leave out for its cost (the pipeline's `ranker_max_customers`). On the
+    sample store the blended score with own purchases at 0.5 beat 0, 1 and 2
+    (docs/recommendations.md)."""
+    from ml.ranker import LEARNED_RANKER, LearnedRanker
+
     tifu = tifu_candidates()
     return {
         "own first, orders": RepeatThenSimilar(),
@@ -925,6 +1006,7 @@ def candidates() -> dict[str, Recommender]:
             own_weight=0.0, own_blend=0.5, use_events=True),
         # the two TIFU-KNN blends Online Retail's validation splits chose (docs/recommendations.md)
         **{name: tifu[name] for name in (TIFU_REPEAT_HEAVY, TIFU_EXPLORE)},
+        LEARNED_RANKER: LearnedRanker(),
     }
 
 
@@ -938,9 +1020,13 @@ def select_candidate(train: Interactions, validation: dict[str, set[str]],
     models = models if models is not None else candidates()
     if train.engagement is None:  # no views or cart adds: those candidates are duplicates
         models = {name: model for name, model in models.items() if not model.use_events}
+    if train.dated is None:  # no dated lines: nothing for a model that learns from dates
+        models = {name: model for name, model in models.items() if not model.needs_dates}
     if not validation or train.matrix.nnz == 0:
         return next(iter(models)), pd.DataFrame()
     table = evaluate(models, train, validation, limit=MAX_VALIDATED)
+    if table.empty:
+        return next(iter(models)), table
     best = table[f"ndcg@{K}"]
     return str(best.index[int(np.argmax(best.to_numpy()))]), table
 

@@ -260,14 +260,20 @@ PRODUCT_RECOMMENDER = "product_recommender"
 RECOMMENDER_INPUT = Schema([ColSpec("string", "customer_id"), ColSpec("string", "product_id"),
                             ColSpec("double", "n_orders"),
                             ColSpec("double", "recency", required=False),
-                            ColSpec("double", "engagement", required=False)])
+                            ColSpec("double", "engagement", required=False),
+                            # the dated history a learned ranker scores from (rec.Dated)
+                            *[ColSpec("double", column, required=False)
+                              for column in ("d30", "d90", "last_seen", "first_seen",
+                                             "c_orders")]])
 
 
 class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
     """The fitted recommender as an MLflow pyfunc. Input: one row per customer and product
     (customer_id, product_id, n_orders, and optionally recency: the orders decayed by age, which
-    TIFU-KNN scores from, and engagement: the weighted views and cart adds); output: the top-n
-    products per customer (customer_id, rank, product_id, score, reason)."""
+    TIFU-KNN scores from, engagement: the weighted views and cart adds, and the dated history
+    a learned ranker scores from: d30, d90, last_seen, first_seen, c_orders, see
+    `ml.recommendation.Dated`); output: the top-n products per customer (customer_id, rank,
+    product_id, score, reason)."""
 
     def __init__(self, model, products: pd.Index, n: int = 10,
                  purchase_weight: float | None = None):
@@ -279,7 +285,7 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from scipy import sparse
 
-        from ml.recommendation import PURCHASE_WEIGHT, Interactions, recommend
+        from ml.recommendation import PURCHASE_WEIGHT, Dated, Interactions, recommend
 
         customers = pd.Index(model_input["customer_id"].astype(str).unique(), name="customer_id")
         cols = self.products.get_indexer(model_input["product_id"].astype(str))
@@ -296,8 +302,10 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
         matrix.eliminate_zeros()
         recency.eliminate_zeros()
         weight = getattr(self, "purchase_weight", None) or PURCHASE_WEIGHT
+        dated = (Dated.from_pairs(model_input[known], rows[known], cols[known], shape)
+                 if all(column in model_input for column in Dated.COLUMNS) else None)
         data = Interactions(matrix, customers, self.products, recency=recency,
-                            engagement=engagement, purchase_weight=weight)
+                            engagement=engagement, purchase_weight=weight, dated=dated)
         return recommend(self.model, data, n=self.n)
 
 
@@ -334,10 +342,14 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
     failures = check_gate({**metrics}, gate)
     pyfunc = RecommenderPyfunc(model, products, purchase_weight=purchase_weight)
     example = pd.DataFrame({"customer_id": ["example"], "product_id": [str(products[0])],
-                            "n_orders": [1.0], "recency": [1.0], "engagement": [0.0]})
+                            "n_orders": [1.0], "recency": [1.0], "engagement": [0.0],
+                            # one order today (the learned ranker's dated history)
+                            "d30": [1.0], "d90": [1.0], "last_seen": [1.0],
+                            "first_seen": [1.0], "c_orders": [1.0]})
     with mlflow.start_run(experiment_id=experiment_id, run_name=PRODUCT_RECOMMENDER) as run:
         settings = ("similar_weight", "own_weight", "own_blend", "shrinkage",  # RepeatThenSimilar
-                    "alpha", "neighbours", "pool_size")  # TifuKnn
+                    "alpha", "neighbours", "pool_size",  # TifuKnn
+                    "windows", "window_days", "max_customers", "trained_on")  # LearnedRanker
         mlflow.log_params({"model": type(model).__name__,
                            **{name: getattr(model, name) for name in settings
                               if hasattr(model, name)},
@@ -356,7 +368,8 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
             signature=ModelSignature(RECOMMENDER_INPUT,
                                      infer_signature(example, pyfunc.predict(None, example)
                                                      ).outputs),
-            input_example=example, pip_requirements=["scipy", "pandas", "numpy"])
+            input_example=example,
+            pip_requirements=["scipy", "pandas", "numpy", "scikit-learn"])
     return promote_if_passed(PRODUCT_RECOMMENDER, str(info.registered_model_version),
                              run.info.run_id, failures)
 

@@ -251,14 +251,24 @@ def test_recommendations_for_every_buyer_from_the_champion(home):
     assert recs.groupby("customer_id")["rank"].max().le(10).all()
     mart = _warehouse(home, "select count(*) as n from marts.customer_product_recommendations")
     assert mart["n"][0] == len(recs)
-    # no catalogue feed, so no product is known inactive: every buyer's list starts with what
-    # they bought (the bug this guards: unknown products were excluded, everyone got popular)
+    # no catalogue feed, so no product is known inactive: nearly every buyer's list starts
+    # with what they bought (the bug this guards: unknown products were excluded, everyone got
+    # popular; the learned ranker puts a neighbour's product first for a few)
     first = recs[recs["rank"] == 1]
-    assert (first["reason"] == "buy_again").sum() >= buyers
+    assert (first["reason"] == "buy_again").sum() >= 0.99 * buyers
     # and the offline evaluation scored what ships, not an empty list
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
     for version in client.search_model_versions("name='product_recommender'"):
         assert client.get_run(version.run_id).data.metrics["ndcg_at_10"] > 0.3
+    # issue 17's target, in the pipeline itself (business rules applied, the last 28 days):
+    # the champion beats the strongest same-code baseline by 8 % or more, the paired
+    # bootstrap interval above 0 (measured 2026-12-05: the learned ranker, +11.9 %, +9.6 % to
+    # +14.4 %)
+    champion_run = client.get_run(client.get_model_version_by_alias(
+        "product_recommender", "champion").run_id)
+    metrics = champion_run.data.metrics
+    assert metrics["ndcg_lift_over_best_baseline"] >= 1.08, metrics
+    assert metrics["ndcg_lift_ci95_low"] > 1.0, metrics
     # repeat buying dominates this retailer: the first champion may be the strongest
     # baseline (../shared/data/README.md); the check says which won
     evaluation = _champion_check(home, "ml/customer_recommendations")

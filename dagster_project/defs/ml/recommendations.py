@@ -53,6 +53,13 @@ class RecommenderConfig(dg.Config):
     segment_min_buyers: int = Field(
         default=20, description="Customers without history get what is popular in their ML "
                                 "cluster when it has this many buyers, else in their country.")
+    ranker_max_customers: int = Field(
+        default=50_000,
+        description="The learned re-ranker is among the candidates only for stores with at most "
+                    "this many buyers: it scores a customer with two TIFU-KNN passes and an "
+                    "item-kNN pass, and a customer's list changes every day with the days since "
+                    "their purchases, so it scores every customer every day "
+                    "(docs/recommendations.md has the cost measured).")
 
 
 @dg.multi_asset(
@@ -139,6 +146,14 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         _, logged = champion_params(PRODUCT_RECOMMENDER)
         chosen = logged.get("configuration", "")
     else:
+        from ml.ranker import LEARNED_RANKER
+
+        # the learned re-ranker trains on dated order lines: a candidate on stores of a size
+        # where scoring everyone every day stays affordable (and refitted to compare with a
+        # champion that is one)
+        _, champion_logged = champion_params(PRODUCT_RECOMMENDER) or (None, {})
+        ranked = int(buyers) <= config.ranker_max_customers
+        dated = ranked or champion_logged.get("configuration", "").endswith(LEARNED_RANKER)
         lines = db.query_df(ORDER_LINES)
         train_lines, relevant = rec.time_split(lines, config.holdout_days)
         validation_lines, validation = rec.time_split(train_lines, config.holdout_days)
@@ -152,14 +167,16 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             kept = events.loc[events[before] > 0, ["customer_id", "product_id", before]]
             return rec.Interactions.from_lines(
                 order_lines, events=kept.rename(columns={before: "engagement"}),
-                purchase_weight=weights["purchase_weight"])
+                purchase_weight=weights["purchase_weight"], keep_lines=dated)
 
         # the configuration: chosen on the validation weeks
         train = interactions(train_lines, before="before_holdout")
         validation_data = interactions(validation_lines, before="before_validation")
+        candidates = {name: model for name, model in rec.candidates().items()
+                      if ranked or name != LEARNED_RANKER}
         chosen, validation_table = rec.select_candidate(
             validation_data, validation,
-            with_category_cap(rec.candidates(), validation_data, products, config.max_per_category))
+            with_category_cap(candidates, validation_data, products, config.max_per_category))
         context.log.info(f"recommender configuration chosen on the validation weeks: {chosen}")
 
         # offline evaluation of the chosen configuration on the holdout, against the baselines:
@@ -186,6 +203,8 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
                          else {champion_row: rec.baselines()[name]})
                 evaluation = pd.concat([evaluation, rec.evaluate(model, train, relevant,
                                                                  per_customer=scores)])
+                if champion_row not in evaluation.index:  # it could not learn from `train`
+                    champion_row = None
 
         # the model to ship: fitted on all history, with the business rules
         data = interactions(lines)
@@ -254,9 +273,15 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     with db.connect() as con:
         # the decayed counts only for a champion that scores from them (TIFU-KNN: 1.9 s more
         # at 1M customers)
+        from ml.ranker import LearnedRanker
+
+        champion_model = champion.unwrap_python_model().model
+        learned = isinstance(champion_model, LearnedRanker)
         _history(con, weights["event_weights"], config.event_lookback_days,
-                 with_recency=isinstance(champion.unwrap_python_model().model, rec.TifuKnn))
-        inputs = con.execute(rec.fingerprint_sql("_history")).df().astype({"fingerprint": "uint64"})
+                 with_recency=isinstance(champion_model, (rec.TifuKnn, LearnedRanker)),
+                 with_dates=learned)
+        inputs = con.execute(rec.fingerprint_sql("_history", dated=learned)).df().astype(
+            {"fingerprint": "uint64"})
         inputs["model_version"] = version
         # (the column keeps its name: it fingerprints the catalogue's inactive products)
         inputs["active_products"] = rec.fingerprint_of(sorted(inactive))
@@ -402,7 +427,7 @@ def _engagement_events(db, validation_start: pd.Timestamp, holdout_start: pd.Tim
 
 
 def _history(con, event_weights: dict[str, float], lookback_days: int,
-             with_recency: bool = False) -> None:
+             with_recency: bool = False, with_dates: bool = False) -> None:
     """Temp table `_history`: what the champion scores each customer from, per customer and
     product the completed orders (n_orders) and the weighted views and cart adds of the last
     `lookback_days` (engagement), the same events the model trains on; `with_recency` (for
@@ -410,21 +435,38 @@ def _history(con, event_weights: dict[str, float], lookback_days: int,
     the customer's own last order: TIFU-KNN scales each customer's vector to sum 1, so the
     anchor cancels out, and a customer who orders nothing keeps the same history and
     fingerprint). In pandas, from the training frames, this took about 25 s at 1M customers and
-    held 25M rows; in DuckDB 7 s, 9 s with the decayed counts (1M-customer home)."""
+    held 25M rows; in DuckDB 7 s, 9 s with the decayed counts (1M-customer home).
+
+    `with_dates` (for the learned ranker) adds the dated history of `rec.Dated`, by the
+    formulas of `Dated.from_lines`, ages counted from the store's newest order: d30 and d90
+    (the orders decayed with half-lives of 30 and 90 days), last_seen and first_seen (1 + the
+    days since the customer last and first ordered the product) and c_orders (the customer's
+    distinct orders, on each of their rows)."""
+    from ml import recommendation as rec
+
+    with_recency = with_recency or with_dates
+    dates = """,
+                   sum(pow(0.5, age / 30)) as d30, sum(pow(0.5, age / 90)) as d90,
+                   min(age) + 1 as last_seen, max(age) + 1 as first_seen""" if with_dates else ""
     orders = (f"""
         lines as (
             select distinct customer_id, product_id, order_id, ordered_at
             from marts.fct_order_items
             where is_completed and customer_id is not null and quantity > 0),
         dated as (
-            select *, max(ordered_at) over (partition by customer_id) as last_ordered_at
+            select *, max(ordered_at) over (partition by customer_id) as last_ordered_at,
+                   date_diff('second', ordered_at, (select max(ordered_at) from lines))
+                   / 86400.0 as age
             from lines),
         orders as (
             select customer_id, product_id, count(distinct order_id)::double as n_orders,
                    sum(pow(0.5, date_diff('second', ordered_at, last_ordered_at)
-                                / 86400.0 / {HALF_LIFE_DAYS})) as recency
+                                / 86400.0 / {HALF_LIFE_DAYS})) as recency{dates}
             from dated
-            group by all),""" if with_recency else """
+            group by all),
+        customer_orders as (
+            select customer_id, count(distinct order_id)::double as c_orders
+            from lines group by all),""" if with_recency else """
         orders as (
             select customer_id, product_id, count(distinct order_id)::double as n_orders
             from marts.fct_order_items
@@ -445,8 +487,11 @@ def _history(con, event_weights: dict[str, float], lookback_days: int,
             group by all)
         select customer_id, product_id, coalesce(n_orders, 0) as n_orders,
                {"coalesce(recency, 0) as recency," if with_recency else ""}
+               {"".join(f"coalesce({c}, 0) as {c}, " for c in rec.Dated.COLUMNS)
+                if with_dates else ""}
                coalesce(engagement, 0) as engagement
         from orders full join engaged using (customer_id, product_id)
+        {"left join customer_orders using (customer_id)" if with_dates else ""}
     """, [event_weights["Product Viewed"], event_weights["Product Added"], lookback_days])
 
 
