@@ -109,11 +109,16 @@ def benchmark(path: Path, protocol: str = "strict") -> tuple[pd.DataFrame, str, 
     chosen, table = rec.select_candidate(validation_data, validation, candidates)
     # the pipeline's own candidates, chosen on the same validation table
     pipeline = str(table.loc[table.index.intersection(list(rec.candidates())), "ndcg@10"].idxmax())
-    models = {**rec.baselines(), PIPELINE: rec.candidates()[pipeline],
-              SHIPPED: candidates[chosen]}
+    models = {**rec.baselines(), SHIPPED: candidates[chosen]}
+    if pipeline != chosen:
+        models[PIPELINE] = rec.candidates()[pipeline]
     scores: dict[str, np.ndarray] = {}
     table = rec.evaluate(models, rec.Interactions.from_lines(lines, keep_lines=True), relevant,
                          per_customer=scores)
+    if pipeline == chosen:  # the same configuration: its row, not a second fit
+        table = pd.concat([table, table.loc[[SHIPPED]].rename(index={SHIPPED: PIPELINE})])
+        scores[PIPELINE] = scores[SHIPPED]
+    table = table.loc[[*rec.baselines(), PIPELINE, SHIPPED]]
     best = table.drop(index=[SHIPPED, PIPELINE])["ndcg@10"].idxmax()
     lift = {"baseline": best}
     for name, key in ((SHIPPED, ""), (PIPELINE, "pipeline_")):

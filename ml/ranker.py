@@ -45,7 +45,6 @@ from ml.recommendation import (
     RepeatThenSimilar,
     TifuKnn,
     evaluation_sample,
-    item_similarity,
     popularity,
     subset,
     time_split,
@@ -54,8 +53,8 @@ from ml.recommendation import (
 
 def _scorers(data: Interactions) -> tuple:
     """The models whose scores are features, fitted on `data`."""
-    return (TifuKnn(alpha=0.5, neighbours=100).fit(data),
-            TifuKnn(alpha=0.0, neighbours=100).fit(data),
+    return (TifuKnn(alpha=0.5, neighbours=100, similar_items=False).fit(data),
+            TifuKnn(alpha=0.0, neighbours=100, similar_items=False).fit(data),
             RepeatThenSimilar(own_weight=0.0, similar_weight=1.0).fit(data))
 
 
@@ -132,7 +131,8 @@ class LearnedRanker(Recommender):
             l2_regularization=1.0, random_state=self.seed).fit(train[FEATURES], train["label"])
         self.scorers, self.items = _scorers(data), _item_stats(data)
         self.popular = popularity(data)
-        self.similarity = item_similarity(data)  # "people also bought", cart complements
+        # "people also bought", cart complements: item-kNN's, as fitted among the scorers
+        self.similarity = self.scorers[2].similarity
         return self
 
     def _candidates(self, data: Interactions, customers: list[str], scorers: tuple,

@@ -381,6 +381,9 @@ class TifuKnn(Recommender):
     neighbours: int = 200
     pool_size: int = 20_000
     use_events: bool = False  # learns from orders only
+    # item-kNN for "people also bought" and the cart complements (its scores do not use it: a
+    # model that only scores, as inside the learned ranker, skips it)
+    similar_items: bool = True
     pool: sparse.csr_matrix | None = field(default=None, repr=False)
     pool_unit: sparse.csr_matrix | None = field(default=None, repr=False)
     pool_customers: pd.Index | None = field(default=None, repr=False)
@@ -397,7 +400,8 @@ class TifuKnn(Recommender):
         self.pool_customers = data.customers[keep]
         self.popular = popularity(data)
         # "people also bought" and the cart complements keep coming from item-kNN
-        self.similarity = item_similarity(data, top_k=self.top_k)
+        self.similarity = (item_similarity(data, top_k=self.top_k) if self.similar_items
+                           else None)
         return self
 
     def score_batch(self, data: Interactions, rows: np.ndarray,
