@@ -512,3 +512,31 @@ def test_the_learned_ranker_scores_the_same_from_the_pipelines_dated_history():
     assert len(moved) == len(before) and (moved["fingerprint"] != moved["fingerprint_next"]).all()
     undated = con.execute(rec.fingerprint_sql("_history")).df()
     assert set(undated["customer_id"]) == set(after["customer_id"])
+
+
+def test_scoring_on_threads_gives_the_lists_of_one_thread():
+    """`recommend` scores batches side by side: the same lists, in the same order, for every
+    kind of model, with the business rules and the category cap."""
+    from ml.ranker import LEARNED_RANKER
+
+    rng = np.random.default_rng(11)
+    n = 5_000
+    lines = pd.DataFrame({
+        "customer_id": [f"C{i:03d}" for i in rng.integers(0, 300, n)],
+        "product_id": [f"P{i:02d}" for i in (rng.zipf(1.5, n) % 50)],
+        "order_id": [f"O{i}" for i in rng.integers(0, 1_200, n)],
+        "ordered_at": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 200, n),
+                                                                  unit="D"),
+    }).drop_duplicates(["customer_id", "product_id", "order_id"])
+    data = rec.Interactions.from_lines(lines, keep_lines=True)
+    models = rec.candidates()
+    models[LEARNED_RANKER].windows = 2
+    for name, model in models.items():
+        model.fit(data)
+        model.categories = np.arange(len(data.products)) % 7
+        model.max_per_category = 2
+        model.one_time_products = np.arange(len(data.products)) % 5 == 0
+        one = rec.recommend(model, data, batch=37, threads=1)
+        three = rec.recommend(model, data, batch=37, threads=3)
+        assert len(one) > 0, name
+        pd.testing.assert_frame_equal(one, three, obj=name)
