@@ -409,30 +409,27 @@ def test_tifu_knn_blends_own_decayed_purchases_with_neighbours_and_keeps_the_rul
     assert "cake" not in set(rec.recommend(model, me, n=3)["product_id"])
 
 
-def test_tifu_knn_scores_the_same_from_the_pipelines_history_as_from_the_order_lines():
-    """The pipeline scores from `_history` (counts decayed from each customer's own last order,
-    in DuckDB) through the registered pyfunc; TIFU-KNN scales each customer's vector to sum 1,
-    so that gives the lists of the order lines decayed from the as-of date."""
-    import duckdb
-
-    from dagster_project.defs.ml.recommendations import _history
-    from ml.registry import RecommenderPyfunc
-
-    rng = np.random.default_rng(3)
-    n = 3_000
+def _random_orders(seed: int, n: int, customers: int, products: int,
+                   orders: int) -> pd.DataFrame:
+    """`n` random order lines over 300 days (popular products Zipf-distributed), one customer
+    and one date per order, one line per customer, product and order."""
+    rng = np.random.default_rng(seed)
     lines = pd.DataFrame({
-        "customer_id": [f"C{i:03d}" for i in rng.integers(0, 150, n)],
-        "product_id": [f"P{i:02d}" for i in (rng.zipf(1.6, n) % 60)],
-        "order_id": [f"O{i}" for i in rng.integers(0, 900, n)],
+        "customer_id": [f"C{i:03d}" for i in rng.integers(0, customers, n)],
+        "product_id": [f"P{i:02d}" for i in (rng.zipf(1.6, n) % products)],
+        "order_id": [f"O{i}" for i in rng.integers(0, orders, n)],
         "ordered_at": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 300, n),
                                                                   unit="D"),
     })
     lines["ordered_at"] = lines.groupby("order_id")["ordered_at"].transform("min")
     lines["customer_id"] = lines.groupby("order_id")["customer_id"].transform("first")
-    lines = lines.drop_duplicates(["customer_id", "product_id", "order_id"])
-    data = rec.Interactions.from_lines(lines)
-    model = rec.candidates()[rec.TIFU_REPEAT_HEAVY].fit(data)
-    expected = rec.recommend(model, data)
+    return lines.drop_duplicates(["customer_id", "product_id", "order_id"])
+
+
+def _order_warehouse(lines: pd.DataFrame):
+    """An in-memory DuckDB with `lines` as completed order items and no events: what the
+    pipeline's scoring history (`_history`) reads."""
+    import duckdb
 
     con = duckdb.connect()
     con.execute("create schema marts; create schema intermediate")
@@ -440,6 +437,23 @@ def test_tifu_knn_scores_the_same_from_the_pipelines_history_as_from_the_order_l
     con.execute("create table marts.fct_order_items as select * from _lines")
     con.execute("create table intermediate.int_events_sessionized (customer_id varchar, "
                 "product_id varchar, event_name varchar, event_date date)")
+    return con
+
+
+def test_tifu_knn_scores_the_same_from_the_pipelines_history_as_from_the_order_lines():
+    """The pipeline scores from `_history` (counts decayed from each customer's own last order,
+    in DuckDB) through the registered pyfunc; TIFU-KNN scales each customer's vector to sum 1,
+    so that gives the lists of the order lines decayed from the as-of date."""
+
+    from dagster_project.defs.ml.recommendations import _history
+    from ml.registry import RecommenderPyfunc
+
+    lines = _random_orders(seed=3, n=3_000, customers=150, products=60, orders=900)
+    data = rec.Interactions.from_lines(lines)
+    model = rec.candidates()[rec.TIFU_REPEAT_HEAVY].fit(data)
+    expected = rec.recommend(model, data)
+
+    con = _order_warehouse(lines)
     _history(con, rec.EVENT_WEIGHTS, 180, with_recency=True)
     history = con.execute("select * from _history").df()
     got = RecommenderPyfunc(model, data.products).predict(None, history)
@@ -455,36 +469,19 @@ def test_the_learned_ranker_scores_the_same_from_the_pipelines_dated_history():
     customer computed in DuckDB by the formulas of `rec.Dated`. Both give the same features,
     so the same lists; and a customer's list follows their history of today (the ages move
     with the store's newest order, and so does the scoring fingerprint)."""
-    import duckdb
 
     from dagster_project.defs.ml.recommendations import _history
     from ml.ranker import LEARNED_RANKER
     from ml.registry import RecommenderPyfunc
 
-    rng = np.random.default_rng(5)
-    n = 6_000
-    lines = pd.DataFrame({
-        "customer_id": [f"C{i:03d}" for i in rng.integers(0, 200, n)],
-        "product_id": [f"P{i:02d}" for i in (rng.zipf(1.6, n) % 40)],
-        "order_id": [f"O{i}" for i in rng.integers(0, 1_500, n)],
-        "ordered_at": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 300, n),
-                                                                  unit="D"),
-    })
-    lines["ordered_at"] = lines.groupby("order_id")["ordered_at"].transform("min")
-    lines["customer_id"] = lines.groupby("order_id")["customer_id"].transform("first")
-    lines = lines.drop_duplicates(["customer_id", "product_id", "order_id"])
+    lines = _random_orders(seed=5, n=6_000, customers=200, products=40, orders=1_500)
     data = rec.Interactions.from_lines(lines, keep_lines=True)
     model = rec.candidates()[LEARNED_RANKER]
     model.windows, model.window_days = 3, 28
     model.fit(data)
     expected = rec.recommend(model, data)
 
-    con = duckdb.connect()
-    con.execute("create schema marts; create schema intermediate")
-    con.register("_lines", lines.assign(is_completed=True, quantity=1))
-    con.execute("create table marts.fct_order_items as select * from _lines")
-    con.execute("create table intermediate.int_events_sessionized (customer_id varchar, "
-                "product_id varchar, event_name varchar, event_date date)")
+    con = _order_warehouse(lines)
     _history(con, rec.EVENT_WEIGHTS, 180, with_dates=True)
     history = con.execute("select * from _history").df()
     # the same dated history as the order lines give
