@@ -17,7 +17,9 @@ How:
 - labels: the products bought in a 28-day window after a cutoff, with features from before it;
   `windows` cutoffs, each 28 days before the next, all inside the training data it is given
   (so on a validation split it never sees the validation weeks; on the final split never the
-  holdout). Trees: 200 rounds, 15 leaves, at least 100 pairs per leaf.
+  holdout). Trees: 200 rounds, 15 leaves, at least 100 pairs per leaf. A fit on the next
+  split (validation, holdout's training data, all history: each the last plus 28 days) takes
+  the windows it shares with the last fit from it (`_LAST_WINDOWS`).
 
 Training needs the order lines with their dates (`Interactions.from_lines(...,
 keep_lines=True)`); scoring needs only their dated summary (`Interactions.dated`: decayed
@@ -31,6 +33,7 @@ store; scoring costs two TIFU-KNN passes and an item-kNN pass per customer.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -86,6 +89,26 @@ def _row_extreme(matrix: sparse.csr_matrix, reduce) -> np.ndarray:
     return out
 
 
+def _fingerprint(lines: pd.DataFrame) -> str:
+    """A digest of order lines' columns and values (in their order)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr([(str(name), str(dtype)) for name, dtype in lines.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(lines, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+# The labelled windows of the last fit, by the lines they were cut from. A model is fitted on
+# the validation split, then on the holdout's training data, then on all history: each of these
+# splits is the last's with 28 more days, so its windows are the last fit's but one (4 of 5
+# windows not labelled again). Only the last fit's are kept (`forget_windows` frees them).
+_LAST_WINDOWS: dict[tuple, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+
+def forget_windows() -> None:
+    """Free the last fit's labelled windows (training frames: GBs on a large store)."""
+    _LAST_WINDOWS.clear()
+
+
 @dataclass
 class LearnedRanker(Recommender):
     windows: int = 5
@@ -109,18 +132,24 @@ class LearnedRanker(Recommender):
         if data.lines is None or data.dated is None:
             raise ValueError("the learned ranker needs the order lines with their dates "
                              "(Interactions.from_lines(..., keep_lines=True))")
-        frames, lines = [], data.lines
+        frames, lines, labelled = [], data.lines, {}
         for _ in range(self.windows):
-            history, future = time_split(lines, self.window_days)
-            if history.empty or not future:
-                break
-            past = Interactions.from_lines(history, keep_lines=True)
-            future = evaluation_sample(future, self.max_customers)
-            frame = self._candidates(past, list(future), _scorers(past), _item_stats(past))
-            bought = pd.Series([p in future[c] for c, p in zip(frame["customer_id"],
-                                                              frame["product_id"], strict=True)])
-            frames.append(frame.assign(label=bought.to_numpy()))
+            key = (self.window_days, self.max_customers, self.neighbour_candidates,
+                   self.popular_candidates, _fingerprint(lines))
+            if key in _LAST_WINDOWS:  # the same lines: the same window as the last fit's
+                frame, history = _LAST_WINDOWS[key]
+            else:
+                history, future = time_split(lines, self.window_days)
+                if history.empty or not future:
+                    break
+                frame = self._window(history, future)
+            labelled[key] = frame, history
+            frames.append(frame)
             lines = history
+        # the next fit on a split of this data (validation, holdout, all history) shares all
+        # but one of its windows with this one
+        _LAST_WINDOWS.clear()
+        _LAST_WINDOWS.update(labelled)
         if not frames:
             raise NotEnoughHistory("too little history to learn a ranking from: no window of "
                              f"{self.window_days} days with purchases before it")
@@ -134,6 +163,16 @@ class LearnedRanker(Recommender):
         # "people also bought", cart complements: item-kNN's, as fitted among the scorers
         self.similarity = self.scorers[2].similarity
         return self
+
+    def _window(self, history: pd.DataFrame, future: dict[str, set[str]]) -> pd.DataFrame:
+        """The candidate pairs of (a sample of) the `future` buyers, with their features from
+        the `history` lines before the window and their labels: bought in the window."""
+        past = Interactions.from_lines(history, keep_lines=True)
+        future = evaluation_sample(future, self.max_customers)
+        frame = self._candidates(past, list(future), _scorers(past), _item_stats(past))
+        bought = [p in future[c] for c, p in zip(frame["customer_id"], frame["product_id"],
+                                                 strict=True)]
+        return frame.assign(label=np.array(bought, dtype=bool))
 
     def _candidates(self, data: Interactions, customers: list[str], scorers: tuple,
                     items: pd.DataFrame) -> pd.DataFrame:

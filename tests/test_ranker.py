@@ -60,3 +60,40 @@ def test_the_ranker_needs_dated_lines_and_enough_history():
     chosen, table = rec.select_candidate(rec.Interactions.from_lines(train, keep_lines=True),
                                          validation)
     assert LEARNED_RANKER not in table.index and chosen in table.index and len(table) == 4
+
+
+def test_a_fit_on_the_next_split_reuses_the_windows_and_learns_the_same_model():
+    """Validation split, holdout training data, all history: each fit after the first labels
+    one window and takes the others from the last fit, and learns exactly what a fit from
+    scratch learns."""
+    from ml import ranker as ranker_module
+
+    lines = _store(120, seed=1)
+    holdout_train, _ = rec.time_split(lines, 28)
+    validation_train, _ = rec.time_split(holdout_train, 28)
+    labelled = []
+    original = LearnedRanker._window
+
+    def counting(self, history, future):
+        labelled.append(len(history))
+        return original(self, history, future)
+
+    fits = {}
+    LearnedRanker._window = counting
+    try:
+        for name, split in (("validation", validation_train), ("holdout", holdout_train),
+                            ("all", lines)):
+            fits[name] = LearnedRanker(windows=3).fit(
+                rec.Interactions.from_lines(split, keep_lines=True))
+        assert len(labelled) == 3 + 1 + 1  # two of three windows came from the last fit
+        ranker_module.forget_windows()
+        fresh = LearnedRanker(windows=3).fit(rec.Interactions.from_lines(lines, keep_lines=True))
+        assert len(labelled) == 3 + 1 + 1 + 3  # forgotten: all labelled again
+    finally:
+        LearnedRanker._window = original
+        ranker_module.forget_windows()
+    data = rec.Interactions.from_lines(lines, keep_lines=True)
+    rows = np.arange(len(data.customers))
+    assert fits["all"].trained_on == fresh.trained_on
+    np.testing.assert_array_equal(fits["all"].score_batch(data, rows)[0],
+                                  fresh.score_batch(data, rows)[0])

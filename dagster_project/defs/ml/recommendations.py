@@ -146,7 +146,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         _, logged = champion_params(PRODUCT_RECOMMENDER)
         chosen = logged.get("configuration", "")
     else:
-        from ml.ranker import LEARNED_RANKER
+        from ml.ranker import LEARNED_RANKER, forget_windows
 
         # the learned re-ranker trains on dated order lines: a candidate on stores of a size
         # where scoring everyone every day stays affordable (and refitted to compare with a
@@ -251,6 +251,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         model_products = data.products
         similar = rec.similar_items(model, data).assign(model_version=registered.version)
         del data, train, validation_data, events, lines, train_lines, validation_lines
+        forget_windows()
     key = ["ml", "customer_recommendations"]
     scored_by = champion_version(PRODUCT_RECOMMENDER)
     check = champion_check(context, PRODUCT_RECOMMENDER, rejected, scored_by, asset_key=key)
