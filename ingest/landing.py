@@ -314,9 +314,11 @@ class _Rewriter:
         with _PENDING_LOCK:
             defer_landing_erasures(self.landing, files)
 
-    def start(self, files: dict[str, set[str]]) -> None:
+    def start(self, files: dict[str, set[str]], texts: dict[str, _Text | None]) -> None:
+        """Rewrite `files` (after the commit); `texts`: their bytes as the load read them."""
         for relative in sorted(files):
-            self.futures.append(self.pool.submit(_sweep_file, self.landing, relative))
+            self.futures.append(self.pool.submit(_sweep_file, self.landing, relative,
+                                                 texts.get(relative)))
 
 
 def file_kind(path: Path) -> str | None:
@@ -499,6 +501,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
             for number, day in enumerate(days):
                 if not files[day] and day not in held:
                     continue
+                texts: dict[str, _Text | None] = {}
                 con.execute("begin transaction")
                 try:
                     change_id = con.execute("select nextval('raw.change_seq')").fetchone()[0]
@@ -509,6 +512,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                         staged = stager.next(path)
                         _insert_staged(con, feed, staged, day, report)
                         stager.done(staged)
+                        texts[staged.relative] = staged.text
                     # a day delivered after an erasure request is scrubbed as it lands; its
                     # files are put on the sweep's list before the commit and rewritten
                     # right after it, beside the next days' loading (`_Rewriter`)
@@ -532,7 +536,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                             "were not.)") from exc
                     raise
                 con.execute("commit")
-                rewriter.start(erased)
+                rewriter.start(erased, texts)
     return report
 
 
@@ -628,6 +632,22 @@ class _Staged:
     read: int  # the file's own record count
     extra_names: list[str]
     table: str  # in the load's staging database: the typed row, or its reason, per record
+    # a JSON lines file's decompressed bytes, for the erasure rewrite after the day's commit
+    # (which then need not read and inflate the file again while it is unchanged)
+    text: _Text | None = None
+
+
+@dataclass(frozen=True)
+class _Text:
+    """A landing file's decompressed bytes, and the file they were read from (`_file_id`)."""
+
+    file_id: tuple[int, ...]
+    data: bytes
+
+
+def _file_id(stat: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is replaced or written: device, inode, size, modification."""
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _stage_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path: Path,
@@ -638,6 +658,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path:
     keys in the day's transaction (`_insert_staged`)."""
     relative = path.relative_to(landing).as_posix()
     kind = file_kind(path)
+    text = None
     for temp in ("_landing_text", "_landing_lines"):
         con.execute(f"drop table if exists {temp}")
     # Each source value is extracted once into a `_f_<column>` text column; casts and checks
@@ -653,7 +674,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path:
                  + "))") if extra_names else "null"
         parse_error = "case when _fault is not null then _fault || '|' || coalesce(_detail, '') end"
     else:
-        read = _stage_json(con, feed, path, relative, kind)
+        read, text = _stage_json(con, feed, path, relative, kind)
         fields = {c.name: (f'_obj."{c.field}"' if c.sql_type == "JSON"
                            else f'nullif(trim(_obj."{c.field}"), \'\')') for c in feed.columns}
         record = "_line"
@@ -738,7 +759,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path:
     """)
     _mark_duplicates_in_file(con, feed, table)
     con.execute("drop table _landing_text")
-    return _Staged(relative, read, extra_names, table)
+    return _Staged(relative, read, extra_names, table, text)
 
 
 def _insert_staged(con: duckdb.DuckDBPyConnection, feed: Feed, staged: _Staged, day: dt.date,
@@ -907,11 +928,13 @@ class _Source:
         self.lines = 0  # line breaks read so far
         self.keep_up_to = keep_up_to
         self.kept: list[bytes] | None = None
+        self.file_id: tuple[int, ...] | None = None  # of the file as last read
 
     def chunks(self) -> Iterator[bytes]:
         self.offset = self.lines = 0
         self.kept = [] if self.keep_up_to else None
         with open(self.path, "rb") as raw:
+            self.file_id = _file_id(os.fstat(raw.fileno()))
             blocks = iter(lambda: raw.read(CHUNK_BYTES), b"")
             for chunk in self._gunzip(blocks) if self.gzipped else blocks:
                 yield chunk
@@ -1375,12 +1398,13 @@ def _csv_in_python(con: duckdb.DuckDBPyConnection, source: _Source, delimiter: s
 
 
 def _stage_json(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, relative: str,
-                kind: str) -> int:
+                kind: str) -> tuple[int, _Text | None]:
     """Read JSON lines (or Parquet rows, as JSON objects) into `_landing_text`, parsed once.
 
     Columns: `_line` (the raw text), `_line_number`, `_fault` / `_detail` (a line that is not
     UTF-8), `_is_json` (an object), `_obj` (the contract's fields as a struct of text / JSON)
-    and `_unknown` (keys the contract lacks). Returns the file's record count.
+    and `_unknown` (keys the contract lacks). Returns the file's record count, and its
+    decompressed bytes where they were kept whole.
     """
     if kind == "parquet":
         try:
@@ -1395,18 +1419,19 @@ def _stage_json(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, relative
                 f"{relative}: cannot be read as Parquet ({_duckdb_cause(exc)}). Re-export it (a "
                 "Parquet file that was cut short has no footer), or move it out of the landing "
                 "folder; nothing of this load was kept.") from exc
-        return int(read)
+        return int(read), None
     source = _Source(path, relative, keep_up_to=KEEP_TEXT_BYTES)
     scan = _scan(source, "jsonl")
-    if scan.simple and scan.records and source.kept is not None:
-        lines = _arrow_lines(source.kept, crlf=bool(scan.crlf))
+    if scan.simple and scan.records and source.kept is not None and source.file_id:
+        text = _Text(source.file_id, b"".join(source.kept))
         source.kept = None
+        lines = _arrow_lines([text.data], crlf=bool(scan.crlf))
         con.register("_landing_arrow_lines", lines)
         try:
             _parse_json_lines(con, feed, "select * from _landing_arrow_lines", [])
         finally:
             con.unregister("_landing_arrow_lines")
-        return scan.records
+        return scan.records, text
     if scan.simple and scan.records:
         _drop_rejects(con)
         try:
@@ -1423,7 +1448,7 @@ def _stage_json(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, relative
         rows = con.execute("select count(*) from _landing_text").fetchone()[0]
         _drop_rejects(con)
         if not rejects and rows == scan.records:
-            return scan.records
+            return scan.records, None
         con.execute("drop table _landing_text")
     # not UTF-8 throughout, mixed line ends, or lines DuckDB would not read: line by line
     con.execute("create temp table _landing_lines (_line VARCHAR, _line_number BIGINT, "
@@ -1443,7 +1468,7 @@ def _stage_json(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, relative
     batches.flush()
     _parse_json_lines(con, feed, "select * from _landing_lines", [])
     con.execute("drop table _landing_lines")
-    return scan.records
+    return scan.records, None
 
 
 def _arrow_lines(chunks: list[bytes], crlf: bool) -> pa.Table:
@@ -1510,30 +1535,32 @@ ERASED_KEEPS = {
 }
 
 
-def _trie_pattern(words: set[str]) -> str:
+def _trie_pattern(words: set[str], binary: bool = False) -> str | bytes:
     """A regular expression matching any of `words`, its alternatives nested by common prefix
     (C0001(?:25|3(?:0|1))...): Python's engine tries the alternatives of a flat `a|b|c` one by
     one at every position that starts like one of them, so a few hundred ids that all start
-    with "C0" cost a few hundred comparisons per "C" in the text; nested, one per character."""
+    with "C0" cost a few hundred comparisons per "C" in the text; nested, one per character.
+    `binary`: a bytes pattern over the words' UTF-8 bytes (for text searched undecoded)."""
     trie: dict = {}
     for word in words:
         node = trie
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}  # a word ends here
+        for char in (word.encode() if binary else word):
+            node = node.setdefault(bytes([char]) if binary else char, {})
+        node[None] = {}  # a word ends here
+    empty, open_, bar, close = (b"", b"(?:", b"|", b")") if binary else ("", "(?:", "|", ")")
 
-    def emit(node: dict) -> str:
-        ends = "" in node
-        branches = [re.escape(char) + emit(child) for char, child in sorted(node.items())
-                    if char]
+    def emit(node: dict):
+        ends = None in node
+        branches = [re.escape(char) + emit(child)
+                    for char, child in sorted((k, v) for k, v in node.items() if k is not None)]
         if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+            return empty
+        body = branches[0] if len(branches) == 1 else open_ + bar.join(branches) + close
         if ends:  # a shorter word ends here: the rest is optional (longest match first)
-            return "(?:" + body + ")?"
+            return open_ + body + close + (b"?" if binary else "?")
         return body
 
-    return "(?:" + emit(trie) + ")"
+    return open_ + emit(trie) + close
 
 
 class _IdTokens:
@@ -1544,17 +1571,22 @@ class _IdTokens:
     times as long over a day of events of the 1M-customer store (0.85 s vs 0.04 s)."""
 
     _TOKEN = re.compile(r"[A-Za-z0-9_-]")
+    _TOKEN_BYTES = re.compile(rb"[A-Za-z0-9_-]")
 
-    def __init__(self, ids: set[str]) -> None:
-        self._pattern = re.compile(_trie_pattern(ids) + "(?![A-Za-z0-9_-])")
+    def __init__(self, ids: set[str], binary: bool = False) -> None:
+        """`binary`: search UTF-8 bytes, not text (the same matches: the token characters are
+        ASCII, and a UTF-8 id's bytes only match at character boundaries)."""
+        after = rb"(?![A-Za-z0-9_-])" if binary else "(?![A-Za-z0-9_-])"
+        self._pattern = re.compile(_trie_pattern(ids, binary) + after)
+        self._token = self._TOKEN_BYTES if binary else self._TOKEN
 
-    def starts(self, text: str) -> Iterator[int]:
+    def starts(self, text: str | bytes) -> Iterator[int]:
         """The start of every match, left to right, as `finditer` of the pattern with the
         look-behind would give them."""
         at = 0
         while (match := self._pattern.search(text, at)) is not None:
             start = match.start()
-            if start and self._TOKEN.match(text, start - 1):
+            if start and self._token.match(text, start - 1):
                 at = start + 1  # preceded by a token character: look again just after
                 continue
             yield start
@@ -1564,13 +1596,15 @@ class _IdTokens:
         return next(self.starts(text), None) is not None
 
 
-def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
+def rewrite_erased(landing: Path, relative: str, ids: set[str],
+                   text: _Text | None = None) -> bool:
     """Rewrite a landing file so that it names none of `ids` (erased customers): in their rows
     the id becomes `core.privacy.customer_key`, every other field not in `ERASED_KEEPS` is
     blanked (events: `traits`, `context.ip` and `context.traits` dropped); a line that names
     an id but does not parse becomes `{"erased": true}` (it was quarantined, and still is).
     The file keeps its format, delimiter, line ends and compression, and is replaced
-    atomically; returns whether it changed."""
+    atomically; returns whether it changed. `text`: the file's decompressed bytes as a load
+    read them, used while the file is still the one read (same inode, size and time)."""
 
     from core.privacy import customer_key
 
@@ -1579,10 +1613,12 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
         return False
     feed = relative.split("/", 1)[0]
     kind = file_kind(path)
-    token = _IdTokens(ids)
-    raw = path.read_bytes()
     gzipped = path.name.lower().endswith(".gz")
-    data = igzip.decompress(raw) if gzipped else raw
+    if text is not None and text.file_id == _file_id(path.stat()):
+        data = text.data
+    else:
+        raw = path.read_bytes()
+        data = igzip.decompress(raw) if gzipped else raw
     if kind == "parquet":
         import pandas as pd
 
@@ -1602,39 +1638,42 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
         frame.to_parquet(out, index=False)
         os.replace(out, path)
         return True
-    text = data.decode("utf-8")
     if kind == "jsonl":
-        # one search of the whole text, then each match's line: searching line by line ran the
+        # one search of the whole file, then each match's line: searching line by line ran the
         # pattern (an alternation of every id) once per line (a sampled 1M-store load spent
-        # about a quarter of its time there)
-        matches = list(token.starts(text))
+        # about a quarter of its time there); in its bytes, not decoded (decoding a day of
+        # events and encoding it again cost as much as the search)
+        matches = list(_IdTokens(ids, binary=True).starts(data))
         if not matches:
             return False
         # only the matched lines are cut out and replaced (splitting a day of 275k events
         # into lines and joining them again cost more than the search)
         pieces, done = [], 0
-        for start in sorted({text.rfind("\n", 0, at) + 1 for at in matches}):
-            end = text.find("\n", start)
-            end = len(text) if end < 0 else end
-            line = text[start:end]
-            cr = "\r" if line.endswith("\r") else ""
+        for start in sorted({data.rfind(b"\n", 0, at) + 1 for at in matches}):
+            end = data.find(b"\n", start)
+            end = len(data) if end < 0 else end
+            line = data[start:end]
+            cr = b"\r" if line.endswith(b"\r") else b""
             try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
+                event = json.loads(line.decode("utf-8"))  # as text: a BOM does not parse
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 event = None
             if not isinstance(event, dict) or str(event.get("userId")) not in ids:
-                replacement = '{"erased": true}' + cr
+                replacement = b'{"erased": true}' + cr
             else:
                 event["userId"] = customer_key(str(event["userId"]))
                 event.pop("traits", None)
                 if isinstance(event.get("context"), dict):
                     event["context"].pop("ip", None)
                     event["context"].pop("traits", None)
-                replacement = json.dumps(event) + cr
-            pieces += [text[done:start], replacement]
+                replacement = json.dumps(event).encode("utf-8") + cr
+            pieces += [data[done:start], replacement]
             done = end
-        changed = "".join([*pieces, text[done:]])
-    elif not token.search(text):
+        _replace_landing_file(path, b"".join([*pieces, data[done:]]), gzipped)
+        return True
+    text = data.decode("utf-8")
+    token = _IdTokens(ids)
+    if not token.search(text):
         return False
     else:
         bom = text.startswith("\ufeff")
@@ -1661,14 +1700,18 @@ def rewrite_erased(landing: Path, relative: str, ids: set[str]) -> bool:
         changed = ("\ufeff" if bom else "") + out_text.getvalue()
         if not text.endswith(("\n", "\r")) and changed.endswith(newline):
             changed = changed[: -len(newline)]
-    encoded = changed.encode("utf-8")
+    _replace_landing_file(path, changed.encode("utf-8"), gzipped)
+    return True
+
+
+def _replace_landing_file(path: Path, data: bytes, gzipped: bool) -> None:
+    """Replace a landing file atomically with `data`, compressed again if it was."""
     out = path.with_name(f".{path.name}.erasing")
     # ISA-L's level 1: a day of events of the 1M-customer store (74 MB) took 0.06 s instead of
     # zlib's 0.23 s at level 1 (0.9 s at 6, 3.5 s at the default 9), for 7.4 MB where the
     # generator's zlib wrote 7.9 MB; a full build there rewrites every day's file
-    out.write_bytes(igzip.compress(encoded, compresslevel=1, mtime=0) if gzipped else encoded)
+    out.write_bytes(igzip.compress(data, compresslevel=1, mtime=0) if gzipped else data)
     os.replace(out, path)
-    return True
 
 
 REWRITES_FILE = ".erasure_rewrites.json"  # in the landing folder; the loader skips it
@@ -1750,12 +1793,12 @@ def sweep_landing_erasures(landing: Path, force: bool = False) -> list[str]:
 _PENDING_LOCK = threading.Lock()
 
 
-def _sweep_file(landing: Path, relative: str) -> list[str]:
+def _sweep_file(landing: Path, relative: str, text: _Text | None = None) -> list[str]:
     """Rewrite one file on the sweep's list for every id it waits for, then take it off the
-    list; returns it if it changed."""
+    list; returns it if it changed. `text`: its decompressed bytes, if a load just read it."""
     with _PENDING_LOCK:
         ids = set(pending_erasures(landing)["files"].get(relative, []))
-    changed = _erase_in_landing(landing, {relative: ids}) if ids else []
+    changed = _erase_in_landing(landing, {relative: ids}, {relative: text}) if ids else []
     with _PENDING_LOCK:
         pending = pending_erasures(landing)
         if set(pending["files"].get(relative, [])) <= ids:  # no newer request for it
@@ -1766,14 +1809,16 @@ def _sweep_file(landing: Path, relative: str) -> list[str]:
     return changed
 
 
-def _erase_in_landing(landing: Path, files: dict[str, set[str]]) -> list[str]:
+def _erase_in_landing(landing: Path, files: dict[str, set[str]],
+                      texts: dict[str, _Text | None] | None = None) -> list[str]:
     """Rewrite every landing file that names an erased customer; returns those that changed.
     Each rewritten day's new fingerprint goes to `<landing>/.erasure_rewrites.json`, so
     `segmenta run` and the sensor know the change is their own and do not load the day again
     (`rewritten_days`). The record is written whether or not the load commits: the rewrite
     happened either way."""
+    texts = texts or {}
     changed = [relative for relative, ids in sorted(files.items())
-               if rewrite_erased(landing, relative, ids)]
+               if rewrite_erased(landing, relative, ids, texts.get(relative))]
     if not changed:
         return []
     record = rewritten_days(landing)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 
 import pytest
 from hypothesis import given, settings
@@ -335,11 +336,11 @@ def test_landing_files_wait_for_the_sweep_the_warehouse_does_not(tmp_path, wareh
     rewrite = landing.rewrite_erased
     calls = []
 
-    def stopped_at_the_second(root, relative, ids):
+    def stopped_at_the_second(root, relative, ids, text=None):
         calls.append(relative)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return rewrite(root, relative, ids)
+        return rewrite(root, relative, ids, text)
 
     monkeypatch.setattr(landing, "rewrite_erased", stopped_at_the_second)
     with pytest.raises(KeyboardInterrupt):
@@ -385,3 +386,46 @@ def test_id_tokens_are_found_where_the_look_behind_pattern_finds_them(ids, text)
     tokens = landing._IdTokens(ids)
     assert list(tokens.starts(text)) == [match.start() for match in plain.finditer(text)]
     assert tokens.search(text) == bool(plain.search(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.sets(st.text(alphabet="C1-xé_ü", min_size=1, max_size=3), min_size=1, max_size=4),
+       text=st.text(alphabet="C1-xé_ü \n{}\"0", max_size=60))
+def test_id_tokens_in_bytes_are_the_matches_in_text(ids, text):
+    """An events file is searched in its UTF-8 bytes: the same matches as in its text, ids
+    with non-ASCII characters included (at the byte offsets of the text's)."""
+    in_text = list(landing._IdTokens(ids).starts(text))
+    in_bytes = list(landing._IdTokens(ids, binary=True).starts(text.encode()))
+    assert in_bytes == [len(text[:at].encode()) for at in in_text]
+
+
+def test_a_rewrite_uses_the_loads_bytes_only_while_the_file_is_the_one_read(tmp_path):
+    """After a day's commit the load hands the rewrite the file's bytes it inflated; a file
+    delivered again since (another inode, size or time) is read from disk instead: the new
+    delivery is what gets rewritten, never the old bytes written over it."""
+    import gzip
+
+    from ingest.landing import _file_id, _Text
+
+    path = tmp_path / "events" / f"dt={DAY}" / "events.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    relative = f"events/dt={DAY}/events.jsonl.gz"
+    old = (json.dumps({"type": "identify", "userId": "C1", "messageId": "old"}) + "\n").encode()
+    path.write_bytes(gzip.compress(old))
+    read = _Text(_file_id(path.stat()), old)
+    # the same file: the bytes the load read give the rewrite a plain read gives
+    twin = tmp_path / "twin"
+    shutil.copytree(tmp_path / "events", twin / "events")
+    assert landing.rewrite_erased(tmp_path, relative, {"C1"}, read)
+    assert landing.rewrite_erased(twin, relative, {"C1"})
+    assert gzip.decompress(path.read_bytes()) == gzip.decompress(
+        (twin / relative).read_bytes())
+    # delivered again after the load read it: the new file is rewritten
+    new = (json.dumps({"type": "identify", "userId": "C1", "messageId": "new"}) + "\n"
+           + json.dumps({"type": "track", "userId": "C7", "messageId": "kept"}) + "\n").encode()
+    path.write_bytes(gzip.compress(new))
+    stale = _Text(read.file_id, old)
+    assert landing.rewrite_erased(tmp_path, relative, {"C1"}, stale)
+    rows = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    assert [row["messageId"] for row in rows] == ["new", "kept"]
+    assert rows[0]["userId"] == customer_key("C1") and rows[1]["userId"] == "C7"
