@@ -60,18 +60,22 @@ def ensure_audit(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table audit.erasure_passes add column if not exists from_change_id bigint")
 
 
-def _erased_profiles(con: duckdb.DuckDBPyConnection, known: str) -> None:
+def _erased_profiles(con: duckdb.DuckDBPyConnection, known: str, unchanged: bool = False) -> None:
     """Temp table `_erased_profiles`: the real ids in `raw.customers` that are erased (a request,
     or a profile whose key is a request on record). Computed again only when the profiles or
     the requests on record changed since the last time on this connection: a load of orders or
     events asks for it twice a day, and hashing every profile's id took over a second each
-    time at 1M customers (8 minutes over a year's load)."""
+    time at 1M customers (8 minutes over a year's load). `unchanged`: the caller knows that
+    neither changed since the table was made on this connection (a load's later days: even
+    the signature cost 55 ms a day, 40 s over a year of orders and events)."""
+    exists = "select count(*) from duckdb_tables() where temporary and table_name = ?"
+    if unchanged and con.execute(exists, ["_erased_profiles"]).fetchone()[0]:
+        return
     signature = repr(con.execute("""
         select (select (count(*), sum(hash(customer_id, is_deleted))) from raw.customers),
                (select (count(*), sum(hash(customer_key))) from audit.erasure_requests)
     """).fetchone())
-    cached = con.execute("select count(*) from duckdb_tables() where temporary "
-                         "and table_name = '_erased_profiles_signature'").fetchone()[0]
+    cached = con.execute(exists, ["_erased_profiles_signature"]).fetchone()[0]
     if cached and con.execute("select signature from _erased_profiles_signature"
                               ).fetchone()[0] == signature:
         return
@@ -84,14 +88,15 @@ def _erased_profiles(con: duckdb.DuckDBPyConnection, known: str) -> None:
 
 
 def _collect_erased(con: duckdb.DuckDBPyConnection, feed: str | None = None,
-                    day=None) -> None:
+                    day=None, profiles_unchanged: bool = False) -> None:
     """Temp table `_erased`: the real ids of erased customers still named in the warehouse.
     Named by a request in `raw.customers` (a new request, or an old one delivered again), by
     any profile whose key is a request on record, and, for a day of orders or events just
-    loaded, by that day's rows whose key is a request on record (a late or re-sent file)."""
+    loaded, by that day's rows whose key is a request on record (a late or re-sent file).
+    `profiles_unchanged`: as `_erased_profiles`' `unchanged`."""
     ensure_audit(con)
     known = "(select customer_key from audit.erasure_requests)"
-    _erased_profiles(con, known)
+    _erased_profiles(con, known, profiles_unchanged)
     sources = ["select customer_id from _erased_profiles"]
     if feed is None:
         sources.extend(_named_by_pseudonymized_requests(con))
@@ -150,14 +155,16 @@ def erasures_on_record(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def erased_files(con: duckdb.DuckDBPyConnection, feed: str | None = None,
-                 day=None) -> dict[str, set[str]]:
+                 day=None, profiles_unchanged: bool = False) -> dict[str, set[str]]:
     """The landing files (paths relative to the landing folder) that name an erased customer,
     and the ids they name: what the loader rewrites (`ingest.landing.rewrite_erased`). Call it
-    before `apply_erasures`, which replaces the ids in the warehouse."""
+    before `apply_erasures`, which replaces the ids in the warehouse. `profiles_unchanged`:
+    neither the profiles nor the requests on record changed since the last call on `con` (a
+    load of orders or events touches neither: its later days say so)."""
     tables = _tables(con)
     if "raw.customers" not in tables:
         return {}
-    _collect_erased(con, feed, day)
+    _collect_erased(con, feed, day, profiles_unchanged)
     where_day = "" if day is None else f" and t._partition_date = '{day.isoformat()}'"
     found: dict[str, set[str]] = {}
     for table, column in (("raw.customers", "customer_id"), ("raw.orders", "customer_id"),

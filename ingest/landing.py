@@ -495,7 +495,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
         # a day without files that holds no rows has nothing to replace (a store without
         # events, a day without orders); erasure requests do not change during the load
         held = _days_holding_rows(con, feed, days)
-        scrub = erasures_on_record(con)
+        scrub, scrubbed = erasures_on_record(con), False
         stager = _Stager(con, feed, landing, [(day, path) for day in days for path in files[day]])
         with stager, _Rewriter(landing) as rewriter:
             for number, day in enumerate(days):
@@ -516,7 +516,10 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                     # a day delivered after an erasure request is scrubbed as it lands; its
                     # files are put on the sweep's list before the commit and rewritten
                     # right after it, beside the next days' loading (`_Rewriter`)
-                    erased = erased_files(con, feed.name, day) if scrub else {}
+                    # the profiles and requests do not change during a load of orders or
+                    # events: the erased profiles found for its first day hold for the rest
+                    erased = erased_files(con, feed.name, day,
+                                          profiles_unchanged=scrubbed) if scrub else {}
                     if scrub:
                         apply_erasures(con, feed.name, day, collected=True)
                     rewriter.defer(erased)
@@ -536,6 +539,7 @@ def load_days(warehouse: Warehouse, landing: Path, feed_name: str,
                             "were not.)") from exc
                     raise
                 con.execute("commit")
+                scrubbed = scrub
                 rewriter.start(erased, texts)
     return report
 
