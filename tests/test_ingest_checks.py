@@ -99,30 +99,3 @@ def test_the_rows_suite_validates_a_sample_of_the_days_loaded_not_of_the_table(t
     assert result.passed
     assert result.metadata["rows_validated"].value == 100  # of the day's 300
     assert "properties" not in queries[0] and "message_id" in queries[0]
-
-
-def test_a_snapshot_feed_validates_the_days_it_loaded_again(tmp_path):
-    """A daily run loads the day's profile file again, not a year of them: the rows suite
-    runs on that day's rows (and on none when no profile file changed)."""
-    from types import SimpleNamespace
-
-    from core.warehouse import Warehouse
-    from dagster_project.defs.ingest import assets
-    from ingest import landing
-
-    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
-    with warehouse.connect() as con:
-        con.execute("create schema raw")
-        con.execute("""create table raw.customers as
-            select 'C' || i as customer_id, i % 3 = 0 as email_consent,
-                   'c' || i || '@example.com' as email, 'ES' as country,
-                   null::varchar as _extra, date '2026-06-01' + (i % 4)::int as _partition_date
-            from range(1200) as t(i)""")
-    suites = ExpectationsResource(suites_dir=str(SUITES_DIR))
-    report = landing.LoadReport("customers")
-    report.read["2026-06-04"] = report.loaded["2026-06-04"] = 300
-    result = assets._expectations(SimpleNamespace(warehouse=warehouse), suites, report, None)
-    assert result.passed and result.metadata["rows_validated"].value == 300
-    nothing_new = assets._expectations(SimpleNamespace(warehouse=warehouse), suites,
-                                       landing.LoadReport("customers"), None)
-    assert nothing_new.passed and nothing_new.metadata["rows_validated"].value == 0
