@@ -12,10 +12,9 @@ MART_KEYS = ("dim_customers", "dim_products", "fct_orders", "fct_order_items", "
              "segment_memberships", "segment_summary",
              "segment_transitions", "audience_uplift")
 # The incremental marts and their unique keys: a refresh's rows are patched into the copy by
-# key instead of copying the whole table (fct_sessions alone is tens of millions of rows). A
-# customer's recommendations are rewritten all at once, so the customer is their key here.
+# key instead of copying the whole table (fct_sessions alone is tens of millions of rows).
 PATCHED_BY_KEY = {"fct_orders": "order_id", "fct_order_items": "order_line_id",
-                  "fct_sessions": "session_id", "customer_product_recommendations": "customer_id"}
+                  "fct_sessions": "session_id"}
 
 
 @dg.asset(

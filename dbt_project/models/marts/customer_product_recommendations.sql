@@ -1,28 +1,7 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    pre_hook=["{{ record_recommendations_stamp() }}",
-              "{{ record_changed_recommendations() }}",
-              "{{ delete_changed_recommendations() }}"],
-    post_hook=["{{ drop_changed_recommendations() }}"],
-) }}
-
-{#-
-    One definition for a full build and every refresh. A refresh rewrites only the customers
-    whose rows would differ (the pre-hooks, macros/recommendation_changes.sql, recorded and
-    deleted them): at 1M customers the recommender rescores the customers whose history
-    changed, about one in twenty, and rebuilding 10M rows took 7 s, publishing them 7 s more.
-    Every row written carries the refresh's `change_id`, so the published copy is patched with
-    those rows only (core/warehouse.py, `publish_tables`).
--#}
-
 with
 
 recommendations as (
     select * from {{ source('ml', 'customer_recommendations') }}
-    {%- if is_incremental() %}
-    where customer_id in (select customer_id from {{ changed_recommendations_relation() }})
-    {%- endif %}
 ),
 
 products as (
@@ -46,9 +25,7 @@ final as (
         recommendations.score,
         recommendations.reason,
         recommendations.model_name,
-        recommendations.model_version,
-        recommendations.scored_at,
-        {{ recommendations_change_id() }} as change_id
+        recommendations.model_version
     from recommendations
     -- a product missing from the catalogue (a store that exports only orders, such as
     -- Online Retail) is still recommended, without its name and price; the warning checks
