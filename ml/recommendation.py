@@ -146,16 +146,20 @@ class Interactions:
             events = events[events["event_name"].isin(list(event_weights))]
         has_events = events is not None and len(events) > 0
         customer_ids, product_ids = _ids(lines[customer]), _ids(lines[product])
+        # one hashing pass per id column: factorize numbers the ids in order of first
+        # appearance, as unique() lists them (unique() then get_indexer hashed every id twice)
         if has_events:
             event_customers, event_products = _ids(events[customer]), _ids(events[product])
-            customers = pd.Index(pd.concat([customer_ids, event_customers]).unique(),
-                                 name=customer)
-            products = pd.Index(pd.concat([product_ids, event_products]).unique(), name=product)
+            all_rows, customers = pd.factorize(pd.concat(
+                [customer_ids, event_customers], ignore_index=True), use_na_sentinel=False)
+            all_cols, products = pd.factorize(pd.concat(
+                [product_ids, event_products], ignore_index=True), use_na_sentinel=False)
+            rows, event_rows = all_rows[:len(lines)], all_rows[len(lines):]
+            cols, event_cols = all_cols[:len(lines)], all_cols[len(lines):]
         else:
-            customers = pd.Index(customer_ids.unique(), name=customer)
-            products = pd.Index(product_ids.unique(), name=product)
-        rows = customers.get_indexer(customer_ids)
-        cols = products.get_indexer(product_ids)
+            rows, customers = pd.factorize(customer_ids, use_na_sentinel=False)
+            cols, products = pd.factorize(product_ids, use_na_sentinel=False)
+        customers, products = pd.Index(customers, name=customer), pd.Index(products, name=product)
         values = lines[weight].to_numpy(float) if weight else np.ones(len(lines))
         shape = (len(customers), len(products))
         matrix = sparse.csr_matrix((values, (rows, cols)), shape=shape)
@@ -172,9 +176,7 @@ class Interactions:
                 counts = (events["n_events"].to_numpy(float) if "n_events" in events
                           else np.ones(len(events)))
                 weighted = events["event_name"].map(event_weights).to_numpy(float) * counts
-            engagement = sparse.csr_matrix(
-                (weighted, (customers.get_indexer(event_customers),
-                            products.get_indexer(event_products))), shape=shape)
+            engagement = sparse.csr_matrix((weighted, (event_rows, event_cols)), shape=shape)
         kept = dated = None
         if keep_lines:  # an order is its invoice (Online Retail), its order id, or its day
             order = next((c for c in ("InvoiceNo", "order_id") if c in lines), None)
