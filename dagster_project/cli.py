@@ -249,9 +249,13 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
     ensure_dbt_manifest()
     import dagster as dg
 
+    from core import preload
     from dagster_project import recovery
     from dagster_project.definitions import defs
     from dagster_project.partitions import daily_partitions
+
+    # the model and check steps' libraries, imported while ingestion loads the day
+    preload.start()
 
     known = set(daily_partitions.get_partition_keys())
     outside = [day for day in days if day not in known]

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from core import preload
 from core.settings import Home
 from core.warehouse import Warehouse
 from ingest import quality
@@ -40,6 +41,7 @@ class MlflowResource(dg.ConfigurableResource):
     artifact_root: str = Field(description="Absolute folder for run artifacts.")
 
     def configure(self) -> None:
+        preload.wait()  # (core/preload.py)
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking_uri)
@@ -47,6 +49,7 @@ class MlflowResource(dg.ConfigurableResource):
 
     def experiment_id(self, name: str) -> str:
         """The id of an experiment, created with an explicit artifact location on first use."""
+        preload.wait()
         import mlflow
 
         self.configure()

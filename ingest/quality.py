@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core import preload
 from core.settings import PROJECT_ROOT
 
 SUITES_DIR = PROJECT_ROOT / "expectations"
@@ -102,6 +103,7 @@ def suite_columns(table: str, group: str, suites_dir: Path = SUITES_DIR) -> list
 @cache
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    preload.wait()
     import great_expectations as gx
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -113,6 +115,7 @@ def _context():
 def validate(table: str, group: str, frame: pd.DataFrame, parameters: dict | None = None,
              suites_dir: Path = SUITES_DIR) -> ValidationSummary:
     """Validate `frame` against the `group` expectations of the table's suite file."""
+    preload.wait()
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,

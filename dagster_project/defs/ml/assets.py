@@ -10,6 +10,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from core import preload
 from dagster_project.resources import HomeResource, MlflowResource, WarehouseResource
 
 SEGMENTER_EXPERIMENT = "customer_segmenter"
@@ -71,6 +72,7 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     """Each customer who visited or bought, in a behaviour cluster of the champion
     `customer_segmenter`: a stable cluster key, a readable name and the model version. Empty
     (no ML segments) while there is no champion: see the check `champion`."""
+    preload.wait()  # the background imports of these modules, if any, are done
     from ml import retraining
     from ml.evaluation import SEGMENTER_GATE, sample_store_agreement
     from ml.features import (
@@ -188,6 +190,7 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     fits the store better, + Gamma-Gamma). P(alive) is empty where churn cannot be identified
     (then no churn segments; the metadata says why). Empty (no predictive segments) while there
     is no champion: see the check `champion`."""
+    preload.wait()
     from ml import clv, retraining
     from ml.evaluation import LIFETIME_VALUE_GATE, sample_store_churn_agreement
     from ml.registry import (

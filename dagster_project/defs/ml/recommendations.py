@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from core import preload
 from dagster_project.defs.ml.assets import champion_check, champion_check_spec
 from dagster_project.resources import MlflowResource, WarehouseResource
 
@@ -87,6 +88,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     """Choose the recommender's configuration on a validation split, compare it offline with
     the baselines on the held-out weeks, register it, promote it if it beats them, and score
     every customer with the champion."""
+    preload.wait()
     from ml import recommendation as rec
     from ml import retraining
     from ml.evaluation import FALLBACK_RECOMMENDER_GATE, RECOMMENDER_GATE

@@ -29,6 +29,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
+from core import preload
 from core.settings import DBT_PROJECT_DIR
 
 # What a parse depends on besides the project's files: the profile (it names the home's
@@ -48,6 +49,7 @@ def _parse_key(project_dir: Path) -> tuple:
 def _invoke(argv: list[str], manifest: Any = None, callbacks: list | None = None) -> Any:
     """One dbt invocation in this process; closes dbt-duckdb's database afterwards (it keeps it
     open between invocations, and the other steps of the run open the warehouse themselves)."""
+    preload.wait()  # dbt's imports and the background ones overlap (core/preload.py)
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
