@@ -247,15 +247,11 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
     activation asset. Exit code 1 only when a step failed (a blocking check, an error): a
     non-blocking check that failed (a model without a champion, a refused sync) is printed."""
     ensure_dbt_manifest()
-    import dagster as dg
 
     from core import preload
-    from dagster_project import recovery
     from dagster_project.definitions import defs
+    from dagster_project.defs.transform.assets import preparse
     from dagster_project.partitions import daily_partitions
-
-    # the model and check steps' libraries, imported while ingestion loads the day
-    preload.start()
 
     known = set(daily_partitions.get_partition_keys())
     outside = [day for day in days if day not in known]
@@ -290,6 +286,21 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
     if ranges and skip_feeds:
         print(f"Not loaded again (no landing day changed): {', '.join(sorted(skip_feeds))}.")
     run_config = refresh_config(runs[-1][0], full_refresh, force_removals)
+    # the model and check steps' libraries, and dbt's parse of the project, imported and made
+    # while ingestion loads the day (core/preload.py); done before this returns
+    preload.arm(tasks=(preparse,))
+    try:
+        return _runs(job, runs, run_config, trigger, home)
+    finally:
+        preload.wait()
+
+
+def _runs(job, runs: list, run_config: dict, trigger: str, home: Home) -> int:
+    """Execute `runs` (asset selection, tags) in turn; the exit code of `materialize`."""
+    import dagster as dg
+
+    from dagster_project import recovery
+
     started = time.monotonic()
     for number, (selection, tags) in enumerate(runs, start=1):
         with dg.DagsterInstance.get() as instance:

@@ -499,6 +499,59 @@ def test_over_return_warns_on_the_mart(marts):
         assert float(net.fetchone()[0]) == -22682.64  # what the warning is about
 
 
+def test_a_daily_run_checks_the_orders_it_wrote_and_warns_about_a_late_over_return(tmp_path):
+    """After a full build, an incremental run reads the rows it wrote: a return delivered days
+    later that makes its order over-returned warns, the order that warned in the full build is
+    not warned about again, and the order lines' relationship test reads the newest change."""
+    home = tmp_path
+    day2, day3 = DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
+    _write(home / "landing", "orders", "orders.csv", HEADER + "\n"
+           + "O1,1,C1,2026-05-01T10:00:00Z,P1,2,10.00,EUR,completed,web,ES,0\n"  # 2 sold
+           + "O2,1,C1,2026-05-01T11:00:00Z,P1,1,30.00,EUR,completed,web,ES,0\n")  # 1 sold
+    _write(home / "landing", "orders", "orders.csv", HEADER + "\n"
+           + "O2,2,C1,2026-05-02T11:00:00Z,P1,-2,30.00,EUR,completed,web,ES,0\n", day2)
+    _write(home / "landing", "products", "products.csv", _products(2))
+    warehouse = Warehouse(home / "warehouse.duckdb")
+    landing.load_days(warehouse, home / "landing", "orders", [DAY, day2])
+    landing.load_all_days(warehouse, home / "landing", "products")
+    full = _dbt_build(home)
+    assert full["returns_exceed_units"]["failures"] == 1
+    assert _failing_rows(home, "returns_exceed_units") == [("O2", "P1", 1, 2)]
+    def compiled(prefix: str, *words: str) -> str:  # a generic test's compiled SQL (dbt
+        # names a long test's file by a hash)
+        (sql,) = [text for path in (home / "dbt_target" / "compiled").rglob(f"{prefix}*.sql")
+                  if all(word in (text := path.read_text()) for word in words)]
+        return sql
+
+    def channel_test() -> str:
+        return compiled("accepted_values", "channel", "stg_shop__order_lines")
+
+    assert "where true)" in channel_test()  # before fct_order_items' first run: every line
+
+    _write(home / "landing", "orders", "orders.csv", HEADER + "\n"
+           + "O1,2,C1,2026-05-03T09:00:00Z,P1,-3,10.00,EUR,completed,web,ES,0\n"  # 3 back of 2
+           + "O5,1,C3,2026-05-03T10:00:00Z,P1,1,10.00,EUR,completed,web,ES,0\n", day3)
+    landing.load_days(warehouse, home / "landing", "orders", [day3])
+    daily = _dbt_build(home)
+    assert daily["returns_exceed_units"]["status"] == "warn"
+    assert _failing_rows(home, "returns_exceed_units") == [("O1", "P1", 2, 3)]
+    (relationships,) = [r for r in daily.values()
+                        if ".relationships_fct_order_items_order_id" in r["unique_id"]]
+    assert relationships["status"] == "pass"
+    assert "change_id = (select max(change_id) from" in compiled(
+        "relationships", "fct_order_items", "fct_orders")
+    # the staging view's row-by-row checks read the day loaded since fct_order_items ran
+    assert "landed_on in (select day from" in channel_test()
+    tests = {r["unique_id"].split(".")[2]: r["status"] for r in daily.values()
+             if r["unique_id"].startswith("test.") and "stg_shop__order_lines" in r["unique_id"]}
+    assert len(tests) == 5 and set(tests.values()) == {"pass"}, tests
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        newest = con.execute("select order_id from marts.fct_order_items where change_id = "
+                             "(select max(change_id) from marts.fct_order_items) "
+                             "group by 1 order by 1").fetchall()
+    assert newest == [("O1",), ("O5",)]  # what the daily checks read
+
+
 def test_unknown_product_warns_on_the_mart(marts):
     home, results = marts
     assert results["unknown_product"]["status"] == "warn"

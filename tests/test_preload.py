@@ -19,3 +19,18 @@ def test_the_background_imports_finish_before_wait_returns_and_a_failing_one_is_
 def test_wait_without_start_returns_at_once(monkeypatch):
     monkeypatch.setattr(preload, "_thread", None)
     preload.wait()
+
+
+def test_armed_work_waits_for_begin(monkeypatch):
+    monkeypatch.delitem(sys.modules, "tabnanny", raising=False)
+    monkeypatch.setattr(preload, "_thread", None)
+    monkeypatch.setattr(preload, "_armed", None)
+    done = []
+    preload.arm(("tabnanny",), tasks=(lambda: done.append(preload.wait()),))
+    preload.wait()  # armed, not begun: nothing to wait for, nothing done
+    assert "tabnanny" not in sys.modules and done == []
+    preload.begin()
+    preload.begin()  # once
+    preload.wait()
+    assert "tabnanny" in sys.modules
+    assert done == [None]  # a task that waits, in the thread, does not wait for itself

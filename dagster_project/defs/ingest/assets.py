@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from core import preload
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import ExpectationsResource, HomeResource, WarehouseResource
 from ingest import landing, quality
@@ -138,6 +139,7 @@ def _feed_asset(feed: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, home: HomeResource,
                warehouse: WarehouseResource, expectations: ExpectationsResource):
+        preload.begin()  # what `segmenta run` armed, beside the load (mostly DuckDB's work)
         if partitioned:
             days = [dt.date.fromisoformat(key) for key in context.partition_keys]
             report = landing.load_days(warehouse.warehouse, home.home.landing, feed, days)

@@ -11,7 +11,7 @@ from dagster_dbt import DagsterDbtTranslator, dbt_assets
 from pydantic import Field
 
 from core.settings import HOME
-from dagster_project.defs.transform.inprocess import build_events
+from dagster_project.defs.transform.inprocess import build_events, parse_ahead
 from dagster_project.defs.transform.project import dbt_project
 
 
@@ -114,6 +114,31 @@ def _invocation_target(context: dg.AssetExecutionContext) -> Path:
     if _kept_parse().exists():
         shutil.copyfile(_kept_parse(), target / PARTIAL_PARSE)
     return target
+
+
+def preparse() -> None:
+    """dbt's parse of the project in place, for this process's dbt steps, ahead of the first
+    (`segmenta run` calls it in a background thread while ingestion loads the day: see
+    core/preload.py). Made as a step makes it (`parsed_manifest`, from the home's partial
+    parse), in a scratch folder that goes afterwards; a step whose environment differs by then
+    parses again."""
+    from core.processes import is_alive
+    from core.settings import DBT_PROJECT_DIR
+
+    for left in HOME.dbt_target.glob("preparse-*"):  # by a process killed meanwhile
+        pid = left.name.removeprefix("preparse-")
+        if not pid.isdigit() or not is_alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    target = HOME.dbt_target / f"preparse-{os.getpid()}"
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        if _kept_parse().exists():
+            shutil.copyfile(_kept_parse(), target / PARTIAL_PARSE)
+        profiles_dir = Path(dbt_project().profiles_dir)
+        parse_ahead(["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(profiles_dir),
+                     "--target-path", str(target), "--log-path", str(target)])
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def _keep_partial_parse(target: Path) -> None:

@@ -75,6 +75,13 @@ def parsed_manifest(project_dir: Path, common: list[str]) -> Any:
     return _parsed[key]
 
 
+def parse_ahead(common: list[str]) -> None:
+    """`parsed_manifest` of the project in place, under the lock of the invocations (called
+    ahead of the first dbt step, from a background thread: `assets.preparse`)."""
+    with _lock:
+        parsed_manifest(DBT_PROJECT_DIR, common)
+
+
 def build_events(args: list[str], context: dg.AssetExecutionContext,
                  translator: DagsterDbtTranslator, target: Path,
                  profiles_dir: Path) -> Iterator[Any]:

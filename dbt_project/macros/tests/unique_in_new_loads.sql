@@ -21,17 +21,8 @@
 {%- set new_days = none -%}
 {%- set new_share = 1.0 -%}
 {%- if execute -%}
-    {%- set loads = adapter.get_relation(database=model.database, schema='raw',
-                                         identifier='loaded_days') -%}
-    {%- set recorded = run_query(
-        "select max(change_id) from " ~ watermarks_relation()
-        ~ " where model_name = '" ~ consumer ~ "'") -%}
-    {%- set mark = recorded.columns[0].values()[0] -%}
-    {%- if loads is not none and mark is not none -%}
-        {%- set new_days -%}
-            select day from {{ loads }}
-            where feed = '{{ feed }}' and (change_id is null or change_id > {{ mark }})
-        {%- endset -%}
+    {%- set new_days = new_load_days(model.database, feed, consumer) -%}
+    {%- if new_days is not none -%}
         {%- set counted = run_query(
             "select count(*) filter (where landed_on in (" ~ new_days ~ "))"
             ~ " / greatest(count(*), 1) from " ~ model) -%}
@@ -57,3 +48,27 @@ group by model_rows.{{ column_name }}
 having count(*) > 1
 {%- endif %}
 {% endtest %}
+
+
+{#- SQL selecting the landing days of `feed` loaded since `consumer` (an incremental model) last
+    ran, as `unique_in_new_loads` explains; none before its first run or without a record of the
+    loads (then every day is new). Read when the test is compiled, just before it runs. -#}
+{% macro new_load_days(database, feed, consumer) %}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set loads = adapter.get_relation(database=database, schema='raw',
+                                         identifier='loaded_days') -%}
+    {%- set recorded = run_query(
+        "select max(change_id) from " ~ watermarks_relation()
+        ~ " where model_name = '" ~ consumer ~ "'") -%}
+    {%- set mark = recorded.columns[0].values()[0] -%}
+    {%- if loads is none or mark is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set days -%}
+        select day from {{ loads }}
+        where feed = '{{ feed }}' and (change_id is null or change_id > {{ mark }})
+    {%- endset -%}
+    {{ return(days) }}
+{% endmacro %}
