@@ -1,4 +1,5 @@
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import pandas as pd
@@ -250,7 +251,6 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             chosen = fallback
         # the neighbours of the model just trained; then what only training needed goes
         # before scoring (at 1M customers the training frames are GBs)
-        model_products = data.products
         similar = rec.similar_items(model, data).assign(model_version=registered.version)
         del data, train, validation_data, events, lines, train_lines, validation_lines
         forget_windows()
@@ -265,6 +265,13 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
 
     # score every customer with history (orders, views, cart adds) with the champion
     champion, version = load_champion(PRODUCT_RECOMMENDER)
+    # the open carts' complements need only the champion: found in a second thread while this
+    # one scores (most of the scoring is single-threaded pandas; at 1M customers the carts'
+    # query and complements took 4 s of the step)
+    inner = champion.unwrap_python_model()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="cart-complements")
+    carts_done = pool.submit(_cart_complements, db, inner, version)
+    pool.shutdown(wait=False)  # the thread ends with its one task
     # products the catalogue marks inactive (a store without a catalogue feed has none: its
     # products are all recommendable)
     inactive = set(products.loc[products["is_active"].astype("boolean").eq(False).fillna(False),
@@ -278,7 +285,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         # at 1M customers)
         from ml.ranker import LearnedRanker
 
-        champion_model = champion.unwrap_python_model().model
+        champion_model = inner.model
         learned = isinstance(champion_model, LearnedRanker)
         _history(con, weights["event_weights"], config.event_lookback_days,
                  with_recency=isinstance(champion_model, (rec.TifuKnn, LearnedRanker)),
@@ -349,26 +356,12 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     if registered is None or registered.version != version:
         # not retrained, or the new version was rejected: the champion's neighbours stay (or
         # are written from it when the table holds another version's); its carts are new
-        inner = champion.unwrap_python_model()
-        model, model_products, model_version = inner.model, inner.products, version
         similar = _champion_similarities(db, inner, version)
     else:
-        model_version = registered.version
         db.replace_table("ml.item_similarities", similar)
-    carts = db.query_df("""
-        select distinct events.customer_id, events.product_id
-        from intermediate.int_events_sessionized as events
-        inner join marts.fct_sessions as sessions on events.session_id = sessions.session_id
-        where events.event_name = 'Product Added' and events.customer_id is not null
-          and events.product_id is not null and not sessions.has_order
-          and sessions.session_date >= (select max(session_date) - 7 from marts.fct_sessions)
-          -- the same bound on the events (none of those sessions has an earlier event) lets
-          -- DuckDB skip the older days' row groups: 3.5 s -> 2.2 s at 1M customers
-          and events.event_date >= (select max(session_date) - 7 from marts.fct_sessions)
-    """)
-    complements = rec.cart_complements(model, model_products, carts).assign(
-        model_version=model_version, scored_at=now)
-    db.replace_table("ml.cart_complements", complements)
+    # the champion's complements (the version trained here when it became the champion)
+    carts, complements = carts_done.result()
+    db.replace_table("ml.cart_complements", complements.assign(scored_at=now))
 
     metadata = {
         "rows": dg.MetadataValue.int(_count(db, "ml.customer_recommendations")),
@@ -496,6 +489,27 @@ def _history(con, event_weights: dict[str, float], lookback_days: int,
         from orders full join engaged using (customer_id, product_id)
         {"left join customer_orders using (customer_id)" if with_dates else ""}
     """, [event_weights["Product Viewed"], event_weights["Product Added"], lookback_days])
+
+
+def _cart_complements(db, inner, version: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The open carts (customers' cart adds in sessions of the last 7 days without an order)
+    and, for each, the 5 products of the champion (`inner`: its unwrapped model) that go best
+    with it. Runs in a thread of its own beside the scoring (its own connection)."""
+    from ml import recommendation as rec
+
+    carts = db.query_df("""
+        select distinct events.customer_id, events.product_id
+        from intermediate.int_events_sessionized as events
+        inner join marts.fct_sessions as sessions on events.session_id = sessions.session_id
+        where events.event_name = 'Product Added' and events.customer_id is not null
+          and events.product_id is not null and not sessions.has_order
+          and sessions.session_date >= (select max(session_date) - 7 from marts.fct_sessions)
+          -- the same bound on the events (none of those sessions has an earlier event) lets
+          -- DuckDB skip the older days' row groups: 3.5 s -> 2.2 s at 1M customers
+          and events.event_date >= (select max(session_date) - 7 from marts.fct_sessions)
+    """)
+    complements = rec.cart_complements(inner.model, inner.products, carts)
+    return carts, complements.assign(model_version=version)
 
 
 def _champion_similarities(db, inner, version: str) -> pd.DataFrame:
