@@ -155,12 +155,16 @@ def erasures_on_record(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def erased_files(con: duckdb.DuckDBPyConnection, feed: str | None = None,
-                 day=None, profiles_unchanged: bool = False) -> dict[str, set[str]]:
+                 day=None, profiles_unchanged: bool = False,
+                 moved_later: bool = False) -> dict[str, set[str]]:
     """The landing files (paths relative to the landing folder) that name an erased customer,
     and the ids they name: what the loader rewrites (`ingest.landing.rewrite_erased`). Call it
     before `apply_erasures`, which replaces the ids in the warehouse. `profiles_unchanged`:
     neither the profiles nor the requests on record changed since the last call on `con` (a
-    load of orders or events touches neither: its later days say so)."""
+    load of orders or events touches neither: its later days say so). `moved_later` (a pass
+    over every feed, `feed` None): the files of the order lines and events are left out here,
+    for `apply_erasures(..., collected=True, found=<this result>)` to add as it moves those
+    rows (one pass over 100M events at 1M customers instead of two, 3 s a day)."""
     tables = _tables(con)
     if "raw.customers" not in tables:
         return {}
@@ -170,6 +174,8 @@ def erased_files(con: duckdb.DuckDBPyConnection, feed: str | None = None,
     for table, column in (("raw.customers", "customer_id"), ("raw.orders", "customer_id"),
                           ("raw.events", "user_id")):
         if table not in tables or feed not in (None, table.split(".")[1]):
+            continue
+        if moved_later and feed is None and table in MOVED_TABLES:
             continue
         for path, customer in con.execute(f"""
                 select distinct t._source_file, e.customer_id from {table} t
@@ -227,7 +233,8 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
 
 
 def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
-                   day=None, collected: bool = False) -> int:
+                   day=None, collected: bool = False,
+                   found: dict[str, set[str]] | None = None) -> int:
     """Scrub every erased customer from raw, quarantine and the Python-written outputs (see the
     module docstring); returns how many erased customers this pass found still named (0 once
     everything is scrubbed: the warehouse then names them only by key). Idempotent.
@@ -235,7 +242,9 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
     With `feed` and `day` (a day of orders or events just loaded), only that day's rows of that
     feed are scrubbed: the rest was scrubbed when the request arrived. `collected`: the
     `erased_files` call just before, with the same arguments and in the same transaction,
-    found the erased ids already (a day's load asks both)."""
+    found the erased ids already (a day's load asks both). `found`: `erased_files`' result
+    when it was asked with `moved_later`; the landing files of the order lines and events
+    moved here are added to it."""
     tables = _tables(con)
     if feed is not None:
         tables = {t: c for t, c in tables.items()
@@ -295,7 +304,7 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
                                 where rowid in (select rid from _hits)""")
                 counts.extend((c, table, "quarantined record replaced", n) for c, n in rows)
     if erased:
-        _pseudonymize(con, tables, feed, where_day, counts)
+        _pseudonymize(con, tables, feed, where_day, counts, found)
     if erased and feed is None:
         for table in sorted(t for t in tables if t.startswith("snapshots.")
                             and "customer_id" in tables[t]):  # history, kept under the key
@@ -353,11 +362,13 @@ def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,
 
 
 def _pseudonymize(con: duckdb.DuckDBPyConnection, tables: dict[str, set[str]], feed: str | None,
-                  where_day: str, counts: list) -> None:
+                  where_day: str, counts: list, found: dict[str, set[str]] | None = None
+                  ) -> None:
     """Order facts and events keep the erased customer only as `customer_key`. Rows already
     loaded are logged in the change logs before and after (one new change id), so the
     incremental models rewrite every order, session and customer-day derived from them; a day
-    loaded after the request (`feed`, `where_day`) is rewritten before its load logs it."""
+    loaded after the request (`feed`, `where_day`) is rewritten before its load logs it.
+    `found` (landing file -> ids): gets the files of the rows moved."""
     targets = [(t, c) for t, c in (("raw.orders", "customer_id"), ("raw.events", "user_id"))
                if t in tables and feed in (None, t.split(".")[1])]
     if not targets:
@@ -396,6 +407,10 @@ def _pseudonymize(con: duckdb.DuckDBPyConnection, tables: dict[str, set[str]], f
                      f"{pseudonym_sql(column)} as {column}" + (", null as _extra" if extra else ""))
         if not rows.num_rows:
             continue
+        if found is not None:
+            for path, customer in zip(rows.column("_source_file").to_pylist(),
+                                      rows.column(column).to_pylist(), strict=True):
+                found.setdefault(path, set()).add(customer)
         con.register("_moved", rows)
         try:
             actions = [("customer id pseudonymized", "")]

@@ -608,8 +608,10 @@ def load_snapshot_days(warehouse: Warehouse, landing: Path, feed_name: str,
                 stager.done(staged)
         rewritten: list[str] = []
         if feed_name == "customers":
-            erased = erased_files(con)
-            report.erased_customers = apply_erasures(con)
+            # (the files of the erased customers' order lines and events are found as the
+            # rows move: one pass over the events)
+            erased = erased_files(con, moved_later=True)
+            report.erased_customers = apply_erasures(con, collected=True, found=erased)
             # the warehouse is scrubbed now; the landing files, which name the person in up to
             # every day of a year, on the sweep (`SEGMENTA_ERASURE_SWEEP_DAYS`)
             defer_landing_erasures(landing, erased)

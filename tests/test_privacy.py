@@ -132,6 +132,43 @@ def test_an_erasure_is_exact_and_reaches_extra_fields_traits_quarantine_and_mode
     assert len(warehouse.query_df("select * from audit.erasure_report")) == len(erasures)
 
 
+def test_the_files_found_as_rows_move_are_those_a_search_of_every_table_finds(
+        tmp_path, warehouse, monkeypatch):
+    """The profiles' load asks `erased_files` to leave the order lines and events out and adds
+    their files as `apply_erasures` moves the rows: the same files and ids as a search of
+    every table, with the request named on two days of events and in the orders."""
+    from core import privacy
+
+    _profiles(tmp_path, erase=False)
+    for day in (DAY, DAY - dt.timedelta(days=1)):
+        _events(tmp_path, day)
+    _write(tmp_path, "orders", "orders.csv", f"{HEADER}\n"
+           "O1,1,C1,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,PT,0\n"
+           "O2,1,C10,2026-05-01T10:00:00Z,P1,1,9.50,EUR,completed,web,PT,0\n")
+    landing.load_all_days(warehouse, tmp_path, "customers")
+    landing.load_days(warehouse, tmp_path, "orders", [DAY])
+    landing.load_days(warehouse, tmp_path, "events", [DAY - dt.timedelta(days=1), DAY])
+    searched, moved = {}, {}
+
+    def erased_files(con, *args, **kwargs):
+        searched.update(privacy.erased_files(con))  # every table searched (no side effects)
+        assert kwargs == {"moved_later": True}
+        return privacy.erased_files(con, *args, **kwargs)
+
+    def apply_erasures(con, *args, found=None, **kwargs):
+        erased = privacy.apply_erasures(con, *args, found=found, **kwargs)
+        moved.update(found)
+        return erased
+
+    monkeypatch.setattr(landing, "erased_files", erased_files)
+    monkeypatch.setattr(landing, "apply_erasures", apply_erasures)
+    _profiles(tmp_path, erase=True)
+    assert landing.load_all_days(warehouse, tmp_path, "customers").erased_customers == 1
+    assert {path.split("/")[0] for path in searched} == {"customers", "orders", "events"}
+    assert len([path for path in searched if path.startswith("events/")]) == 2
+    assert moved == searched and set().union(*searched.values()) == {"C1"}
+
+
 def test_a_day_delivered_after_the_request_is_scrubbed_as_it_lands(tmp_path, warehouse):
     _profiles(tmp_path, erase=True)
     landing.load_all_days(warehouse, tmp_path, "customers")
