@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -44,6 +45,7 @@ class MlflowResource(dg.ConfigurableResource):
         preload.wait()  # (core/preload.py)
         import mlflow
 
+        _ensure_tracking_db(self.tracking_uri, self.artifact_root)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
 
@@ -58,6 +60,29 @@ class MlflowResource(dg.ConfigurableResource):
             return found.experiment_id
         location = Path(self.artifact_root, name).as_uri()
         return mlflow.create_experiment(name, artifact_location=location)
+
+
+def _ensure_tracking_db(uri: str, artifact_root: str) -> None:
+    """Create MLflow's SQLite database whole, or not at all. MLflow creates it on first use,
+    one schema migration after another: a run killed meanwhile (a kill at the first ML step
+    of a new home) left a database no later run could open ("table _alembic_tmp_datasets
+    already exists"). It is made under a temporary name and moved into place; what a killed
+    creation left goes."""
+    from core.processes import is_alive
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not uri.startswith("sqlite:///") or path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for left in path.parent.glob(f".{path.name}.*.init"):
+        pid = left.name.removeprefix(f".{path.name}.").removesuffix(".init")
+        if not pid.isdigit() or not is_alive(int(pid)):
+            left.unlink(missing_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.init")
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(f"sqlite:///{staged}", artifact_root).engine.dispose()
+    os.replace(staged, path)
 
 
 class ExpectationsResource(dg.ConfigurableResource):
