@@ -13,6 +13,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -499,24 +500,16 @@ def test_over_return_warns_on_the_mart(marts):
         assert float(net.fetchone()[0]) == -22682.64  # what the warning is about
 
 
-def test_a_daily_run_checks_the_orders_it_wrote_and_warns_about_a_late_over_return(tmp_path):
-    """After a full build, an incremental run reads the rows it wrote: a return delivered days
-    later that makes its order over-returned warns, the order that warned in the full build is
-    not warned about again, and the order lines' relationship test reads the newest change."""
-    home = tmp_path
-    day2, day3 = DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
-    _write(home / "landing", "orders", "orders.csv", HEADER + "\n"
-           + "O1,1,C1,2026-05-01T10:00:00Z,P1,2,10.00,EUR,completed,web,ES,0\n"  # 2 sold
-           + "O2,1,C1,2026-05-01T11:00:00Z,P1,1,30.00,EUR,completed,web,ES,0\n")  # 1 sold
-    _write(home / "landing", "orders", "orders.csv", HEADER + "\n"
-           + "O2,2,C1,2026-05-02T11:00:00Z,P1,-2,30.00,EUR,completed,web,ES,0\n", day2)
-    _write(home / "landing", "products", "products.csv", _products(2))
-    warehouse = Warehouse(home / "warehouse.duckdb")
-    landing.load_days(warehouse, home / "landing", "orders", [DAY, day2])
-    landing.load_all_days(warehouse, home / "landing", "products")
-    full = _dbt_build(home)
-    assert full["returns_exceed_units"]["failures"] == 1
-    assert _failing_rows(home, "returns_exceed_units") == [("O2", "P1", 1, 2)]
+def test_a_daily_run_checks_the_orders_it_wrote_and_warns_about_a_late_over_return(
+        marts, tmp_path):
+    """After the full build (the `marts` fixture, on a copy of its home), an incremental run
+    reads the rows it wrote: a return delivered days later that makes its order over-returned
+    warns, the order that warned in the full build is not warned about again, and the order
+    lines' relationship test reads the newest change."""
+    built, full = marts
+    home = tmp_path / "home"
+    shutil.copytree(built, home)
+
     def compiled(prefix: str, *words: str) -> str:  # a generic test's compiled SQL (dbt
         # names a long test's file by a hash)
         (sql,) = [text for path in (home / "dbt_target" / "compiled").rglob(f"{prefix}*.sql")
@@ -526,12 +519,14 @@ def test_a_daily_run_checks_the_orders_it_wrote_and_warns_about_a_late_over_retu
     def channel_test() -> str:
         return compiled("accepted_values", "channel", "stg_shop__order_lines")
 
+    assert full["returns_exceed_units"]["failures"] == 1  # O2, in the full build
     assert "where true)" in channel_test()  # before fct_order_items' first run: every line
 
+    day3 = DAY + dt.timedelta(days=2)
     _write(home / "landing", "orders", "orders.csv", HEADER + "\n"
-           + "O1,2,C1,2026-05-03T09:00:00Z,P1,-3,10.00,EUR,completed,web,ES,0\n"  # 3 back of 2
+           + "O1,3,C1,2026-05-03T09:00:00Z,P1,-2,10.00,EUR,completed,web,ES,0\n"  # 3 back of 2
            + "O5,1,C3,2026-05-03T10:00:00Z,P1,1,10.00,EUR,completed,web,ES,0\n", day3)
-    landing.load_days(warehouse, home / "landing", "orders", [day3])
+    landing.load_days(Warehouse(home / "warehouse.duckdb"), home / "landing", "orders", [day3])
     daily = _dbt_build(home)
     assert daily["returns_exceed_units"]["status"] == "warn"
     assert _failing_rows(home, "returns_exceed_units") == [("O1", "P1", 2, 3)]
