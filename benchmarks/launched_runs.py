@@ -6,8 +6,10 @@ Builds the sample store (2,000 customers, 120 days; generated unless <home>/land
 `2 x rounds` days held back, then alternates, A B A B: a held-back day is delivered and
 refreshed by `segmenta run` (A, what `make run` does), the next is delivered and refreshed by
 the run that the landing sensor launches in `dg dev` (B, what `make ui` and the schedule do:
-the daemon starts a run worker process and the run's executor runs the steps). Each refresh
-loads one day and rebuilds everything downstream: the same selection on both sides.
+the daemon starts a run worker process and the run's executor runs the steps). B's day is
+delivered once `dg dev` is up and settled, as a store's daily files reach a running daemon.
+Each refresh loads one day and rebuilds everything downstream: the same selection on both
+sides.
 
 Both are timed the same way, from the Dagster run record: creation to end (B's includes the
 queue and the run worker's start-up, A's only the run inside `segmenta run`); A's whole
@@ -28,11 +30,13 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from pipeline import SEGMENTA, deliver_next, hold_back  # benchmarks/pipeline.py
 
 ROOT = Path(__file__).resolve().parent.parent
+UI_SETTLE_SECONDS = 30
 
 
 def env(home: Path) -> dict[str, str]:
@@ -75,9 +79,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_up(port: int, log_path: Path, timeout: float) -> None:
+    """Until the webserver answers and the daemon has settled (its start-up, the webserver's
+    and the code server's load both cores for a while: not what a run launched from a UI that
+    is up pays)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if "Error loading repository location" in log_path.read_text():
+            sys.exit(f"dg dev could not load the code location; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
+                break
+        except OSError:
+            time.sleep(1)
+    else:
+        sys.exit(f"dg dev did not answer within {timeout:.0f} s; see {log_path}")
+    time.sleep(UI_SETTLE_SECONDS)
+
+
 def refresh_by_the_sensor(home: Path, timeout: float) -> float:
-    """Deliver the next day while the sensor's cursor holds everything loaded so far, start
-    `dg dev`, wait for the runs the sensor launches, stop `dg dev`."""
+    """With the sensor's cursor on everything loaded so far, start `dg dev`, deliver the next
+    day once it is up, wait for the runs the sensor launches, stop `dg dev`."""
     sys.path.insert(0, str(ROOT))
     from ingest import landing
 
@@ -86,14 +108,17 @@ def refresh_by_the_sensor(home: Path, timeout: float) -> float:
                     "landing_sensor", "--set", json.dumps(loaded),
                     "-m", "dagster_project.definitions"],
                    env=env(home), cwd=ROOT, check=True, capture_output=True)
-    day = deliver_next(home)
-    since = time.time()
+    day = min({p.name for p in (home / "held_back").glob("*/dt=*")})  # the next to deliver
     log_path = home / "bench_logs" / f"dg-dev-{day}.log"
     log = log_path.open("w")
+    port = free_port()
     ui = subprocess.Popen([str(Path(sys.executable).parent / "dg"), "dev", "--host", "127.0.0.1",
-                           "--port", str(free_port())], env=env(home), cwd=ROOT,
+                           "--port", str(port)], env=env(home), cwd=ROOT,
                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        wait_until_up(port, log_path, timeout)
+        deliver_next(home)  # to a UI that is up, as a store's daily files reach it
+        since = time.time()
         deadline = time.time() + timeout
         while time.time() < deadline:
             time.sleep(5)

@@ -113,3 +113,34 @@ def test_models_and_syncs_have_non_blocking_checks_and_run_accepts_force_removal
     assert config["ops"]["activation__at_risk_winback__file"] == {
         "config": {"force_removals": True}}
     assert dg.validate_run_config(job, config)
+
+
+def test_dg_dev_parses_the_dbt_project_again_only_when_a_file_of_it_changed(tmp_path):
+    """Under `dg dev` the code loads in every launched run's worker: a fresh manifest is
+    reused (dagster-dbt's own preparer parsed the project every time, 5 s of each run)."""
+    import os
+
+    from dagster_project.defs.transform.project import manifest_is_stale
+
+    project = tmp_path / "dbt_project"
+    for name in ("dbt_project.yml", "models/marts/dim_customers.sql", "macros/m.sql"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("select 1\n")
+    manifest = project / "target" / "manifest.json"
+    assert manifest_is_stale(project, manifest)  # never parsed
+
+    manifest.parent.mkdir()
+    manifest.write_text("{}")
+    built = manifest.stat().st_mtime
+    for name in ("dbt_project.yml", "models/marts/dim_customers.sql", "macros/m.sql"):
+        os.utime(project / name, (built - 60, built - 60))
+    assert not manifest_is_stale(project, manifest)
+
+    for output in ("target/run_results.json", "logs/dbt.log"):  # dbt's own output
+        (project / output).parent.mkdir(exist_ok=True)
+        (project / output).write_text("x")
+        os.utime(project / output, (built + 60, built + 60))
+    assert not manifest_is_stale(project, manifest)
+
+    os.utime(project / "models/marts/dim_customers.sql", (built + 1, built + 1))  # edited
+    assert manifest_is_stale(project, manifest)
