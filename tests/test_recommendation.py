@@ -537,3 +537,15 @@ def test_scoring_on_threads_gives_the_lists_of_one_thread():
         three = rec.recommend(model, data, batch=37, threads=3)
         assert len(one) > 0, name
         pd.testing.assert_frame_equal(one, three, obj=name)
+
+
+def test_sparse_scores_add_into_the_dense_ones_with_repeated_and_unsorted_cells():
+    from scipy import sparse
+
+    # row 0 names column 1 twice and its columns out of order; the positions permute columns
+    matrix = sparse.csr_matrix((np.array([1.0, 2.0, 4.0, 8.0]), np.array([1, 0, 1, 2]),
+                                np.array([0, 3, 4])), shape=(2, 3))
+    dense = np.ones((2, 3))
+    rec._add_into(dense, matrix, np.array([2, 0, 1]), weight=0.5)
+    # column j lands in position[j]: 1 -> 0 (twice), 0 -> 2, 2 -> 1
+    assert dense.tolist() == [[1 + 0.5 * (1 + 4), 1.0, 1 + 0.5 * 2], [1.0, 1 + 0.5 * 8, 1.0]]
