@@ -1,6 +1,16 @@
 from __future__ import annotations
 
 import os
+
+# each xdist worker has a core: the recommender scores on one thread there (and in the runs the
+# end-to-end tests start), and OpenBLAS and OpenMP (scikit-learn's gradient boosting) run one
+# thread, not two per worker that spin waiting for a core the other worker holds. Set before
+# numpy loads (core.settings imports it), and inherited by the processes the tests start.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for name, value in (("SEGMENTA_SCORING_THREADS", "1"), ("OMP_NUM_THREADS", "1"),
+                        ("OPENBLAS_NUM_THREADS", "1")):
+        os.environ.setdefault(name, value)
+
 from pathlib import Path
 
 import pytest
@@ -28,10 +38,6 @@ def shared_data() -> Path:
 SLOW_FILES = ("test_crash_recovery.py", "test_incremental_models.py", "test_end_to_end.py",
               "test_segment_history.py", "test_online_retail_pipeline.py",
               "test_recommendation.py", "test_incremental_cases.py", "test_bad_files.py")
-# each xdist worker has a core: the recommender scores on one thread there (and in the runs
-# the end-to-end tests start), not two per worker
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("SEGMENTA_SCORING_THREADS", "1")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
