@@ -132,8 +132,13 @@ def test_dg_dev_parses_the_dbt_project_again_only_when_a_file_of_it_changed(tmp_
     manifest.parent.mkdir()
     manifest.write_text("{}")
     built = manifest.stat().st_mtime
-    for name in ("dbt_project.yml", "models/marts/dim_customers.sql", "macros/m.sql"):
-        os.utime(project / name, (built - 60, built - 60))
+
+    def age(*names: str) -> None:
+        for name in names:
+            os.utime(project / name, (built - 60, built - 60))
+
+    age("dbt_project.yml", "models/marts/dim_customers.sql", "macros/m.sql", "models/marts",
+        "models", "macros", ".")
     assert not manifest_is_stale(project, manifest)
 
     for output in ("target/run_results.json", "logs/dbt.log"):  # dbt's own output
@@ -144,3 +149,8 @@ def test_dg_dev_parses_the_dbt_project_again_only_when_a_file_of_it_changed(tmp_
 
     os.utime(project / "models/marts/dim_customers.sql", (built + 1, built + 1))  # edited
     assert manifest_is_stale(project, manifest)
+
+    (project / "models/marts/dim_customers.sql").unlink()  # deleted: its folder changes
+    assert manifest_is_stale(project, manifest)
+    age("models/marts")
+    assert not manifest_is_stale(project, manifest)

@@ -25,13 +25,16 @@ def dbt_project() -> DbtProject:
 
 
 def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
-    """Whether `manifest` is missing or older than a file `dbt parse` reads in `project_dir`."""
+    """Whether `manifest` is missing or older than a file `dbt parse` reads in `project_dir`,
+    or than a folder of them (a model deleted or renamed changes its folder's time)."""
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
     for folder, subfolders, files in os.walk(project_dir):
         if Path(folder) == project_dir:
             subfolders[:] = [name for name in subfolders if name not in NOT_SOURCES]
+        elif os.stat(folder).st_mtime > built:
+            return True
         if any(os.stat(os.path.join(folder, name)).st_mtime > built for name in files):
             return True
     return False
