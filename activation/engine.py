@@ -58,7 +58,7 @@ from activation.plan import (
     required_removals,
     segment_size,
 )
-from activation.state import Store, ensure_tables
+from activation.state import Store, ensure_tables, store_as_of
 
 
 class SyncRefused(Exception):
@@ -108,6 +108,7 @@ class SyncReport:
     started_at: dt.datetime = field(default_factory=now)
     finished_at: dt.datetime | None = None
     message: str = ""
+    as_of_date: dt.date | None = None   # the store's clock (activation.state.store_as_of)
     sample: list[dict] = field(default_factory=list)
 
     def row(self) -> dict:
@@ -141,6 +142,7 @@ class Sync:
 
     def run(self) -> SyncReport:
         ensure_tables(self.con)
+        self.report.as_of_date = store_as_of(self.con)
         refusal, resumed = None, 0
         try:
             resumed = self._resume_interrupted()

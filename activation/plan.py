@@ -31,6 +31,7 @@ from activation.audiences import Audience
 from activation.audit import payload_hash
 from activation.destinations.base import Batch, Contact, Destination, Row
 from activation.state import PendingBatch, record_assignments
+from core.holdout import in_holdout  # the arm; the sample generator's campaigns use it too
 from core.privacy import customer_key, erased_keys
 
 # Fields an audience may send besides the identifiers, and where they come from.
@@ -43,14 +44,6 @@ FIELD_SQL = {
     "predicted_value_90d": "cast(round(clv.expected_value, 2) as varchar)",
     "top_3_recommendations": None,      # expands to recommended_product_1..3 (names)
 }
-
-
-def in_holdout(audience_key: str, customer_id: str, share: float) -> bool:
-    """Deterministic: the same customer is in the same arm of an audience on every run."""
-    if share <= 0:
-        return False
-    digest = hashlib.sha256(f"{audience_key}:{customer_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
 def batch_key(audience_key: str, destination: str, run_id: str, operation: str, number: int) -> str:

@@ -13,6 +13,7 @@ its state change, its log rows and the end of its pending record in one transact
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
@@ -49,7 +50,8 @@ create table if not exists activation.sync_runs (
     n_added bigint, n_updated bigint, n_removed bigint, n_rejected bigint, n_pending bigint,
     n_requests bigint, n_retries bigint, n_resumed bigint,
     started_at timestamp, finished_at timestamp,
-    message varchar
+    message varchar,
+    as_of_date date                     -- the store's clock: the as-of date of the data synced
 );
 create table if not exists activation.sync_log (
     run_id varchar not null,
@@ -89,15 +91,29 @@ create table if not exists activation.audience_assignments (
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The activation tables; a `sync_runs` of the earlier RFM file export (no `mode` column)
-    is kept as `sync_runs_v1`."""
+    is kept as `sync_runs_v1`, one of a later layout gets the columns added since (`n_resumed`;
+    `as_of_date`, left empty for the runs before it: the uplift reads their wall-clock day)."""
     columns = {name for (name,) in con.execute(
         "select column_name from information_schema.columns where table_schema = "
         "'activation' and table_name = 'sync_runs'").fetchall()}
     if columns and "mode" not in columns:
         con.execute("alter table activation.sync_runs rename to sync_runs_v1")
-    elif columns and "n_resumed" not in columns:
-        con.execute("alter table activation.sync_runs add column n_resumed bigint")
+    elif columns:
+        for column, kind in (("n_resumed", "bigint"), ("as_of_date", "date")):
+            if column not in columns:
+                con.execute(f"alter table activation.sync_runs add column {column} {kind}")
     con.execute(DDL)
+
+
+def store_as_of(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The store's clock for a sync: the as-of date of the segment memberships audiences are
+    computed from (dbt's `rfm_as_of_date`: the day after the newest order, or the `as_of_date`
+    var; one date for every row), the first day the data does not cover. None before the marts
+    exist, while they are empty, or for a hand-made memberships table without the column."""
+    try:
+        return con.execute("select max(as_of_date) from marts.segment_memberships").fetchone()[0]
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return None
 
 
 def record_assignments(con: duckdb.DuckDBPyConnection, audience: Audience,
