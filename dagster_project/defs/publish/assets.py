@@ -10,7 +10,7 @@ PUBLISHED_ML = ("ml.customer_clusters", "ml.customer_clv", "ml.item_similarities
 MART_KEYS = ("dim_customers", "dim_products", "fct_orders", "fct_order_items", "fct_sessions",
              "customer_rfm", "customer_features", "customer_product_recommendations",
              "segment_memberships", "segment_summary",
-             "segment_transitions", "audience_uplift")
+             "segment_transitions", "audience_uplift", "segment_fairness", "weather_daily")
 # The incremental marts and their unique keys: a refresh's rows are patched into the copy by
 # key instead of copying the whole table (fct_sessions alone is tens of millions of rows).
 PATCHED_BY_KEY = {"fct_orders": "order_id", "fct_order_items": "order_line_id",

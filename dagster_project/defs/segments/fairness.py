@@ -1,0 +1,99 @@
+"""The `marts/segment_fairness` asset and its non-blocking `selection_ratio` check.
+
+The counts, rates and flags are computed in `segments/fairness.py`; the settings come from the
+environment (`SEGMENTA_FAIRNESS_THRESHOLD`, `SEGMENTA_FAIRNESS_MIN_GROUP`; README, "Fairness
+report").
+"""
+
+import dagster as dg
+import pandas as pd
+
+from activation.audiences import configured_audiences
+from dagster_project.defs.activation.assets import sync_assets
+from dagster_project.resources import WarehouseResource
+from segments import fairness
+
+FAIRNESS_CHECK = "selection_ratio"
+KEY = dg.AssetKey(["marts", "segment_fairness"])
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    return frame.round(3).to_markdown(index=False) if len(frame) else "(none)"
+
+
+@dg.asset(
+    key=KEY,
+    deps=[dg.AssetKey(["marts", "segment_memberships"]), dg.AssetKey(["marts", "dim_customers"]),
+          *(a.key for a in sync_assets)],
+    group_name="segments",
+    kinds={"duckdb", "python"},
+    pool="duckdb",
+)
+def segment_fairness(context: dg.AssetExecutionContext,
+                     warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Each segment's and audience's selection rate by gender, age band, income band and
+    country, and its ratio to the most selected group (four-fifths rule), one row per group."""
+    try:
+        settings = fairness.FairnessSettings.from_env()
+    except fairness.FairnessSettingError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    audiences = [(a.key, a.segment) for a in configured_audiences()]
+    with warehouse.warehouse.connect() as con:
+        report = fairness.build_fairness(con, audiences, settings)
+    lowest = fairness.lowest_ratios(report)
+    context.log.info(f"{report['selection_key'].nunique()} segments and audiences, "
+                     f"{int(report['is_flagged'].sum())} groups under a ratio of "
+                     f"{settings.threshold}")
+    return dg.MaterializeResult(metadata={
+        "rows": dg.MetadataValue.int(len(report)),
+        "segments": dg.MetadataValue.int(
+            report.loc[report["selection_type"] == "segment", "selection_key"].nunique()),
+        "audiences": dg.MetadataValue.int(len(audiences)),
+        "threshold": dg.MetadataValue.float(settings.threshold),
+        "min_group_size": dg.MetadataValue.int(settings.min_group_size),
+        "flagged_groups": dg.MetadataValue.int(int(report["is_flagged"].sum())),
+        "lowest_ratios": dg.MetadataValue.md(_markdown(lowest)),
+    })
+
+
+@dg.asset_check(
+    asset=KEY,
+    name=FAIRNESS_CHECK,
+    blocking=False,
+    description="Every audience selects each group of sufficient size at no less than the "
+                "threshold (SEGMENTA_FAIRNESS_THRESHOLD, default 0.8) times the rate of its most "
+                "selected group; segments under it are listed too. A warning, never blocks.",
+)
+def selection_ratio(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Fails (WARN) when an audience has a flagged group in marts.segment_fairness."""
+    report = warehouse.warehouse.query_df(f"select * from {fairness.TABLE}")
+    lowest = fairness.lowest_ratios(report)
+    audiences = lowest[lowest["selection_type"] == "audience"]
+    segments = lowest[lowest["selection_type"] == "segment"]
+    threshold = float(report["threshold"].iloc[0]) if len(report) else None
+
+    def named(frame: pd.DataFrame) -> str:
+        return ", ".join(f"{row.selection_key} ({row.ratio_to_most_selected:.2f}, "
+                         f"{row.attribute} {row.group_value})" for row in frame.itertuples())
+
+    description = (f"audiences under a selection-rate ratio of {threshold}: {named(audiences)}"
+                   if len(audiences) else f"no audience under a ratio of {threshold}")
+    if len(segments):
+        description += f"; segments under it: {named(segments)}"
+    return dg.AssetCheckResult(
+        passed=audiences.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={
+            "threshold": dg.MetadataValue.float(threshold if threshold is not None else 0.8),
+            "flagged_audiences": dg.MetadataValue.int(len(audiences)),
+            "flagged_segments": dg.MetadataValue.int(len(segments)),
+            "audiences": dg.MetadataValue.md(_markdown(audiences)),
+            "segments": dg.MetadataValue.md(_markdown(segments)),
+            "flagged_groups": dg.MetadataValue.md(_markdown(
+                report.loc[report["is_flagged"], ["selection_type", "selection_key",
+                                                  "attribute", "group_value", "n_group",
+                                                  "n_selected", "selection_rate",
+                                                  "ratio_to_most_selected"]])),
+        },
+    )

@@ -1,0 +1,267 @@
+"""The fairness report (segments/fairness.py): hand-computed ratios and flags, the counts from a
+real DuckDB warehouse, the same rates as fairlearn over one row per customer, the settings, and
+the Dagster asset with its non-blocking check. The report on a whole built store is checked in
+tests/test_end_to_end.py (it reuses that store)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, selection_rate
+
+from core.warehouse import Warehouse
+from segments import fairness
+from segments.fairness import FairnessSettingError, FairnessSettings, fairness_table
+
+
+def _counts(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["selection_type", "selection_key", "attribute",
+                                       "group_value", "n_selected", "n_group"])
+
+
+def test_ratios_and_flags_by_hand():
+    counts = _counts([
+        ("segment", "s", "gender", "female", 40, 100),   # 0.40: the most selected
+        ("segment", "s", "gender", "male", 30, 100),     # 0.30 / 0.40 = 0.75: flagged
+        ("segment", "s", "gender", "unknown", 10, 10),   # 1.00, but 10 < 50 customers
+        ("segment", "s", "country", "DE", 30, 60),       # 0.50: the most selected
+        ("segment", "s", "country", "ES", 50, 150),      # 0.333 / 0.5 = 0.667: flagged
+        ("audience", "a", "gender", "female", 3, 100),   # 3 members: 1.5 expected per group
+        ("audience", "a", "gender", "male", 0, 100),
+    ])
+    report = fairness_table(counts, FairnessSettings(threshold=0.8, min_group_size=50))
+    got = report.set_index(["selection_key", "attribute", "group_value"]).sort_index()
+
+    female, male, unknown = (got.loc[("s", "gender", g)] for g in ("female", "male", "unknown"))
+    assert female["selection_rate"] == pytest.approx(0.4)
+    assert female["share_of_selection"] == pytest.approx(40 / 80)
+    assert female["share_of_customers"] == pytest.approx(100 / 210)
+    assert female["ratio_to_most_selected"] == pytest.approx(1.0) and not female["is_flagged"]
+    assert male["ratio_to_most_selected"] == pytest.approx(0.75) and male["is_flagged"]
+    # a tiny group is reported (its ratio against the reference too) but neither the reference
+    # nor flagged
+    assert unknown["ratio_to_most_selected"] == pytest.approx(2.5)
+    assert not unknown["is_assessed"] and not unknown["is_flagged"]
+    assert set(got.loc[("s", "gender"), "most_selected_group"]) == {"female"}
+
+    es, de = got.loc[("s", "country", "ES")], got.loc[("s", "country", "DE")]
+    assert es["ratio_to_most_selected"] == pytest.approx((50 / 150) / (30 / 60))
+    assert es["is_flagged"] and not de["is_flagged"] and de["most_selected_group"] == "DE"
+    assert (got.loc["s", "n_selected_total"] == 80).all()
+    assert (got.loc["s", "n_customers"] == 210).all()
+
+    # too few members for any group to be assessed: no reference group, so no ratio, no flag
+    audience = got.loc["a"]
+    assert audience.loc[("gender", "male"), "selection_rate"] == 0
+    assert audience["ratio_to_most_selected"].isna().all()
+    assert not audience["is_assessed"].any() and not audience["is_flagged"].any()
+
+    lowest = fairness.lowest_ratios(report)
+    assert lowest[["selection_key", "attribute", "group_value"]].values.tolist() == [
+        ["s", "country", "ES"]]
+    assert lowest["n_flagged_groups"].tolist() == [2]
+
+    stricter = fairness_table(counts, FairnessSettings(threshold=0.7, min_group_size=5,
+                                                       min_expected_selected=1))
+    flagged = stricter.loc[stricter["is_flagged"] & (stricter["selection_key"] == "s"),
+                           ["attribute", "group_value"]]
+    # with groups of 5 counted (3.8 expected), the 10 unknowns (rate 1.0) are the reference
+    assert sorted(map(tuple, flagged.values.tolist())) == [
+        ("country", "ES"), ("gender", "female"), ("gender", "male")]
+
+
+def test_inconsistent_counts_are_refused():
+    with pytest.raises(ValueError, match="more members selected than customers"):
+        fairness_table(_counts([("segment", "s", "gender", "f", 5, 4)]))
+    with pytest.raises(ValueError, match="lack column"):
+        fairness_table(_counts([]).drop(columns="n_group"))
+
+
+def _store(path, with_income: bool = True) -> Warehouse:
+    """A warehouse of 1,000 customers with known groups, a rule segment selecting 60 % of
+    women, 20 % of men and no one of unknown gender, and an audience on it whose target arm
+    holds 9 in 10 of its members."""
+    warehouse = Warehouse(path)
+    income = ("case when i % 5 = 0 then null when i % 5 < 3 then 'low' else 'high' end "
+              "as income_band," if with_income else "")
+    with warehouse.transaction() as con:
+        con.execute("create schema marts; create schema activation")
+        con.execute(f"""
+            create table marts.dim_customers as
+            select 'C' || lpad(i::varchar, 4, '0') as customer_id,
+                   case when i % 10 < 5 then 'Female' when i % 10 < 9 then 'male'
+                        else '' end as gender,
+                   case when i % 2 = 0 then '25-34' else '45-54' end as age_band,
+                   {income}
+                   case when i % 4 = 0 then ' es' else 'DE' end as country
+            from range(1000) as t(i)
+        """)
+        con.execute("""
+            create table marts.segment_memberships as
+            select customer_id, 'rule_picked' as segment_key, 'Picked' as segment_name,
+                   'rule' as segment_type, date '2026-10-31' as as_of_date
+            from marts.dim_customers
+            where (lower(gender) = 'female' and substr(customer_id, 2)::int // 10 % 5 < 3)
+               or (gender = 'male' and substr(customer_id, 2)::int // 10 % 5 = 0)
+        """)
+        con.execute("""
+            create table activation.audience_assignments as
+            select 'picked_crm' as audience_key, customer_id,
+                   case when hash(customer_id) % 10 = 0 then 'holdout' else 'target' end as arm,
+                   0.1 as holdout_share, now()::timestamp as first_assigned_at
+            from marts.segment_memberships
+            union all  -- a former member: assigned once, no longer in the segment
+            select 'picked_crm', 'C0009', 'target', 0.1, now()::timestamp
+        """)
+    return warehouse
+
+
+def test_counts_from_the_warehouse(tmp_path):
+    warehouse = _store(tmp_path / "w.duckdb")
+    with warehouse.connect() as con:
+        counts = fairness.selection_counts(con, [("picked_crm", "rule_picked"),
+                                                 ("not_synced", "rule_picked")])
+        members = con.execute("select customer_id from marts.segment_memberships").df()
+        target = con.execute("select customer_id from activation.audience_assignments "
+                             "where arm = 'target' and customer_id in (select customer_id from "
+                             "marts.segment_memberships)").df()
+    got = counts.set_index(["selection_key", "attribute", "group_value"]).sort_index()
+    # groups normalized: gender lower-cased, an empty one unknown; countries trimmed, upper case
+    assert set(got.loc["rule_picked"].index) == {
+        ("gender", "female"), ("gender", "male"), ("gender", "unknown"), ("age_band", "25-34"),
+        ("age_band", "45-54"), ("income_band", "low"), ("income_band", "high"),
+        ("income_band", "unknown"), ("country", "ES"), ("country", "DE")}
+    assert got.loc[("rule_picked", "gender", "female"), "n_group"] == 500
+    assert got.loc[("rule_picked", "gender", "unknown"), "n_group"] == 100
+    assert got.loc[("rule_picked", "gender", "unknown"), "n_selected"] == 0
+    assert got.loc[("rule_picked", "income_band", "unknown"), "n_group"] == 200
+    assert got.loc[("rule_picked", "country", "ES"), "n_group"] == 250
+    for attribute in fairness.ATTRIBUTES:
+        assert got.loc[("rule_picked", attribute), "n_selected"].sum() == len(members)
+        # the audience: its segment's members in the target arm (not the former member)
+        assert got.loc[("picked_crm", attribute), "n_selected"].sum() == len(target)
+        # an audience never synced: every group, none selected
+        assert got.loc[("not_synced", attribute), "n_selected"].sum() == 0
+    assert counts.loc[counts["selection_key"] == "picked_crm", "segment_key"].eq(
+        "rule_picked").all()
+
+
+def test_report_equals_fairlearn_over_one_row_per_customer(tmp_path):
+    """The mart (counts as sample weights) against a MetricFrame over unaggregated rows."""
+    warehouse = _store(tmp_path / "w.duckdb")
+    settings = FairnessSettings(min_group_size=1, min_expected_selected=0)
+    with warehouse.connect() as con:
+        fairness.build_fairness(con, [("picked_crm", "rule_picked")], settings)
+        mart = con.execute(f"select * from {fairness.TABLE}").df()
+        customers = con.execute("""
+            select customers.*,
+                   customers.customer_id in (select customer_id from marts.segment_memberships)
+                       as in_segment,
+                   customers.customer_id in (
+                       select customer_id from activation.audience_assignments
+                       where arm = 'target' and customer_id in (
+                           select customer_id from marts.segment_memberships)) as in_audience
+            from marts.dim_customers as customers
+        """).df()
+    customers["gender"] = customers["gender"].str.lower().replace("", "unknown")
+    customers["country"] = customers["country"].str.strip().str.upper()
+    customers["income_band"] = customers["income_band"].fillna("unknown")
+    for key, column in (("rule_picked", "in_segment"), ("picked_crm", "in_audience")):
+        y = customers[column].astype(int)
+        for attribute in fairness.ATTRIBUTES:
+            direct = MetricFrame(metrics=selection_rate, y_true=y, y_pred=y,
+                                 sensitive_features=customers[attribute])
+            rows = mart[(mart["selection_key"] == key) & (mart["attribute"] == attribute)]
+            rates = rows.set_index("group_value")["selection_rate"]
+            pd.testing.assert_series_equal(rates.sort_index(), direct.by_group.sort_index(),
+                                           check_names=False, check_index_type=False)
+            assert rows["ratio_to_most_selected"].min() == pytest.approx(
+                direct.ratio(method="between_groups"))
+            assert (rows["n_group"] == rows["group_value"].map(
+                customers[attribute].value_counts())).all()
+    assert len(mart) == 2 * (3 + 2 + 3 + 2)
+    gender = mart[(mart["selection_key"] == "rule_picked") & (mart["attribute"] == "gender")]
+    # 60 % of women, 20 % of men: 1/3, flagged; no one of unknown gender: 0, flagged
+    assert gender.set_index("group_value")["ratio_to_most_selected"].round(2).to_dict() == {
+        "female": 1.0, "male": 0.33, "unknown": 0.0}
+    assert gender.set_index("group_value")["is_flagged"].to_dict() == {
+        "female": False, "male": True, "unknown": True}
+
+
+def test_income_band_absent_is_reported_as_unknown(tmp_path):
+    """Until marts.dim_customers has income_band, every customer's income band is unknown."""
+    warehouse = _store(tmp_path / "w.duckdb", with_income=False)
+    with warehouse.connect() as con:
+        counts = fairness.selection_counts(con)
+    income = counts[counts["attribute"] == "income_band"]
+    assert income[["group_value", "n_group"]].values.tolist() == [["unknown", 1000]]
+
+
+def test_missing_marts_are_a_clear_error():
+    with duckdb.connect() as con, pytest.raises(ValueError, match="marts.dim_customers does "
+                                                "not exist yet"):
+        fairness.selection_counts(con)
+
+
+def test_settings_from_the_environment(monkeypatch):
+    assert FairnessSettings.from_env() == FairnessSettings(0.8, 50)
+    monkeypatch.setenv("SEGMENTA_FAIRNESS_THRESHOLD", "0.9")
+    monkeypatch.setenv("SEGMENTA_FAIRNESS_MIN_GROUP", "200")
+    assert FairnessSettings.from_env() == FairnessSettings(0.9, 200)
+    monkeypatch.setenv("SEGMENTA_FAIRNESS_THRESHOLD", "80%")
+    with pytest.raises(FairnessSettingError, match="SEGMENTA_FAIRNESS_THRESHOLD must be a "
+                                                   "float, not '80%'"):
+        FairnessSettings.from_env()
+    monkeypatch.setenv("SEGMENTA_FAIRNESS_THRESHOLD", "1.5")
+    with pytest.raises(FairnessSettingError, match=r"in \(0, 1\]"):
+        FairnessSettings.from_env()
+
+
+def test_the_asset_writes_the_mart_and_its_check_warns_on_a_flagged_audience(tmp_path):
+    """The shipped audiences file sends rfm_champions as `champions_newsletter`: in this store
+    that segment leaves out men, so the audience is flagged and the check fails with severity
+    WARN (non-blocking), naming it."""
+    from dagster_project.defs.segments.fairness import (
+        FAIRNESS_CHECK,
+        segment_fairness,
+        selection_ratio,
+    )
+    from dagster_project.resources import WarehouseResource
+
+    warehouse = _store(tmp_path / "w.duckdb")
+    with warehouse.transaction() as con:
+        con.execute("update marts.segment_memberships set segment_key = 'rfm_champions'")
+        con.execute("update activation.audience_assignments "
+                    "set audience_key = 'champions_newsletter'")
+    result = dg.materialize([segment_fairness, selection_ratio],
+                            resources={"warehouse": WarehouseResource(path=str(warehouse.path))})
+    assert result.success
+    [materialization] = result.get_asset_materialization_events()
+    # in the segment and in the audience: men, unknown gender, and the age band with fewer
+    # women (a proxy: ages are not selected on)
+    assert materialization.materialization.metadata["flagged_groups"].value == 6
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == FAIRNESS_CHECK and not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.description.startswith(
+        "audiences under a selection-rate ratio of 0.8: champions_newsletter (0.")
+    assert "segments under it: rfm_champions (0.00, gender unknown)" in evaluation.description
+    assert evaluation.metadata["flagged_audiences"].value == 1
+    assert "champions_newsletter" in evaluation.metadata["audiences"].value
+    mart = warehouse.query_df(f"select * from {fairness.TABLE}")
+    assert set(mart["selection_key"]) == {"rfm_champions", "champions_newsletter",
+                                          "at_risk_winback", "cart_abandoners"}
+    flagged = mart[mart["is_flagged"]]
+    assert (flagged["ratio_to_most_selected"] < 0.8).all() and flagged["is_assessed"].all()
+
+
+def test_a_selection_at_one_million_customers_is_counted_not_listed():
+    """selection_rates takes counts: a group of a million customers is two weighted rows."""
+    counts = _counts([("segment", "s", "gender", "f", 600_000, 1_000_000),
+                      ("segment", "s", "gender", "m", 1, 3)])
+    rates = fairness.selection_rates(counts)
+    assert rates.tolist() == pytest.approx([0.6, 1 / 3])
+    assert np.isfinite(rates).all()
