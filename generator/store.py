@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from generator.campaigns import Campaign, Campaigns
 from generator.defaults import (
     CUSTOMER_COLUMNS,
     DEFAULT_CUSTOMERS,
@@ -39,10 +40,14 @@ def generate(landing: Path, side_dir: Path, customers: int = DEFAULT_CUSTOMERS,
              days: int = DEFAULT_DAYS, end_date: dt.date = DEFAULT_END_DATE,
              seed: int = DEFAULT_SEED, progress: bool = True,
              defect_rate: float = DEFAULT_DEFECT_RATE, products: int = DEFAULT_PRODUCTS,
-             compress: bool = False) -> dict:
-    """Write the landing zone for `days` days ending on `end_date`; returns the manifest."""
+             compress: bool = False, campaigns: tuple[Campaign, ...] = ()) -> dict:
+    """Write the landing zone for `days` days ending on `end_date`; returns the manifest.
+
+    `campaigns` add their target arms' campaign orders (`generator.campaigns`); without them the
+    store is the same, file for file, as before campaigns existed."""
     start = end_date - dt.timedelta(days=days - 1)
     world = World(customers, start, days, seed, products)
+    simulated = Campaigns(campaigns, world, seed) if campaigns else None
     counts: dict[str, dict[str, int]] = {feed: {} for feed in
                                           ("orders", "events", "customers", "products")}
     defects: Counter = Counter()
@@ -54,6 +59,8 @@ def generate(landing: Path, side_dir: Path, customers: int = DEFAULT_CUSTOMERS,
         day = start + dt.timedelta(days=day_index)
         partition = f"dt={day.isoformat()}"
         events, orders, profiles = simulate_day(world, day_index)
+        if simulated:
+            events, orders = simulated.apply(day_index, events, orders)
         lines = render_events(con, events, world.message_seq + 1)
         world.message_seq += len(lines)
         orders, lines, day_defects = inject_defects(orders, lines, defect_rate, defect_rng)
@@ -81,6 +88,9 @@ def generate(landing: Path, side_dir: Path, customers: int = DEFAULT_CUSTOMERS,
                 "start_date": start.isoformat(), "end_date": end_date.isoformat(),
                 "defect_rate": defect_rate, "defects": dict(sorted(defects.items())),
                 "rows": counts}
+    if simulated:
+        manifest["campaigns"] = [c.as_dict() for c in campaigns]
+        simulated.write(side_dir)
     side_dir.mkdir(parents=True, exist_ok=True)
     (side_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     pd.DataFrame({"customer_id": [f"C{i + 1:07d}" for i in range(customers)],

@@ -1,0 +1,240 @@
+"""Simulated campaigns: a known true effect on one audience's target arm, for the uplift to find.
+
+A campaign names an audience key, a start day and a true effect. From the start day on, each
+customer of the audience's **target** arm places, with probability `conversion`, one extra
+order (a campaign order: `items` products on average from their favourite categories, opened
+from a campaign email) on a day drawn uniformly from the `days` days starting at `start`. The
+**holdout** arm gets nothing. The arm is `core.holdout.in_holdout` with the audience's holdout
+share, the very function `activation` splits the synced audience with.
+
+The generator cannot know who the segment behind the audience will hold on the start day (the
+pipeline computes it), so the effect goes to every customer of the target arm; the audience's
+members are among them, and since the arm is a hash independent of everything else, the
+comparison inside the audience measures the configured effect.
+
+Every draw comes from the campaign's own random stream (`[seed, 100 + i]`) and nothing of the
+world's state is touched (no order number, no `has_ordered`, no return), so the store without
+the campaign orders is exactly the store generated without the campaign: each customer's
+outcome with and without the campaign is known. `campaign_orders.csv` in the generator's side
+folder holds the campaign orders of *both* arms (`delivered` false for the holdout's, which
+never reach the landing files), so a test can compute the true effect on any group of
+customers: the potential outcomes under treatment and control of each of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.holdout import in_holdout
+from generator.defaults import CURRENCY, ORDER_COLUMNS
+from generator.personas import COUNTRIES
+from generator.render import local_iso, padded_ids
+from generator.world import World
+
+# campaign order numbers start here (O900000001...): far above any order the world numbers
+FIRST_ORDER_NUMBER = 900_000_001
+SPEC_HELP = ("audience=KEY,start=YYYY-MM-DD,conversion=P[,holdout=SHARE][,days=N][,items=N]: "
+             "from START on, each customer of the audience's target arm places one extra order "
+             "with probability P within N days (default 14) of about `items` products "
+             "(default 2); the holdout arm (SHARE: the audience's holdout share) does not")
+
+
+class CampaignError(ValueError):
+    """A campaign specification that cannot be simulated."""
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """One simulated campaign and its true effect (see the module docstring)."""
+
+    audience: str
+    start: dt.date
+    conversion: float
+    holdout: float
+    days: int = 14
+    items: float = 2.0
+
+    @classmethod
+    def parse(cls, text: str, holdouts: dict[str, float] | None = None) -> Campaign:
+        """`audience=KEY,start=YYYY-MM-DD,conversion=P[,holdout=S][,days=N][,items=N]`; the
+        holdout share defaults to `holdouts[audience]` (the audiences file's)."""
+        fields: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise CampaignError(f"campaign {text!r}: {part!r} is not name=value ({SPEC_HELP})")
+            fields[name.strip()] = value.strip()
+        unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise CampaignError(f"campaign {text!r}: unknown {', '.join(sorted(unknown))} "
+                                f"({SPEC_HELP})")
+        missing = {"audience", "start", "conversion"} - set(fields)
+        if missing:
+            raise CampaignError(f"campaign {text!r}: missing {', '.join(sorted(missing))} "
+                                f"({SPEC_HELP})")
+        audience = fields["audience"]
+        if "holdout" not in fields and audience not in (holdouts or {}):
+            raise CampaignError(f"campaign {text!r}: give holdout= (the holdout share of "
+                                f"audience {audience!r}; no audiences file names it)")
+        try:
+            campaign = cls(audience, dt.date.fromisoformat(fields["start"]),
+                           float(fields["conversion"]),
+                           float(fields.get("holdout", (holdouts or {}).get(audience, 0))),
+                           int(fields.get("days", 14)), float(fields.get("items", 2)))
+        except ValueError as exc:
+            raise CampaignError(f"campaign {text!r}: {exc}") from None
+        campaign.check()
+        return campaign
+
+    def check(self) -> None:
+        if not 0 <= self.conversion <= 1:
+            raise CampaignError(f"campaign {self.audience}: conversion must be between 0 and 1")
+        if not 0 < self.holdout <= 0.5:
+            raise CampaignError(f"campaign {self.audience}: holdout must be above 0 and at most "
+                                "0.5 (a campaign needs a holdout to be measured)")
+        if self.days < 1 or self.items < 1:
+            raise CampaignError(f"campaign {self.audience}: days and items must be at least 1")
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "start": self.start.isoformat()}
+
+
+class Campaigns:
+    """The campaigns of one generated store: their draws, their orders day by day, and the
+    record of every campaign order of both arms."""
+
+    def __init__(self, campaigns: tuple[Campaign, ...], world: World, seed: int):
+        self.campaigns, self.world = campaigns, world
+        ids = [f"C{i + 1:07d}" for i in range(world.n)]
+        self.draws = []
+        for number, campaign in enumerate(campaigns):
+            if not world.start < campaign.start <= world.start + dt.timedelta(days=world.days - 1):
+                raise CampaignError(f"campaign {campaign.audience}: start {campaign.start} is not "
+                                    "after the first simulated day and within the store")
+            rng = np.random.default_rng([seed, 100 + number])
+            target = np.array([not in_holdout(campaign.audience, c, campaign.holdout)
+                               for c in ids])
+            buys = rng.random(world.n) < campaign.conversion
+            day = ((campaign.start - world.start).days
+                   + rng.integers(0, campaign.days, world.n))
+            self.draws.append((rng, target, buys, day))
+        self.next_order = FIRST_ORDER_NUMBER
+        self.records: list[pd.DataFrame] = []
+
+    def apply(self, day_index: int, events: pd.DataFrame, orders: pd.DataFrame
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The day's events and order lines with the target arms' campaign orders added."""
+        world, cat = self.world, self.world.catalogue
+        more_events, more_orders = [events], [orders]
+        day = world.start + dt.timedelta(days=day_index)
+        for campaign, (rng, target, buys, when) in zip(self.campaigns, self.draws, strict=True):
+            active = (world.signup_day <= day_index) & ~world.deleted
+            who = np.flatnonzero(buys & (when == day_index) & active)
+            if not len(who):
+                continue
+            numbers = np.arange(self.next_order, self.next_order + len(who))
+            self.next_order += len(who)
+            n_items = 1 + rng.poisson(campaign.items - 1, len(who))
+            line_of = np.repeat(np.arange(len(who)), n_items)
+            customer = who[line_of]
+            category = world.favourite[customer, rng.integers(0, 3, len(customer))]
+            n_per = np.array([len(s) for s in cat.subs_of_category])
+            flat, first = np.concatenate(cat.subs_of_category), np.r_[0, np.cumsum(n_per)[:-1]]
+            sub = flat[first[category] + (rng.random(len(customer)) * n_per[category]).astype(int)]
+            product = cat.sub_start[sub] + (rng.random(len(customer)) * cat.sub_len[sub]).astype(int)
+            opened = (np.datetime64(day, "s")
+                      + rng.integers(7 * 3600, 20 * 3600, len(who)).astype("timedelta64[s]"))
+            completed = opened + np.int64(600)
+            revenue = np.bincount(line_of, weights=cat.price[product], minlength=len(who))
+            delivered = target[who]
+            self.records.append(pd.DataFrame({
+                "audience_key": campaign.audience, "customer_id": padded_ids("C", who + 1, 7),
+                "arm": np.where(delivered, "target", "holdout"),
+                "order_id": padded_ids("O", numbers, 9), "order_date": day.isoformat(),
+                "revenue": np.round(revenue, 2), "delivered": delivered}))
+            kept = delivered[line_of]
+            country = world.country[customer[kept]]
+            more_orders.append(pd.DataFrame({
+                "order_id": padded_ids("O", numbers[line_of[kept]], 9),
+                "line_number": _rank_within(line_of[kept]) + 1,
+                "customer_id": padded_ids("C", customer[kept] + 1, 7),
+                "ordered_at": local_iso(completed[line_of[kept]],
+                                        np.array([c.utc_offset for c in COUNTRIES])[country]),
+                "product_id": cat.product_id[product[kept]],
+                "quantity": 1,
+                "unit_price": np.char.mod("%.2f", cat.price[product[kept]]),
+                "currency": CURRENCY, "status": "completed", "channel": "web",
+                "shipping_country": np.array([c.code for c in COUNTRIES])[country],
+                "discount_amount": "0.00"})[ORDER_COLUMNS])
+            more_events.append(self._events(campaign, who[delivered], numbers[delivered],
+                                            opened[delivered], line_of, product, delivered))
+        if len(more_orders) == 1:
+            return events, orders
+        return (pd.concat(more_events, ignore_index=True).sort_values(
+                    "ts", kind="stable", ignore_index=True),
+                pd.concat(more_orders, ignore_index=True))
+
+    def _events(self, campaign: Campaign, who: np.ndarray, numbers: np.ndarray,
+                opened: np.ndarray, line_of: np.ndarray, product: np.ndarray,
+                delivered: np.ndarray) -> pd.DataFrame:
+        """A campaign order's visit: the email opened and clicked, a product view and cart add
+        per line, checkout and the completed order (the events feed's kinds)."""
+        world = self.world
+        position = np.full(len(delivered), -1)
+        position[delivered] = np.arange(len(who))
+        rows = []
+        for offset, kind in ((-120, "Email Opened"), (-60, "Email Link Clicked"), (0, "page"),
+                             (540, "Checkout Started"), (600, "Order Completed")):
+            rows.append(pd.DataFrame({
+                "kind": kind, "session": np.arange(len(who)),
+                "ts": opened + np.int64(offset), "product": -1,
+                "order": numbers if kind == "Order Completed" else -1,
+                "email": kind.startswith("Email")}))
+        line = position[line_of]
+        keep = line >= 0
+        for offset, kind in ((60, "Product Viewed"), (120, "Product Added")):
+            rows.append(pd.DataFrame({
+                "kind": kind, "session": line[keep],
+                "ts": opened[line[keep]] + np.int64(offset) + _rank_within(line[keep]) * 150,
+                "product": product[keep], "order": -1, "email": False}))
+        frame = pd.concat(rows, ignore_index=True)
+        customer = who[frame["session"].to_numpy()]
+        email = frame["email"].to_numpy()
+        return pd.DataFrame({
+            "kind": frame["kind"].to_numpy(), "user": customer,
+            "anon": world.anonymous_id[customer], "ts": frame["ts"].to_numpy(),
+            "product": frame["product"].to_numpy(),
+            "price": np.where(frame["product"] >= 0,
+                              world.catalogue.price[np.maximum(frame["product"], 0)], np.nan),
+            "order": frame["order"].to_numpy(),
+            "platform": np.where(email, -1, world.platform[customer]),
+            "country": np.where(email, -1, world.country[customer]),
+            "query": -1,
+            "campaign": np.where(email, np.datetime64(campaign.start, "s"),
+                                 np.datetime64("NaT", "s")),
+        })
+
+    def write(self, side_dir: Path) -> None:
+        """`campaign_orders.csv`: every campaign order of both arms (the holdout's never
+        delivered), with its customer, arm, day and revenue."""
+        columns = ["audience_key", "customer_id", "arm", "order_id", "order_date", "revenue",
+                   "delivered"]
+        frame = (pd.concat(self.records, ignore_index=True) if self.records
+                 else pd.DataFrame(columns=columns))
+        side_dir.mkdir(parents=True, exist_ok=True)
+        frame[columns].to_csv(side_dir / "campaign_orders.csv", index=False)
+
+
+def _rank_within(groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal values of a sorted array."""
+    if not len(groups):
+        return np.zeros(0, dtype=int)
+    start = np.r_[True, groups[1:] != groups[:-1]]
+    index = np.arange(len(groups))
+    return index - np.maximum.accumulate(np.where(start, index, 0))
