@@ -8,7 +8,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune -o -type f -print)
 
-.PHONY: help install run test test-fast ui mlflow generate summary check lint docs clean
+.PHONY: help install run test test-fast ui mlflow serve generate summary check lint docs clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ mlflow: install  ## MLflow UI on http://127.0.0.1:5000 over SEGMENTA_HOME's runs
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(SEGMENTA_HOME)/mlflow/mlflow.db" \
 		--default-artifact-root "$(SEGMENTA_HOME)/mlflow/artifacts" --host 127.0.0.1 --port 5000
 
+serve: install  ## the storefront personalization API on http://127.0.0.1:8000 (PORT=...; keys: SEGMENTA_API_KEYS; builds its cache if missing)
+	$(PY) -m personalization serve --build-if-missing $(if $(PORT),--port $(PORT)) $(ARGS)
+
 generate: install  ## write the sample store (ARGS="--customers 5000 --days 365 --force")
 	$(PY) -m generator $(ARGS)
 
@@ -55,7 +58,8 @@ check: install dbt_project/target/manifest.json  ## validate the Dagster definit
 	$(VENV)/bin/dg check defs
 
 lint: install dbt_project/target/manifest.json  ## ruff on the Python code, sqlfluff (dbt templater) on the models
-	$(VENV)/bin/ruff check core ingest generator segments ml activation dagster_project tests benchmarks
+	$(VENV)/bin/ruff check core ingest generator segments ml activation personalization \
+		dagster_project tests benchmarks
 	@# the dbt templater opens a warehouse: an empty one, so every clone lints the same SQL
 	@# (a full build's branch of the incremental models, whatever the local warehouse holds)
 	lint_home=$$(mktemp -d) && SEGMENTA_HOME=$$lint_home $(VENV)/bin/sqlfluff lint dbt_project/models; \

@@ -4,6 +4,7 @@ Packages sit in layers. A package may import its own modules and the packages of
 below it, never one beside it or above it; the plain-Python packages never import Dagster:
 
     dagster_project                                  Dagster only: assets, checks, sensors, CLI
+    personalization                                  the storefront API (uses segments' rules)
     ingest  generator  segments  ml  activation      plain Python, one domain each
     core                                             settings (SEGMENTA_HOME) and the warehouse
 """
@@ -19,10 +20,11 @@ from core.settings import PROJECT_ROOT
 LAYERS = (
     ("core",),
     ("ingest", "generator", "segments", "ml", "activation"),
+    ("personalization",),
     ("dagster_project",),
 )
 UPWARD = "(same layer or above; see docs/architecture.md)"
-DAGSTER_FREE = {"core", "ingest", "generator", "segments", "ml", "activation"}
+DAGSTER_FREE = {"core", "ingest", "generator", "segments", "ml", "activation", "personalization"}
 
 
 def _layer_of(package: str) -> int | None:
