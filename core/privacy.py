@@ -30,7 +30,8 @@ import duckdb
 import pyarrow as pa
 
 # What an erasure request removes from every stored snapshot of that customer.
-PII_COLUMNS = ("email", "phone", "first_name", "last_name", "birth_date", "city", "postal_code")
+PII_COLUMNS = ("email", "phone", "first_name", "last_name", "birth_date", "city", "postal_code",
+               "income_band")
 # Tables Python steps write with one row per customer (or customer and item), outside dbt.
 PURGED_SCHEMAS = ("ml",)
 PURGED_TABLES = ("activation.audience_assignments",)

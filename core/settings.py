@@ -15,7 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DAGSTER_YAML_TEMPLATE = PROJECT_ROOT / "dagster_project" / "dagster.yaml.template"
 
-FEEDS = ("orders", "events", "customers", "products")
+FEEDS = ("orders", "events", "customers", "products", "weather")
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def plan(home: Home, force: bool) -> tuple[list[str], bool, bool, dict]:
         not home.warehouse.exists()
         or old.get("code") != new["code"]
         or old.get("settings", {"rfm_lookback_days": ""}) != new["settings"]
-        or any(old_landing.get(f) != new["landing"][f] for f in ("customers", "products"))
+        or any(old_landing.get(f) != new["landing"][f] for f in landing.SNAPSHOT_FEEDS)
         or bool(changed_days)
         or landing.erasure_sweep_due(home.landing)  # the profiles' load sweeps (privacy.md)
     )
@@ -436,6 +436,8 @@ def summary(home: Home) -> str:
         syncs = _latest_syncs(con) if "activation.sync_runs" in existing else []
         uplift = (demo_campaign.uplift_lines(con) if "marts.audience_uplift" in existing
                   else [])
+        fair = (con.execute("select * from marts.segment_fairness").df()
+                if "marts.segment_fairness" in existing else None)
     failed_checks = failed_model_checks(home)
     names = [f"{a} -> {d}" for a, d, *_ in syncs]
     width = max((len(row[0]) for row in segments + clusters + rules), default=10)
@@ -489,6 +491,10 @@ def summary(home: Home) -> str:
                          "activation.sync_runs has the reason):")
             lines += [f"  {name} {row[2]}: {row[8]}" for name, row in refused]
     lines += uplift
+    if fair is not None:
+        from segments.fairness import summary_lines
+
+        lines += summary_lines(fair)
     published = ""
     if home.published.exists():
         import duckdb
@@ -718,6 +724,11 @@ def main(argv: list[str] | None = None) -> int:
     import_cmd.add_argument("--mapping", type=Path, required=True,
                             help="the YAML mapping, e.g. mappings/online_retail.yaml")
     import_cmd.add_argument("--source", type=Path, required=True, help="the export file")
+    import_cmd.add_argument("--set", dest="constants", action="append", default=[],
+                            metavar="COLUMN=VALUE",
+                            help="a value for a contract column on every row, over the "
+                                 "mapping's (repeatable), e.g. --set city=Madrid --set "
+                                 "country=ES for an Open-Meteo export")
     commands.add_parser("generate", add_help=False,
                         help="write the synthetic sample store (see `segmenta generate --help`)")
     args, rest = parser.parse_known_args(argv)
@@ -779,8 +790,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "import":
         from ingest.importer import MappingError, import_file
 
+        bad = [item for item in args.constants if "=" not in item or item.startswith("=")]
+        if bad:
+            parser.error(f"--set takes COLUMN=VALUE, not {bad[0]!r}")
+        overrides = dict(item.split("=", 1) for item in args.constants)
         try:
-            report = import_file(args.mapping, args.source, HOME.ensure().landing)
+            report = import_file(args.mapping, args.source, HOME.ensure().landing, overrides)
         except (MappingError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -24,7 +24,7 @@ ORDER_COLUMNS = [
 CUSTOMER_COLUMNS = [
     "customer_id", "email", "phone", "first_name", "last_name", "birth_date", "gender", "city",
     "region", "postal_code", "country", "signup_at", "email_consent", "ads_consent", "updated_at",
-    "is_deleted",
+    "is_deleted", "income_band",
 ]
 PRODUCT_COLUMNS = [
     "product_id", "sku", "name", "category", "subcategory", "brand", "price", "currency",

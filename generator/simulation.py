@@ -16,7 +16,13 @@ from generator.defaults import CUSTOMER_COLUMNS
 from generator.orders import order_lines
 from generator.personas import COUNTRIES, PLATFORMS, P
 from generator.seasons import in_season, is_gift_season, season_factor
+from generator.weather import city_offsets
 from generator.world import World
+
+# On a rainy (hot) day in a shopper's city, this share of their product views goes to these
+# subcategories instead of what they would have browsed.
+RAIN_SHIFT, RAIN_PRODUCTS = 0.12, ("Raincoats", "Umbrellas")
+HEAT_SHIFT, HEAT_PRODUCTS = 0.08, ("Fans", "Swimwear", "Sunscreen", "Sunglasses")
 
 
 def simulate_day(world: World, day_index: int
@@ -82,6 +88,11 @@ def _sessions(world: World, day: dt.date, customer: np.ndarray, n_anonymous: int
     country = np.concatenate([world.country[customer],
                               rng.choice(len(COUNTRIES), n_anonymous,
                                          p=[c.share for c in COUNTRIES])])
+    n_cities = np.array([len(c.cities) for c in COUNTRIES])
+    place = np.concatenate([world.place[customer],  # the row of the session's city's weather
+                            city_offsets()[country[n_known:]] + (
+                                rng.random(n_anonymous) * n_cities[country[n_known:]]
+                            ).astype(int)])
     platform = np.concatenate([world.platform[customer],
                                rng.integers(0, len(PLATFORMS), n_anonymous)])
     other_device = rng.random(n_sessions) < 0.15
@@ -100,7 +111,7 @@ def _sessions(world: World, day: dt.date, customer: np.ndarray, n_anonymous: int
     n_views = 1 + rng.poisson(2.0, n_sessions)
     view_session = np.repeat(np.arange(n_sessions), n_views)
     view_rank = np.arange(len(view_session)) - np.repeat(np.cumsum(n_views) - n_views, n_views)
-    view_product = _pick(world, view_session, persona, favourite, country, day)
+    view_product = _pick(world, view_session, persona, favourite, country, place, day)
     add_p = np.where(converts, 0.9, world.params["cart_add"][persona])[view_session]
     added = rng.random(len(view_session)) < add_p
     last_view = view_rank == n_views[view_session] - 1
@@ -112,7 +123,7 @@ def _sessions(world: World, day: dt.date, customer: np.ndarray, n_anonymous: int
     buyers = np.flatnonzero(converts)
     n_extra = rng.poisson(np.maximum(world.params["basket_items"][persona[buyers]] - 1.5, 0.1))
     extra_session = np.repeat(buyers, n_extra)
-    extra_product = _pick(world, extra_session, persona, favourite, country, day)
+    extra_product = _pick(world, extra_session, persona, favourite, country, place, day)
     kept = added & ~removed
     cart_session = np.concatenate([view_session[kept], extra_session])
     cart_product = np.concatenate([view_product[kept], extra_product])
@@ -193,8 +204,10 @@ def _sessions(world: World, day: dt.date, customer: np.ndarray, n_anonymous: int
 
 
 def _pick(world: World, session: np.ndarray, persona: np.ndarray, favourite: np.ndarray,
-          country: np.ndarray, day: dt.date) -> np.ndarray:
-    """Products for browsing rows: favourite categories, in-season, at the persona's price."""
+          country: np.ndarray, place: np.ndarray, day: dt.date) -> np.ndarray:
+    """Products for browsing rows: favourite categories, in-season, at the persona's price;
+    on a rainy or hot day in the shopper's city (`place`) some browsing goes to the weather's
+    products instead."""
     rng, cat = world.rng, world.catalogue
     if len(session) == 0:
         return np.zeros(0, dtype=int)
@@ -215,6 +228,16 @@ def _pick(world: World, session: np.ndarray, persona: np.ndarray, favourite: np.
         if off.any():
             sub[off] = flat[first[category[off]]
                             + (rng.random(off.sum()) * n_options[off]).astype(int)]
+    day_index = (day - world.start).days
+    shift = rng.random(len(sub))
+    for wanted, share, products in (
+            (world.weather.is_rainy[place[session], day_index], RAIN_SHIFT, RAIN_PRODUCTS),
+            (world.weather.is_hot[place[session], day_index], HEAT_SHIFT, HEAT_PRODUCTS)):
+        swap = wanted & (shift < share)
+        shift = np.where(swap, 1.0, shift - share)  # a row moves for one reason at most
+        if swap.any():
+            options = np.array([cat.subcategories.index(s) for s in products])
+            sub[swap] = options[rng.integers(0, len(options), swap.sum())]
     quantile = np.clip(world.params["price_quantile"][persona[session]]
                        + rng.normal(0, 0.2, len(session)), 0, 0.999)
     return cat.sub_start[sub] + (quantile * cat.sub_len[sub]).astype(int)

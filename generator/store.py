@@ -1,6 +1,6 @@
 """`generate`: the whole store, day by day, plus the side files that are never ingested.
 
-Writes the four landing feeds under `landing/<feed>/dt=<day>/`, and under the side folder
+Writes the five landing feeds under `landing/<feed>/dt=<day>/`, and under the side folder
 `manifest.json` (rows written per feed and day, defects written per reason) and `personas.csv`
 (each customer's hidden persona, to measure how well models recover it).
 """
@@ -33,6 +33,7 @@ from generator.defects import inject_defects
 from generator.personas import PERSONAS
 from generator.render import lookup_tables, open_landing, render_events
 from generator.simulation import simulate_day
+from generator.weather import weather_rows
 from generator.world import World
 
 
@@ -49,9 +50,11 @@ def generate(landing: Path, side_dir: Path, customers: int = DEFAULT_CUSTOMERS,
     world = World(customers, start, days, seed, products)
     simulated = Campaigns(campaigns, world, seed) if campaigns else None
     counts: dict[str, dict[str, int]] = {feed: {} for feed in
-                                          ("orders", "events", "customers", "products")}
+                                          ("orders", "events", "customers", "products",
+                                           "weather")}
     defects: Counter = Counter()
     defect_rng = np.random.default_rng([seed, 1])  # defects never change the clean world
+    forecast_rng = np.random.default_rng([seed, 5])  # forecast errors: nor do these
     con = duckdb.connect()
     lookup_tables(con, world.catalogue)
     bar = tqdm(range(days), desc="generating days", unit="day", disable=not progress)
@@ -76,6 +79,10 @@ def generate(landing: Path, side_dir: Path, customers: int = DEFAULT_CUSTOMERS,
                               compress) as handle:
                 profiles[CUSTOMER_COLUMNS].to_csv(handle, index=False, lineterminator="\n")
             counts["customers"][day.isoformat()] = len(profiles)
+        weather = weather_rows(world.weather, day_index, forecast_rng)
+        with open_landing(landing / "weather" / partition / "weather.csv", False) as handle:
+            weather.to_csv(handle, index=False, lineterminator="\n")
+        counts["weather"][day.isoformat()] = len(weather)
         if day_index == 0:
             rows = world.catalogue.rows(f"{day.isoformat()}T00:00:00+00:00")
             with open_landing(landing / "products" / partition / "products.csv", False) as handle:

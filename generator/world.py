@@ -17,6 +17,30 @@ from generator.catalogue import GIFT_CATEGORIES, Catalogue
 from generator.defaults import DEFAULT_PRODUCTS
 from generator.personas import COUNTRIES, PERSONAS, P
 from generator.render import local_iso
+from generator.weather import city_offsets, simulate_weather
+
+
+# the weather is simulated this many days past the last one (its forecasts)
+FORECAST_HORIZON = 3
+INCOME_BANDS = ("low", "lower_middle", "middle", "upper_middle", "high")
+# each persona's chances of each income band (`INCOME_BANDS` order); a profile leaves the band
+# out with `INCOME_MISSING` (dbt then falls back on the postal area's band)
+INCOME_BY_PERSONA = {
+    "loyal_high_value": (0.02, 0.08, 0.25, 0.35, 0.30),
+    "bargain_hunter": (0.30, 0.35, 0.25, 0.08, 0.02),
+    "window_shopper": (0.20, 0.30, 0.30, 0.15, 0.05),
+    "seasonal_gift_buyer": (0.05, 0.15, 0.35, 0.30, 0.15),
+    "one_time_buyer": (0.15, 0.25, 0.35, 0.18, 0.07),
+    "lapsing": (0.12, 0.22, 0.36, 0.20, 0.10),
+}
+INCOME_MISSING = 0.3
+
+
+def draw_income(persona: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each customer's income band index (-1: the profile leaves it out), by persona."""
+    chances = np.array([INCOME_BY_PERSONA[p.name] for p in PERSONAS])[persona]
+    band = (rng.random(len(persona))[:, None] > np.cumsum(chances, axis=1)).sum(axis=1)
+    return np.where(rng.random(len(persona)) < INCOME_MISSING, -1, np.minimum(band, 4))
 
 
 class World:
@@ -53,6 +77,11 @@ class World:
         self.favourite[gift] = rng.permuted(np.tile(gift_cats, (gift.sum(), 1)), axis=1)[:, :3]
         self.lapse_day = np.where(self.persona == P["lapsing"],
                                   rng.integers(max(1, days // 6), max(2, days), n), days + 1)
+        # drawn from streams of their own, so the customers above are drawn as before
+        self.weather = simulate_weather(start, days + FORECAST_HORIZON, seed)
+        self.place = city_offsets()[self.country] + np.minimum(
+            self.city, np.array([len(c.cities) for c in COUNTRIES])[self.country] - 1)
+        self.income = draw_income(self.persona, np.random.default_rng([seed, 4]))
         self.has_ordered = np.zeros(n, dtype=bool)
         self.anonymous_id = rng.integers(0, 2**63, n, dtype=np.int64)
         self.deleted = np.zeros(n, dtype=bool)
@@ -97,9 +126,10 @@ class World:
             "ads_consent": np.where(self.ads_consent[idx], "true", "false"),
             "updated_at": local_iso(updated_at, offsets),
             "is_deleted": "true" if deleted else "false",
+            "income_band": np.array([*INCOME_BANDS, ""])[self.income[idx]],
         })
         if deleted:  # an erasure request carries no PII
             for column in ("email", "phone", "first_name", "last_name", "birth_date", "city",
-                           "region", "postal_code"):
+                           "region", "postal_code", "income_band"):
                 frame[column] = ""
         return frame

@@ -108,17 +108,34 @@ def _status_sql(mapping: dict, mapping_path: Path) -> str:
     return f"case {' '.join(cases)} else {default} end" if cases else default
 
 
-def build_select(mapping: dict, source: Path, mapping_path: Path) -> str:
-    """The SQL that turns the source file into contract rows plus a `_day` partition column."""
+def _reader_sql(mapping: dict, source: Path, mapping_path: Path) -> str:
+    """The DuckDB table function reading the source file (`source.skip`: lines before a CSV's
+    header, such as Open-Meteo's block of coordinates)."""
+    options = mapping.get("source", {}) or {}
+    reader = READERS.get(options.get("format", "csv"))
+    if reader is None:
+        raise MappingError(f"{mapping_path}: source.format must be one of {', '.join(READERS)}")
+    skip = options.get("skip", 0)
+    if not isinstance(skip, int) or skip < 0 or (skip and reader != "read_csv"):
+        raise MappingError(f"{mapping_path}: source.skip must be a whole number of lines, and "
+                           "only for csv")
+    return (f"{reader}({_literal(source)}" + (f", skip = {skip}, header = true" if skip else "")
+            + ")")
+
+
+def build_select(mapping: dict, source: Path, mapping_path: Path,
+                 overrides: dict[str, str] | None = None) -> str:
+    """The SQL that turns the source file into contract rows plus a `_day` partition column.
+    `overrides`: constants given on the command line (`--set city=Madrid`), over the mapping's."""
     feed_name = mapping.get("feed")
     if feed_name not in FEEDS:
         raise MappingError(f"{mapping_path}: feed must be one of {', '.join(FEEDS)}")
     feed = FEEDS[feed_name]
-    reader = READERS.get(mapping.get("source", {}).get("format", "csv"))
-    if reader is None:
-        raise MappingError(f"{mapping_path}: source.format must be one of {', '.join(READERS)}")
+    reader = _reader_sql(mapping, source, mapping_path)
     columns = mapping.get("columns", {})
-    constants = mapping.get("constants", {})
+    constants = {**(mapping.get("constants") or {}), **(overrides or {})}
+    for name in overrides or {}:
+        columns.pop(name, None)  # a value given on the command line wins over a source column
     unknown = (set(columns) | set(constants)) - {c.field for c in feed.columns}
     if unknown:
         raise MappingError(f"{mapping_path}: {', '.join(sorted(unknown))} is not a column of the "
@@ -138,29 +155,29 @@ def build_select(mapping: dict, source: Path, mapping_path: Path) -> str:
             expr = _status_sql(mapping, mapping_path)
         elif column.required:
             raise MappingError(f"{mapping_path}: required column {name} is not mapped "
-                               "(add it under columns or constants)")
+                               "(add it under columns or constants, or give it with --set)")
         else:
             expr = "null"
         outputs.append(f"{expr} as {_quote(name)}")
     return (f"select {', '.join(outputs)}, {_partition_sql(mapping, mapping_path)} as _day "
             f"from (select *, row_number() over () as _source_row "
-            f"from {reader}({_literal(source)})) order by _source_row")
+            f"from {reader}) order by _source_row")
 
 
-def import_file(mapping_path: Path, source: Path, landing: Path) -> ImportReport:
+def import_file(mapping_path: Path, source: Path, landing: Path,
+                overrides: dict[str, str] | None = None) -> ImportReport:
     """Write `source` into the landing zone as the mapping says; returns what was written."""
     mapping = yaml.safe_load(mapping_path.read_text()) or {}
     if not source.exists():
         raise FileNotFoundError(f"source file {source} does not exist")
-    select = build_select(mapping, source, mapping_path)
+    select = build_select(mapping, source, mapping_path, overrides)
     out_dir = landing / mapping["feed"]
     stem = source.name.split(".")[0]
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"create temp table _import as {select}")
         source_rows = con.execute(
-            f"select count(*) from {READERS[mapping.get('source', {}).get('format', 'csv')]}(?)",
-            [str(source)]).fetchone()[0]
+            f"select count(*) from {_reader_sql(mapping, source, mapping_path)}").fetchone()[0]
         days = con.execute("select distinct _day from _import order by 1").fetchall()
         written = 0
         for (day,) in days:

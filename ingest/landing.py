@@ -54,6 +54,9 @@ SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".jsonl": "jsonl", ".jsonl.gz": "js
 CURRENCIES = ("AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "INR",
               "JPY", "KRW", "MXN", "NOK", "NZD", "PLN", "RON", "SEK", "SGD", "TRY", "USD", "ZAR")
 
+# A weather row's condition (Open-Meteo's WMO codes map onto these: mappings/open_meteo_daily.yaml)
+WEATHER_CONDITIONS = ("clear", "cloudy", "fog", "drizzle", "rain", "snow", "storm")
+
 
 @dataclass(frozen=True)
 class Column:
@@ -134,6 +137,9 @@ FEEDS: dict[str, Feed] = {
         Column("ads_consent", "BOOLEAN", required=True),
         Column("updated_at", "TIMESTAMP", required=True),
         Column("is_deleted", "BOOLEAN"),
+        # optional, normalised by dbt (stg_shop__customers): an unknown band falls back to the
+        # postal area's (seed postal_area_income), so a typo never costs the profile's consents
+        Column("income_band", "VARCHAR"),
     ), partitioned=False, key=("customer_id", "updated_at"), timestamp="updated_at"),
     "products": Feed("products", "csv", (
         Column("product_id", "VARCHAR", required=True),
@@ -148,7 +154,26 @@ FEEDS: dict[str, Feed] = {
         Column("updated_at", "TIMESTAMP", required=True),
     ), partitioned=False, key=("product_id", "updated_at"), timestamp="updated_at",
         rules=(("negative_price", "price < 0"),)),
+    # one row per city, weather day and issue: observed weather and forecasts; a later issue
+    # of the same day and city (a revised forecast, then the observation) wins downstream
+    "weather": Feed("weather", "csv", (
+        Column("date", "DATE", required=True),
+        Column("city", "VARCHAR", required=True),
+        Column("country", "VARCHAR", required=True),
+        Column("kind", "VARCHAR", required=True, allowed=("observed", "forecast")),
+        Column("condition", "VARCHAR", required=True, allowed=WEATHER_CONDITIONS),
+        Column("precipitation_mm", "DOUBLE"),
+        Column("temp_min_c", "DOUBLE"),
+        Column("temp_max_c", "DOUBLE"),
+        Column("issued_at", "TIMESTAMP", required=True),
+    ), partitioned=False, key=("date", "city", "country", "issued_at"), timestamp="issued_at",
+        rules=(("negative_precipitation", "precipitation_mm < 0"),
+               ("invalid_value", "temp_min_c > temp_max_c"),
+               ("invalid_value", "temp_min_c < -90 or temp_max_c > 60"))),
 }
+
+# The feeds delivered as snapshots (a day's files add rows; the newest wins downstream).
+SNAPSHOT_FEEDS = tuple(name for name, feed in FEEDS.items() if not feed.partitioned)
 
 LOAD_COLUMNS_DDL = ("_source_file VARCHAR, _source_line BIGINT, _partition_date DATE, "
                     "_loaded_at TIMESTAMP")
@@ -159,7 +184,7 @@ REASONS = ("ragged_row", "malformed_csv", "bad_encoding", "malformed_json",
            "missing_required_field", "bad_number", "bad_boolean", "bad_date", "bad_timestamp",
            "timestamp_without_offset", "bad_json_type", "future_timestamp", "invalid_value",
            "unknown_event_type", "unknown_currency", "negative_price", "negative_discount",
-           "duplicate_key")
+           "negative_precipitation", "duplicate_key")
 # Checks on the marts that warn and load anyway (dbt singular tests with severity warn, in
 # dbt_project/tests/<name>.sql): facts that are only wrong together with other rows or feeds.
 MART_WARNINGS = ("unknown_product", "returns_exceed_units")
@@ -388,6 +413,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     columns = ", ".join(f'"{c.name}" {c.sql_type}' for c in feed.columns)
     con.execute(f"create table if not exists raw.{feed.name} ({columns}, {LOAD_COLUMNS_DDL})")
     con.execute(f"alter table raw.{feed.name} add column if not exists _extra JSON")
+    for column in feed.columns:  # a column the contract gained since the table was made
+        con.execute(f'alter table raw.{feed.name} add column if not exists "{column.name}" '
+                    f"{column.sql_type}")
     if feed.partitioned:
         _ensure_key_hash(con, feed)
     con.execute(
@@ -559,7 +587,7 @@ def _days_holding_rows(con: duckdb.DuckDBPyConnection, feed: Feed,
 
 
 def load_all_days(warehouse: Warehouse, landing: Path, feed_name: str) -> LoadReport:
-    """Reload every day of a snapshot feed (customers, products), replacing the tables whole."""
+    """Reload every day of a snapshot feed (customers, products, weather), replacing the tables whole."""
     return load_snapshot_days(warehouse, landing, feed_name, reload_all=True)
 
 
@@ -569,7 +597,7 @@ SNAPSHOT_DAYS = "raw.snapshot_days"
 
 def load_snapshot_days(warehouse: Warehouse, landing: Path, feed_name: str,
                        reload_all: bool = False) -> LoadReport:
-    """Bring a snapshot feed (customers, products) in raw up to its landing zone, in one
+    """Bring a snapshot feed (customers, products, weather) in raw up to its landing zone, in one
     transaction: the days that are new or whose files changed are loaded again, the days gone
     from the landing zone deleted, the others kept (`raw.snapshot_days` holds each loaded day's
     fingerprint). A daily run thus reads the day's profiles, not a year of them (1.47M rows at

@@ -156,17 +156,27 @@ def test_one_of_every_defect_is_quarantined_with_its_reason(tmp_path, warehouse)
     _write(tmp_path, "customers", "c.csv", "\n".join(
         [header, profile.format(n=1, birth="1990-01-01", consent="true"), *customers.values()]))
 
+    weather_header = ("date,city,country,kind,condition,precipitation_mm,temp_min_c,temp_max_c,"
+                      "issued_at")
+    sky = "2026-05-01,Madrid,ES,observed,rain,{mm},11,19,2026-05-01T23:00:00Z"
+    weather = {"negative_precipitation": sky.format(mm=-2).replace("Madrid", "Bilbao")}
+    _write(tmp_path, "weather", "weather.csv",
+           "\n".join([weather_header, sky.format(mm=3), *weather.values()]))
+
     order_report = landing.load_days(warehouse, tmp_path, "orders", [DAY])
     event_report = landing.load_days(warehouse, tmp_path, "events", [DAY])
     customer_report = landing.load_all_days(warehouse, tmp_path, "customers")
+    weather_report = landing.load_all_days(warehouse, tmp_path, "weather")
 
+    assert dict(weather_report.reasons) == {reason: 1 for reason in weather}
     assert order_report.totals["rows_loaded"] == 3 and event_report.totals["rows_loaded"] == 1
     assert dict(order_report.reasons) == {reason: 1 for reason in orders}
     assert dict(event_report.reasons) == {reason: 1 for reason in events}
     assert order_report.reconciles and event_report.reconciles
     assert dict(customer_report.reasons) == {reason: 1 for reason in customers}
     assert customer_report.totals["rows_loaded"] == 1
-    every_reason = set(order_report.reasons) | set(event_report.reasons) | set(customers)
+    every_reason = (set(order_report.reasons) | set(event_report.reasons) | set(customers)
+                    | set(weather))
     assert every_reason == set(landing.REASONS), "one defect of every documented kind"
     quarantined = warehouse.query_df("select reason, raw_record from quarantine.orders")
     by_reason = dict(zip(quarantined["reason"], quarantined["raw_record"], strict=True))

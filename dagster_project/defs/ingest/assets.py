@@ -14,6 +14,7 @@ DESCRIPTIONS = {
     "events": "Web and app events (Segment track/page/identify), one row per delivered event.",
     "customers": "Customer profile snapshots, one row per snapshot; the newest wins downstream.",
     "products": "Product catalogue snapshots, one row per product and snapshot.",
+    "weather": "Daily weather per city, observed and forecast, one row per city, day and issue.",
 }
 
 
@@ -116,7 +117,7 @@ def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
 def _feed_asset(feed: str) -> dg.AssetsDefinition:
     """raw.<feed>: daily partitions (single-run backfills) for orders and events, with their
     change log (raw.<feed>_changes, what each load touched: the incremental models follow it);
-    the snapshot feeds (customers, products) load their new and changed landing days (every
+    the snapshot feeds (customers, products, weather) load their new and changed landing days (every
     day with SEGMENTA_RELOAD_SNAPSHOTS=1, as `segmenta run --force` sets)."""
     partitioned = landing.FEEDS[feed].partitioned
     specs = [dg.AssetSpec(["raw", feed], description=DESCRIPTIONS[feed],
@@ -180,3 +181,4 @@ raw_orders = _feed_asset("orders")
 raw_events = _feed_asset("events")
 raw_customers = _feed_asset("customers")
 raw_products = _feed_asset("products")
+raw_weather = _feed_asset("weather")

@@ -10,7 +10,7 @@ from dagster_project.resources import HomeResource
 from ingest import landing
 
 PARTITIONED_FEEDS = ("orders", "events")
-SNAPSHOT_FEEDS = ("customers", "products")
+SNAPSHOT_FEEDS = landing.SNAPSHOT_FEEDS  # customers, products, weather
 
 
 def landing_run_requests(old: dict, new: dict, known_days: set[str],

@@ -20,6 +20,19 @@ climate as (
     select * from {{ ref('geo_climate') }}
 ),
 
+postal_income as (
+    -- the income band of a customer's postal area: the longest matching prefix wins
+    select
+        customers.customer_id,
+        arg_max(areas.income_band, length(areas.postal_prefix)) as income_band
+    from customers
+    inner join {{ ref('postal_area_income') }} as areas
+        on
+            upper(customers.country) = areas.country
+            and starts_with(upper(customers.postal_code), upper(areas.postal_prefix))
+    group by customers.customer_id
+),
+
 erased as (
     -- erasure requests (docs/privacy.md): not a customer of any mart any more
     select customer_id from customers where is_deleted
@@ -86,6 +99,12 @@ final as (
             else '65+'
         end as age_band,
         customers.age_years,
+        -- the profile's band, else its postal area's (seed postal_area_income)
+        coalesce(customers.income_band, postal_income.income_band) as income_band,
+        case
+            when customers.income_band is not null then 'profile'
+            when postal_income.income_band is not null then 'postal_area'
+        end as income_band_source,
 
         ----------  geography (a city's own climate row wins over its country's; without a
         ----------  profile, the country of the newest order)
@@ -129,6 +148,7 @@ final as (
     left join order_metrics on known_ids.customer_id = order_metrics.customer_id
     left join devices on known_ids.customer_id = devices.customer_id
     left join located on known_ids.customer_id = located.customer_id
+    left join postal_income on known_ids.customer_id = postal_income.customer_id
     left join climate as city_climate
         on located.country = city_climate.country and customers.city = city_climate.city
     left join climate as country_climate

@@ -32,6 +32,14 @@ renamed as (
         region,
         postal_code,
         upper(country) as country,
+        -- one of the five bands (low, lower_middle, middle, upper_middle, high), however
+        -- written ('Upper-Middle'); anything else is unknown here (tests/unknown_income_band)
+        case
+            when
+                regexp_replace(lower(trim(income_band)), '[ -]+', '_', 'g')
+                in ('low', 'lower_middle', 'middle', 'upper_middle', 'high')
+                then regexp_replace(lower(trim(income_band)), '[ -]+', '_', 'g')
+        end as income_band,
 
         ----------  consents and flags
         email_consent as has_email_consent,

@@ -1,0 +1,42 @@
+with
+
+source as (
+    select * from {{ source('shop', 'weather') }}
+),
+
+latest as (
+    -- a city's day is forecast, forecast again, then observed: the newest issue wins
+    select *
+    from source
+    qualify row_number() over (
+            partition by "date", lower(trim(city)), upper(country)
+            order by issued_at desc, _partition_date desc, _source_line desc
+        ) = 1
+),
+
+renamed as (
+    select
+        ----------  ids
+        "date" as weather_date,
+        trim(city) as city,
+        upper(country) as country,
+
+        ----------  properties
+        lower(kind) as kind,
+        lower(kind) = 'observed' as is_observed,
+        lower(condition) as condition,
+        precipitation_mm,
+        temp_min_c,
+        temp_max_c,
+
+        ----------  timestamps
+        issued_at
+
+    from latest
+),
+
+final as (
+    select * from renamed
+)
+
+select * from final

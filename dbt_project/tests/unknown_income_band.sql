@@ -1,0 +1,31 @@
+{{ config(
+    severity='warn',
+    meta={'dagster': {'ref': {'name': 'dim_customers'}}},
+) }}
+
+-- unknown_income_band (a warning: the profile loads, its consents count): newest profile
+-- snapshots whose income_band is filled but none of low, lower_middle, middle, upper_middle,
+-- high (case, spaces and hyphens aside). The customer gets their postal area's band instead
+-- (seed postal_area_income), or none. Fix: map the store's bands onto the five in its export.
+
+with
+
+latest as (
+    select customer_id, income_band
+    from {{ source('shop', 'customers') }}
+    qualify row_number() over (
+            partition by customer_id
+            order by updated_at desc, _partition_date desc, _source_line desc
+        ) = 1
+)
+
+select
+    latest.income_band,
+    count(*) as n_customers
+from latest
+inner join {{ ref('stg_shop__customers') }} as customers
+    on latest.customer_id = customers.customer_id
+where
+    nullif(trim(latest.income_band), '') is not null
+    and customers.income_band is null
+group by latest.income_band
