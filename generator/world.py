@@ -19,7 +19,6 @@ from generator.personas import COUNTRIES, PERSONAS, P
 from generator.render import local_iso
 from generator.weather import city_offsets, simulate_weather
 
-
 # the weather is simulated this many days past the last one (its forecasts)
 FORECAST_HORIZON = 3
 INCOME_BANDS = ("low", "lower_middle", "middle", "upper_middle", "high")
