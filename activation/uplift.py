@@ -22,9 +22,10 @@ KPIs per arm, the difference (target - holdout) and its 95 % interval:
 - predicted 90-day value: `ml.customer_clv.expected_value_90d` as last scored (0 for a customer
   the model does not score); Welch. This is the model's view of the arms now, not an outcome.
 
-Intervals are missing where an arm has fewer than two customers (or no orders / opens for a
-ratio). With a single sync of the sample store, `n_synced` and `n_holdout` are the arms' sizes
-at the first sync; customers who joined the audience later are not compared.
+The arms are the audience's members assigned by the end of the first sync's run (every
+destination of it): customers who joined the audience later are not compared, since joining
+can be caused by the sync (a campaign buyer becomes a "buyer"). Intervals are missing where an
+arm has fewer than two customers (or no orders / opens for a ratio).
 """
 
 from __future__ import annotations
@@ -44,18 +45,30 @@ with store_clock as (
 ),
 first_sync as (
     select audience_key, min(started_at) as first_synced_at,
+           arg_min(run_id, started_at) as first_run_id,
            arg_min(coalesce(as_of_date, cast(started_at as date)), started_at)
                as first_sync_as_of_date
     from activation.sync_runs
     where status in ('succeeded', 'add_only') and mode <> 'dry_run'
     group by audience_key
 ),
+first_run as (
+    -- members assigned by the end of the first sync's run (all its destinations)
+    select first_sync.audience_key,
+           coalesce(max(runs.finished_at), min(first_sync.first_synced_at) + interval 1 day)
+               as assigned_by
+    from first_sync
+    inner join activation.sync_runs as runs
+        on runs.audience_key = first_sync.audience_key and runs.run_id = first_sync.first_run_id
+    group by first_sync.audience_key
+),
 arms as (
     select assignments.audience_key, assignments.customer_id, assignments.arm,
            first_sync.first_synced_at, first_sync.first_sync_as_of_date
     from activation.audience_assignments as assignments
     inner join first_sync using (audience_key)
-    where assignments.first_assigned_at <= first_sync.first_synced_at + interval 1 day
+    inner join first_run using (audience_key)
+    where assignments.first_assigned_at <= first_run.assigned_by
 ),
 order_outcomes as (
     select arms.audience_key, arms.customer_id,

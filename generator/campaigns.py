@@ -238,3 +238,25 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
     start = np.r_[True, groups[1:] != groups[:-1]]
     index = np.arange(len(groups))
     return index - np.maximum.accumulate(np.where(start, index, 0))
+
+
+def true_effect(records: pd.DataFrame, audience_key: str, members: list[str],
+                orders: pd.DataFrame, since: dt.date) -> dict[str, float]:
+    """The campaign's true effect on an audience's `members` (their arms mixed as the audience
+    holds them): the mean over them of the outcome with the campaign minus the outcome without,
+    both known for every member, since `records` (campaign_orders.csv) holds both arms'
+    campaign orders.
+
+    `orders`: the store's completed orders as loaded (order_id, customer_id, order_date); the
+    outcome without the campaign leaves this campaign's orders out. Returns the effect on
+    conversion (a completed order on or after `since`) and on revenue per customer."""
+    mine = records[(records["audience_key"] == audience_key)
+                   & (pd.to_datetime(records["order_date"]).dt.date >= since)]
+    own = orders[~orders["order_id"].isin(mine["order_id"])
+                 & (pd.to_datetime(orders["order_date"]).dt.date >= since)]
+    members_index = pd.Index(members)
+    converted_anyway = members_index.isin(own["customer_id"])
+    campaign_buyer = members_index.isin(mine["customer_id"])
+    revenue = mine.groupby("customer_id")["revenue"].sum().reindex(members_index, fill_value=0)
+    return {"conversion": float(np.mean(campaign_buyer & ~converted_anyway)) if members else 0.0,
+            "revenue_per_customer": float(revenue.mean()) if members else 0.0}

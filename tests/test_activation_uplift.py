@@ -88,13 +88,18 @@ def test_outcomes_are_counted_from_the_stores_as_of_date_not_the_wall_clock(tmp_
                     "date '2026-10-01' + cast(i % 5 as integer) as order_date "
                     "from range(20) as r(i)")
         con.execute("insert into activation.sync_runs (run_id, audience_key, destination, mode, "
-                    "status, started_at, as_of_date) values ('r1', 'vip', 'file', 'first_sync', "
-                    "'succeeded', timestamp '2026-12-01 06:00', date '2026-10-01')")
+                    "status, started_at, finished_at, as_of_date) values ('r1', 'vip', 'file', "
+                    "'first_sync', 'succeeded', timestamp '2026-12-01 06:00', "
+                    "timestamp '2026-12-01 06:05', date '2026-10-01')")
+        # a customer who joined in a later run (minutes later on the wall clock) is not compared
+        con.execute("insert into activation.audience_assignments values ('vip', 'c1000', "
+                    "'target', 0.5, timestamp '2026-12-01 06:30')")
         build_uplift(con)
         row = con.execute("select * from marts.audience_uplift").df().iloc[0]
     assert row["first_sync_as_of_date"] == pd.Timestamp(2026, 10, 1)
     assert row["store_as_of_date"] == pd.Timestamp(2026, 10, 6)
     assert row["days_since_first_sync"] == 5
+    assert (row["n_synced"], row["n_holdout"]) == (50, 50)
     assert row["conversion_rate_synced"] == pytest.approx(0.4)  # c0..c19 of c0..c49
     assert row["conversion_rate_holdout"] == pytest.approx(0.0)
     assert pd.isna(row["email_ctr_synced"])  # no events table, no opens
