@@ -757,13 +757,14 @@ def main(argv: list[str] | None = None) -> int:
         options = {"force": args.force, "full_refresh": args.full_refresh,
                    "strict": args.strict, "force_removals": args.force_removals}
     if args.command == "run" and args.demo_destinations:
-        held = demo_campaign.prepare(HOME.ensure())
         with demo_destinations(HOME.ensure()):
+            held = demo_campaign.prepare(HOME)  # the demo audiences file is set from here on
             code = run(**options)
             if code == 0 and held:
-                print(f"\nThe campaign's days: {demo_campaign.deliver(HOME)} landing days "
-                      "delivered after the first sync, then the same run again.")
-                code = run(**options)
+                print(f"\nThe campaign's days: {demo_campaign.deliver(HOME)} days delivered "
+                      "after the first sync, then the same run again (the segments move by "
+                      "three weeks at once: removals allowed, --force-removals).")
+                code = run(**{**options, "force_removals": True})
             if code == 0:
                 print("\nThe same audiences synced once more: only changes are sent (none now, "
                       "unless this run found nothing new and this is the demo's first sync).")

@@ -1,11 +1,12 @@
 """The demo's campaign: a sample store whose uplift has something to find, and its summary lines.
 
 `make run DEMO=1` on an empty landing zone generates the sample store with a simulated campaign
-on one demo audience (`DEMO_CAMPAIGN`: the target arm of `at_risk_winback` places extra orders
-from 21 days before the store's last day on), holds the days from the campaign's start back
-(`SEGMENTA_HOME/generator/held_back/`), runs and syncs on the days before it (the first sync is
-stamped with the store's as-of date: the campaign's start), then delivers the held-back days and
-runs again, so `marts.audience_uplift` measures 21 days of outcomes after the first sync.
+on one demo audience (`DEMO_CAMPAIGN`: half the target arm of `at_risk_winback` places an extra
+order within 14 days, from 21 days before the store's last day on), holds the days from the
+campaign's start back (`SEGMENTA_HOME/generator/held_back/`), runs and syncs on the days before
+it (the first sync is stamped with the store's as-of date: the campaign's start), then delivers
+the held-back days and runs again (removals allowed: three weeks arrive at once), so `marts.audience_uplift` measures
+21 days of outcomes after the first sync.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 from core.settings import PROJECT_ROOT, Home
 
 DEMO_AUDIENCES = PROJECT_ROOT / "segments" / "audiences.demo.yml"
-# the demo's campaign: a win-back email that brings 30 % of the target arm back within 14 days
-DEMO_CAMPAIGN = {"audience": "at_risk_winback", "days_before_end": 21, "conversion": 0.3,
+# the demo's campaign: a win-back email that brings half the target arm back within 14 days (a
+# large effect, so that the demo's small audience shows it beyond its interval)
+DEMO_CAMPAIGN = {"audience": "at_risk_winback", "days_before_end": 21, "conversion": 0.5,
                  "days": 14}
 
 
@@ -72,15 +74,15 @@ def hold_back(home: Home, first_day: dt.date) -> None:
 
 def deliver(home: Home) -> int:
     """The held-back days into the landing zone, as a store delivers them; returns how many."""
-    days = sorted(held_back(home).glob("*/dt=*"))
-    for folder in days:
+    folders = sorted(held_back(home).glob("*/dt=*"))
+    for folder in folders:
         target = home.landing / folder.parent.name / folder.name
         if target.exists():
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         folder.rename(target)
     shutil.rmtree(held_back(home), ignore_errors=True)
-    return len(days)
+    return len({folder.name for folder in folders})
 
 
 def uplift_lines(con) -> list[str]:
