@@ -32,6 +32,24 @@ ORDERS_ONLY_FEATURES = ["log_orders", "log_order_value", "years_since_last_visit
 # decide who gets offers, and clusters drawn from age split customers by age ("Browsers who
 # never buy" had no one aged 55+). The profiles still describe each cluster's ages.
 PROTECTED_FEATURES = ["age_years"]
+# The protected attributes of the customer marts and what is derived from them (the fairness
+# report's attributes, segments/fairness.py, except country): no default model input is one of
+# these or computed from one (tests/test_segmentation.py checks FEATURE_INPUTS).
+PROTECTED_ATTRIBUTES = frozenset({"age_years", "age_band", "birth_date", "gender",
+                                  "income_band"})
+# each model feature and the segmentation_frame columns it is computed from
+FEATURE_INPUTS = {
+    "log_sessions": {"n_sessions_lifetime"},
+    "log_orders": {"n_orders"},
+    "log_order_value": {"avg_order_value"},
+    "conversion": {"n_orders", "n_sessions_lifetime"},
+    "discount_share": {"discount_share_of_spend"},
+    "years_since_last_visit": {"days_since_last_visit", "recency_days"},
+    "gift_season_share": {"gift_season_session_share"},
+    "email_open_rate": {"email_open_rate_lifetime"},
+    "cart_adds_per_view": {"n_cart_adds_lifetime", "n_product_views_lifetime"},
+    "age_years": {"age_years"},
+}
 # what each cluster is described by (profiles and names), in natural units
 PROFILE_COLUMNS = ["n_orders", "net_revenue", "avg_order_value", "return_rate",
                    "discount_share_of_spend", "n_sessions_lifetime", "days_since_last_visit",

@@ -5,12 +5,13 @@ For a selection s (a segment of `marts.segment_memberships`, or an audience: the
 segment in the audience's `target` arm of `activation.audience_assignments`, i.e. those it sends
 to its destinations) and a group g of one attribute (`female`, `25-34`, `ES`, ...):
 
-- selection rate(g) = members of s in g / customers in g (all of `marts.dim_customers`);
+- selection rate(g) = members of s in g / customers in g (all of `marts.dim_customers`, grouped
+  by the dbt view `marts.customer_fairness_groups`);
 - ratio to the most selected group = rate(g) / the highest rate among the *assessed* groups of
   that attribute. The four-fifths rule calls a ratio under 0.8 adverse impact.
 
 A missing value (no gender, birth date, income band or country on record) is the group
-`unknown`. Tiny groups make noisy rates (2 customers, 1 selected: 50 %), so a group is
+`unknown` (in the dbt view). Tiny groups make noisy rates (2 customers, 1 selected: 50 %), so a group is
 *assessed* (it can be the reference and it can be flagged) only when it has at least
 `min_group_size` customers and at least `min_expected_selected` members would be expected in it
 at the selection's overall rate (n_group x n_selected / n_customers); other groups are reported
@@ -34,7 +35,9 @@ import numpy as np
 import pandas as pd
 
 TABLE = "marts.segment_fairness"
-# the protected attributes reported, columns of marts.dim_customers
+# every customer's group of each attribute (dbt: marts/customer_fairness_groups.sql, from
+# marts.dim_customers; a missing value is 'unknown')
+GROUPS_TABLE = "marts.customer_fairness_groups"
 ATTRIBUTES = ("gender", "age_band", "income_band", "country")
 UNKNOWN = "unknown"
 COLUMNS = [
@@ -99,19 +102,6 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
         "where table_catalog = current_database()").fetchall()}
 
 
-def _group(column: str, present: set[str]) -> str:
-    """A customer's group of `column`: its trimmed value, `unknown` when empty or missing (and
-    for every customer while marts.dim_customers lacks the column)."""
-    if column not in present:
-        return f"'{UNKNOWN}'"
-    value = f"trim(cast({column} as varchar))"
-    if column == "country":
-        value = f"upper({value})"
-    elif column == "gender":
-        value = f"lower({value})"
-    return f"coalesce(nullif({value}, ''), '{UNKNOWN}')"
-
-
 def selection_counts(con: duckdb.DuckDBPyConnection,
                      audiences: Sequence[tuple[str, str]] = ()) -> pd.DataFrame:
     """One row per selection x attribute x group, with `n_selected` (members of the selection in
@@ -120,13 +110,12 @@ def selection_counts(con: duckdb.DuckDBPyConnection,
     segment's members in the audience's target arm; none before its first sync). Every group
     of every attribute appears for every selection, with n_selected 0 where it has none."""
     tables = _tables(con)
-    for needed in ("marts.dim_customers", "marts.segment_memberships"):
+    for needed in (GROUPS_TABLE, "marts.segment_memberships"):
         if needed not in tables:
             raise ValueError(f"{needed} does not exist yet: build the marts first (make run)")
-    present = {name for (name,) in con.execute(
-        "select column_name from information_schema.columns where table_schema = 'marts' "
-        "and table_name = 'dim_customers' and table_catalog = current_database()").fetchall()}
-    groups = ",\n".join(f"{_group(a, present)} as {a}" for a in ATTRIBUTES)
+    # never null there (dbt tests); coalesced all the same, as grouping sets tell the attribute
+    # of a row by its one non-null group
+    groups = ", ".join(f"coalesce({a}, '{UNKNOWN}') as {a}" for a in ATTRIBUTES)
     frame = pd.DataFrame({"audience_key": pd.Series([a for a, _ in audiences], dtype="string"),
                           "segment_key": pd.Series([s for _, s in audiences], dtype="string")})
     con.register("_fairness_audiences", frame)
@@ -150,7 +139,7 @@ def selection_counts(con: duckdb.DuckDBPyConnection,
     try:
         return con.execute(f"""
             with customers as (
-                select customer_id, {groups} from marts.dim_customers
+                select customer_id, {groups} from {GROUPS_TABLE}
             ),
             long as (
                 select attribute, group_value, count(*) as n_group
@@ -328,3 +317,25 @@ def lowest_ratios(report: pd.DataFrame, flagged_only: bool = True) -> pd.DataFra
             [["selection_type", "selection_key", "attribute", "group_value", "n_group",
               "selection_rate", "most_selected_group", "ratio_to_most_selected",
               "n_flagged_groups"]].reset_index(drop=True))
+
+
+def summary_lines(report: pd.DataFrame) -> list[str]:
+    """The fairness section of `segmenta summary`: each flagged audience and segment with its
+    lowest ratio (which group, against which), or that none is flagged."""
+    if report.empty:
+        return ["Fairness (marts.segment_fairness): no segment yet"]
+    threshold, size = report["threshold"].iloc[0], int(report["min_group_size"].iloc[0])
+    lowest = lowest_ratios(report)
+    if lowest.empty:
+        return [(f"Fairness (marts.segment_fairness): no segment or audience selects a group "
+                 f"of {size}+ customers at under {threshold:g} times its most selected group's "
+                 "rate")]
+    width = max(len(key) for key in lowest["selection_key"])
+    lines = [(f"Fairness (marts.segment_fairness; lowest selection-rate ratio, flagged under "
+              f"{threshold:g} for groups of {size}+ customers):")]
+    lines += [f"  {row.selection_type:<8} {row.selection_key:<{width}}  "
+              f"{row.ratio_to_most_selected:.2f}  {row.attribute} {row.group_value} vs "
+              f"{row.most_selected_group} ({row.n_flagged_groups} group"
+              f"{'s' if row.n_flagged_groups != 1 else ''} flagged)"
+              for row in lowest.itertuples()]
+    return lines

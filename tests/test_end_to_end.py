@@ -240,6 +240,60 @@ def test_memberships_unite_rfm_rule_and_ml_segments(home):
     assert rfm == _query(home, "select count(*) as n from marts.customer_rfm")["n"][0]
 
 
+def test_fairness_report_covers_every_segment_and_audience_and_its_check_agrees(home):
+    """marts.segment_fairness (segments/fairness.py): every segment and demo audience x
+    attribute, its counts adding up to the selection and to all customers, flags that follow
+    the ratios, the non-blocking check failing exactly when an audience is flagged, the
+    published copy and the summary's section."""
+    import dagster as dg
+
+    from dagster_project.defs.segments.fairness import FAIRNESS_CHECK
+    from segments.fairness import ATTRIBUTES
+
+    report = _query(home, "select * from marts.segment_fairness")
+    sizes = _query(home, "select segment_key, count(*) as n from marts.segment_memberships "
+                         "group by 1").set_index("segment_key")["n"]
+    n_customers = _query(home, "select count(*) as n from marts.dim_customers")["n"][0]
+    covered = report.groupby(["selection_type", "selection_key"])["attribute"].agg(set)
+    assert set(covered["segment"].index) == set(sizes.index)
+    assert set(covered["audience"].index) == {"champions_newsletter", "at_risk_winback",
+                                              "cart_abandoners"}
+    assert all(attributes == set(ATTRIBUTES) for attributes in covered)
+    per = report.groupby(["selection_type", "selection_key", "attribute"])
+    assert (per["n_group"].sum() == n_customers).all()
+    segments = report[report["selection_type"] == "segment"]
+    selected = segments.groupby(["selection_key", "attribute"])["n_selected"].sum()
+    assert (selected == selected.index.get_level_values(0).map(sizes)).all()
+    # an audience selects its segment's members in the target arm: fewer than the segment
+    audiences = report[report["selection_type"] == "audience"].groupby(
+        ["selection_key", "segment_key"])["n_selected_total"].first()
+    assert all(0 < n < sizes[segment] for (_, segment), n in audiences.items())
+    genders = set(report.loc[report["attribute"] == "gender", "group_value"])
+    assert {"female", "male", "unknown"} <= genders
+
+    expected = report["is_assessed"] & (report["ratio_to_most_selected"] < report["threshold"])
+    assert (report["is_flagged"] == expected).all()
+    assert report["is_flagged"].any() and report["threshold"].eq(0.8).all()
+    assert (report.loc[report["is_assessed"], "n_group"] >= 50).all()
+
+    flagged_audiences = set(report.loc[report["is_flagged"]
+                                       & (report["selection_type"] == "audience"),
+                                       "selection_key"])
+    key = dg.AssetCheckKey(dg.AssetKey(["marts", "segment_fairness"]), FAIRNESS_CHECK)
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    evaluation = record.evaluation
+    assert evaluation.passed == (not flagged_audiences)
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["flagged_audiences"].value == len(flagged_audiences)
+    assert all(audience in evaluation.description for audience in flagged_audiences)
+
+    with duckdb.connect(str(home / "published" / "marts.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from marts.segment_fairness").fetchone()[0] == len(
+            report)
+    assert "Fairness (marts.segment_fairness" in (home / "first_run_output.txt").read_text()
+
+
 @pytest.fixture(scope="module")
 def new_rule_refresh(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A refresh after a new YAML rule, while an analyst queries the published copy in a loop

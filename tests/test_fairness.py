@@ -80,31 +80,31 @@ def test_inconsistent_counts_are_refused():
         fairness_table(_counts([]).drop(columns="n_group"))
 
 
-def _store(path, with_income: bool = True) -> Warehouse:
-    """A warehouse of 1,000 customers with known groups, a rule segment selecting 60 % of
-    women, 20 % of men and no one of unknown gender, and an audience on it whose target arm
-    holds 9 in 10 of its members."""
+def _store(path) -> Warehouse:
+    """A warehouse of 1,000 customers in known groups (as the dbt view
+    marts.customer_fairness_groups gives them), a rule segment selecting 60 % of women, 20 % of
+    men and no one of unknown gender, and an audience on it whose target arm holds 9 in 10 of
+    its members."""
     warehouse = Warehouse(path)
-    income = ("case when i % 5 = 0 then null when i % 5 < 3 then 'low' else 'high' end "
-              "as income_band," if with_income else "")
     with warehouse.transaction() as con:
         con.execute("create schema marts; create schema activation")
-        con.execute(f"""
-            create table marts.dim_customers as
+        con.execute("""
+            create table marts.customer_fairness_groups as
             select 'C' || lpad(i::varchar, 4, '0') as customer_id,
-                   case when i % 10 < 5 then 'Female' when i % 10 < 9 then 'male'
-                        else '' end as gender,
+                   case when i % 10 < 5 then 'female' when i % 10 < 9 then 'male'
+                        else 'unknown' end as gender,
                    case when i % 2 = 0 then '25-34' else '45-54' end as age_band,
-                   {income}
-                   case when i % 4 = 0 then ' es' else 'DE' end as country
+                   case when i % 5 = 0 then 'unknown' when i % 5 < 3 then 'low'
+                        else 'high' end as income_band,
+                   case when i % 4 = 0 then 'ES' else 'DE' end as country
             from range(1000) as t(i)
         """)
         con.execute("""
             create table marts.segment_memberships as
             select customer_id, 'rule_picked' as segment_key, 'Picked' as segment_name,
                    'rule' as segment_type, date '2026-10-31' as as_of_date
-            from marts.dim_customers
-            where (lower(gender) = 'female' and substr(customer_id, 2)::int // 10 % 5 < 3)
+            from marts.customer_fairness_groups
+            where (gender = 'female' and substr(customer_id, 2)::int // 10 % 5 < 3)
                or (gender = 'male' and substr(customer_id, 2)::int // 10 % 5 = 0)
         """)
         con.execute("""
@@ -129,7 +129,6 @@ def test_counts_from_the_warehouse(tmp_path):
                              "where arm = 'target' and customer_id in (select customer_id from "
                              "marts.segment_memberships)").df()
     got = counts.set_index(["selection_key", "attribute", "group_value"]).sort_index()
-    # groups normalized: gender lower-cased, an empty one unknown; countries trimmed, upper case
     assert set(got.loc["rule_picked"].index) == {
         ("gender", "female"), ("gender", "male"), ("gender", "unknown"), ("age_band", "25-34"),
         ("age_band", "45-54"), ("income_band", "low"), ("income_band", "high"),
@@ -164,11 +163,8 @@ def test_report_equals_fairlearn_over_one_row_per_customer(tmp_path):
                        select customer_id from activation.audience_assignments
                        where arm = 'target' and customer_id in (
                            select customer_id from marts.segment_memberships)) as in_audience
-            from marts.dim_customers as customers
+            from marts.customer_fairness_groups as customers
         """).df()
-    customers["gender"] = customers["gender"].str.lower().replace("", "unknown")
-    customers["country"] = customers["country"].str.strip().str.upper()
-    customers["income_band"] = customers["income_band"].fillna("unknown")
     for key, column in (("rule_picked", "in_segment"), ("picked_crm", "in_audience")):
         y = customers[column].astype(int)
         for attribute in fairness.ATTRIBUTES:
@@ -191,18 +187,9 @@ def test_report_equals_fairlearn_over_one_row_per_customer(tmp_path):
         "female": False, "male": True, "unknown": True}
 
 
-def test_income_band_absent_is_reported_as_unknown(tmp_path):
-    """Until marts.dim_customers has income_band, every customer's income band is unknown."""
-    warehouse = _store(tmp_path / "w.duckdb", with_income=False)
-    with warehouse.connect() as con:
-        counts = fairness.selection_counts(con)
-    income = counts[counts["attribute"] == "income_band"]
-    assert income[["group_value", "n_group"]].values.tolist() == [["unknown", 1000]]
-
-
 def test_missing_marts_are_a_clear_error():
-    with duckdb.connect() as con, pytest.raises(ValueError, match="marts.dim_customers does "
-                                                "not exist yet"):
+    with duckdb.connect() as con, pytest.raises(ValueError, match="marts.customer_fairness_groups "
+                                                "does not exist yet"):
         fairness.selection_counts(con)
 
 
@@ -265,3 +252,27 @@ def test_a_selection_at_one_million_customers_is_counted_not_listed():
     rates = fairness.selection_rates(counts)
     assert rates.tolist() == pytest.approx([0.6, 1 / 3])
     assert np.isfinite(rates).all()
+
+
+def test_summary_lists_flagged_selections_with_their_lowest_ratio():
+    counts = _counts([
+        ("segment", "rule_young", "age_band", "18-24", 60, 100),
+        ("segment", "rule_young", "age_band", "65+", 6, 100),      # 0.1: flagged
+        ("segment", "rule_young", "gender", "female", 33, 100),
+        ("segment", "rule_young", "gender", "male", 33, 100),
+        ("audience", "young_crm", "age_band", "18-24", 50, 100),
+        ("audience", "young_crm", "age_band", "65+", 35, 100),     # 0.7: flagged
+        ("segment", "rfm_even", "age_band", "18-24", 30, 100),
+        ("segment", "rfm_even", "age_band", "65+", 30, 100),
+    ])
+    lines = fairness.summary_lines(fairness_table(counts))
+    assert lines[0].startswith("Fairness (marts.segment_fairness; lowest selection-rate ratio, "
+                               "flagged under 0.8 for groups of 50+ customers)")
+    assert [line.split() for line in lines[1:]] == [
+        ["audience", "young_crm", "0.70", "age_band", "65+", "vs", "18-24", "(1", "group",
+         "flagged)"],
+        ["segment", "rule_young", "0.10", "age_band", "65+", "vs", "18-24", "(1", "group",
+         "flagged)"]]
+    even = fairness.summary_lines(fairness_table(counts[counts["selection_key"] == "rfm_even"]))
+    assert even == [("Fairness (marts.segment_fairness): no segment or audience selects a "
+                     "group of 50+ customers at under 0.8 times its most selected group's rate")]

@@ -9,9 +9,11 @@ import pytest
 
 from ml.evaluation import SEGMENTER_GATE, check_gate, gate_params, persona_agreement
 from ml.features import (
+    FEATURE_INPUTS,
     NEVER_VISITED_DAYS,
     ORDERS_ONLY_FEATURES,
     PROFILE_COLUMNS,
+    PROTECTED_ATTRIBUTES,
     SEGMENTATION_FEATURES,
     segmentation_features,
     segmentation_frame,
@@ -80,6 +82,29 @@ def test_features_fill_gaps_and_scale_counts():
     assert list(with_age.columns) == [*SEGMENTATION_FEATURES, "age_years"]
     with pytest.raises(ValueError, match="n_orders"):
         segmentation_frame(customers.drop(columns="n_orders"))
+
+
+def test_no_default_model_input_is_a_protected_attribute(monkeypatch):
+    """Age, gender, income band and what derives from them (age band) are no input of the
+    default features, with or without browsing; the opt-in adds age and nothing else; and the
+    default features do not move when every age is changed."""
+    monkeypatch.delenv("SEGMENTA_CLUSTER_ON_PROTECTED", raising=False)
+    assert {"age_years", "age_band", "gender", "income_band"} <= PROTECTED_ATTRIBUTES
+    customers, _ = _customers()
+    browsing = segmentation_frame(customers)
+    orders_only = browsing.assign(n_sessions_lifetime=0.0)
+    assert set(FEATURE_INPUTS) >= set(segmentation_features(browsing, protected=True).columns
+                                      ) | set(ORDERS_ONLY_FEATURES)
+    for frame in (browsing, orders_only):
+        features = segmentation_features(frame)
+        assert set(features.columns) <= set(SEGMENTATION_FEATURES) | set(ORDERS_ONLY_FEATURES)
+        inputs = set().union(*(FEATURE_INPUTS[name] for name in features.columns))
+        assert not inputs & PROTECTED_ATTRIBUTES, inputs & PROTECTED_ATTRIBUTES
+        older = frame.assign(age_years=frame["age_years"] + 30)
+        pd.testing.assert_frame_equal(segmentation_features(older), features)
+    monkeypatch.setenv("SEGMENTA_CLUSTER_ON_PROTECTED", "1")
+    opted_in = segmentation_features(browsing)
+    assert set(opted_in.columns) - set(SEGMENTATION_FEATURES) == {"age_years"}
 
 
 def _fit(customers: pd.DataFrame, previous=None):

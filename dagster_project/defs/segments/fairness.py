@@ -23,7 +23,8 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 @dg.asset(
     key=KEY,
-    deps=[dg.AssetKey(["marts", "segment_memberships"]), dg.AssetKey(["marts", "dim_customers"]),
+    deps=[dg.AssetKey(["marts", "segment_memberships"]),
+          dg.AssetKey(["marts", "customer_fairness_groups"]),
           *(a.key for a in sync_assets)],
     group_name="segments",
     kinds={"duckdb", "python"},
