@@ -9,7 +9,7 @@ latest as (
     select *
     from source
     qualify row_number() over (
-            partition by "date", lower(trim(city)), upper(country)
+            partition by date, lower(trim(city)), upper(country)
             order by issued_at desc, _partition_date desc, _source_line desc
         ) = 1
 ),
@@ -17,7 +17,7 @@ latest as (
 renamed as (
     select
         ----------  ids
-        "date" as weather_date,
+        date as weather_date,
         trim(city) as city,
         upper(country) as country,
 
