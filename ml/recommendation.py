@@ -780,7 +780,12 @@ def cart_complements(model: RepeatThenSimilar, products: pd.Index, carts: pd.Dat
     """For each open cart (customer_id, product_id rows), the n products most similar to what
     is in it and not in it already: customer_id, rank, product_id, score."""
     if carts.empty or model.similarity is None:
-        return pd.DataFrame(columns=["customer_id", "rank", "product_id", "score"])
+        # typed: an untyped empty frame became an INTEGER customer_id column in DuckDB, which
+        # an erasure's delete by customer id then failed to compare with
+        return pd.DataFrame({"customer_id": pd.Series(dtype="string"),
+                             "rank": pd.Series(dtype="int64"),
+                             "product_id": pd.Series(dtype="string"),
+                             "score": pd.Series(dtype="float64")})
     customers = pd.Index(carts["customer_id"].astype(str).unique())
     cols = products.get_indexer(carts["product_id"].astype(str))
     known = cols >= 0

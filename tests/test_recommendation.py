@@ -549,3 +549,19 @@ def test_sparse_scores_add_into_the_dense_ones_with_repeated_and_unsorted_cells(
     rec._add_into(dense, matrix, np.array([2, 0, 1]), weight=0.5)
     # column j lands in position[j]: 1 -> 0 (twice), 0 -> 2, 2 -> 1
     assert dense.tolist() == [[1 + 0.5 * (1 + 4), 1.0, 1 + 0.5 * 2], [1.0, 1 + 0.5 * 8, 1.0]]
+
+
+def test_no_open_cart_gives_typed_empty_complements():
+    """A store without open carts writes an empty ml.cart_complements whose customer_id is
+    text: as an untyped empty frame it became INTEGER, and an erasure's delete by customer id
+    failed on it (tests/test_personalization_api.py's store has no open cart)."""
+    import duckdb
+
+    empty = rec.cart_complements(rec.RepeatThenSimilar(), pd.Index(["P1"]),
+                                 pd.DataFrame(columns=["customer_id", "product_id"]))
+    with duckdb.connect() as con:
+        con.register("empty", empty)
+        types = dict(con.execute("select column_name, column_type from (describe empty)")
+                     .fetchall())
+    assert types == {"customer_id": "VARCHAR", "rank": "BIGINT", "product_id": "VARCHAR",
+                     "score": "DOUBLE"}
