@@ -91,7 +91,7 @@ class Cache:
 
     def info(self) -> dict:
         """What the health endpoint tells: when and from what this cache was built."""
-        return {key: self.meta[key] for key in ("built_at", "published_modified_at",
+        return {key: self.meta[key] for key in ("cache_id", "built_at", "published_modified_at",
                                                 "as_of_date", "customers", "products")}
 
     # -- lookups ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import os
 import re
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -292,14 +293,15 @@ def build_cache(published: Path, target: Path, content_file: Path = CONTENT_FILE
         """)
         con.register("content_choices", _content_choices(con, slots, content_file))
         customers = _write(db, "customers",
-                           con.execute(_CUSTOMERS).fetch_record_batch(100_000), 4)
+                           con.execute(_CUSTOMERS).to_arrow_reader(100_000), 4)
         personalized = con.execute("select count(*) from content_choices").fetchone()[0]
-        products = _write(db, "products", con.execute(_PRODUCTS).fetch_record_batch(), 4)
+        products = _write(db, "products", con.execute(_PRODUCTS).to_arrow_reader(), 4)
         popular = [[pid, n] for pid, n in con.execute(_POPULAR).fetchall()]
         as_of = con.execute("select max(as_of_date)::varchar from pub.main.segment_memberships"
                             ).fetchone()[0]
         meta = {
             "format_version": FORMAT_VERSION,
+            "cache_id": uuid.uuid4().hex,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "published": str(published),
             "published_modified_at": datetime.fromtimestamp(source_mtime, UTC).isoformat(
