@@ -37,8 +37,8 @@ def shared_data() -> Path:
 # would repeat its set-up (the crash test's final run, say) and end the suite later.
 SLOW_FILES = ("test_crash_recovery.py", "test_incremental_models.py", "test_end_to_end.py",
               "test_segment_history.py", "test_online_retail_pipeline.py",
-              "test_recommendation.py", "test_incremental_cases.py", "test_bad_files.py",
-              "test_personalization_api.py")
+              "test_uplift_recovery.py", "test_recommendation.py", "test_incremental_cases.py",
+              "test_bad_files.py", "test_personalization_api.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
