@@ -235,7 +235,7 @@ def test_the_asset_writes_the_mart_and_its_check_warns_on_a_flagged_audience(tmp
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.description.startswith(
         "audiences under a selection-rate ratio of 0.8: champions_newsletter (0.")
-    assert "segments under it: rfm_champions (0.00, gender unknown)" in evaluation.description
+    assert "; 1 segment under it: rfm_champions (0.00, gender unknown)" in evaluation.description
     assert evaluation.metadata["flagged_audiences"].value == 1
     assert "champions_newsletter" in evaluation.metadata["audiences"].value
     mart = warehouse.query_df(f"select * from {fairness.TABLE}")

@@ -14,6 +14,7 @@ from dagster_project.resources import WarehouseResource
 from segments import fairness
 
 FAIRNESS_CHECK = "selection_ratio"
+SEGMENTS_NAMED = 5  # flagged segments named in the check's description (the metadata has all)
 KEY = dg.AssetKey(["marts", "segment_fairness"])
 
 
@@ -79,8 +80,10 @@ def selection_ratio(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 
     description = (f"audiences under a selection-rate ratio of {threshold}: {named(audiences)}"
                    if len(audiences) else f"no audience under a ratio of {threshold}")
-    if len(segments):
-        description += f"; segments under it: {named(segments)}"
+    if len(segments):  # all of them in the metadata; the lowest few here
+        description += (f"; {len(segments)} segment{'s' if len(segments) > 1 else ''} under "
+                        f"it: {named(segments.head(SEGMENTS_NAMED))}"
+                        + (", ..." if len(segments) > SEGMENTS_NAMED else ""))
     return dg.AssetCheckResult(
         passed=audiences.empty,
         severity=dg.AssetCheckSeverity.WARN,
