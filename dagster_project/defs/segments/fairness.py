@@ -72,7 +72,8 @@ def selection_ratio(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     lowest = fairness.lowest_ratios(report)
     audiences = lowest[lowest["selection_type"] == "audience"]
     segments = lowest[lowest["selection_type"] == "segment"]
-    threshold = float(report["threshold"].iloc[0]) if len(report) else None
+    threshold = (float(report["threshold"].iloc[0]) if len(report)
+                 else fairness.FairnessSettings.from_env().threshold)
 
     def named(frame: pd.DataFrame) -> str:
         return ", ".join(f"{row.selection_key} ({row.ratio_to_most_selected:.2f}, "
@@ -89,7 +90,7 @@ def selection_ratio(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.WARN,
         description=description,
         metadata={
-            "threshold": dg.MetadataValue.float(threshold if threshold is not None else 0.8),
+            "threshold": dg.MetadataValue.float(threshold),
             "flagged_audiences": dg.MetadataValue.int(len(audiences)),
             "flagged_segments": dg.MetadataValue.int(len(segments)),
             "audiences": dg.MetadataValue.md(_markdown(audiences)),
