@@ -191,6 +191,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32,
                         help="keep-alive connections (32)")
     parser.add_argument("--workers", type=int, default=1, help="server processes (1)")
+    parser.add_argument("--reuse-cache", action="store_true",
+                        help="serve the cache already in --workdir instead of building it")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     if not args.published.exists():
@@ -199,11 +201,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="personalization_load_") as tmp:
         workdir = args.workdir or Path(tmp)
         cache = workdir / "cache.sqlite"
-        print(f"building the cache from {args.published} ...", flush=True)
-        built = build_cache(args.published, cache, args.content)
-        print(f"cache: {built.customers:,} customers ({built.personalized_content:,} with rule "
-              f"content), {built.products:,} products, {built.bytes / 1e6:,.0f} MB, built in "
-              f"{built.seconds:.1f} s")
+        if args.reuse_cache:
+            if not args.workdir or not cache.exists():
+                parser.error("--reuse-cache needs --workdir holding a cache.sqlite")
+            print(f"cache: {cache} as it is, {cache.stat().st_size / 1e6:,.0f} MB (not built)")
+        else:
+            print(f"building the cache from {args.published} ...", flush=True)
+            built = build_cache(args.published, cache, args.content)
+            print(f"cache: {built.customers:,} customers ({built.personalized_content:,} with "
+                  f"rule content), {built.products:,} products, {built.bytes / 1e6:,.0f} MB, "
+                  f"built in {built.seconds:.1f} s")
 
         key = secrets.token_urlsafe(32)
         port = free_port()

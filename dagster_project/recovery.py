@@ -26,6 +26,7 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES, DagsterRunStatu
 
 from core import processes
 from core.settings import Home
+from personalization.cache import cache_path
 
 PID_TAG = "segmenta/pid"
 PID_STARTED_TAG = "segmenta/pid_started"
@@ -138,6 +139,8 @@ def find_and_repair(instance: dg.DagsterInstance, home: Home, repair: bool = Tru
     # 4. half-written files of processes that are gone
     leftovers = list(home.published.parent.glob(f".{home.published.name}.*.tmp"))
     leftovers += list(home.dbt_target.glob(".partial_parse.msgpack.*.tmp"))
+    cache = cache_path(home)  # the personalization API's cache, built under a temporary name
+    leftovers += list(cache.parent.glob(f".{cache.name}.*.tmp"))
     if not live:
         leftovers += list(home.exports.rglob(".*.partial"))
     for path in leftovers:
