@@ -1,8 +1,9 @@
 """The demo's campaign: a sample store whose uplift has something to find, and its summary lines.
 
 `make run DEMO=1` on an empty landing zone generates the sample store with a simulated campaign
-on one demo audience (`DEMO_CAMPAIGN`: half the target arm of `at_risk_winback` places an extra
-order within 14 days, from 21 days before the store's last day on), holds the days from the
+on one demo audience (`DEMO_CAMPAIGN`: half the target arm of `at_risk_winback`, among the
+customers whose last order is 30+ days old, places an extra order within 14 days, from 21 days
+before the store's last day on), holds the days from the
 campaign's start back (`SEGMENTA_HOME/generator/held_back/`), runs and syncs on the days before
 it (the first sync is stamped with the store's as-of date: the campaign's start), then delivers
 the held-back days and runs again (removals allowed: three weeks arrive at once), so `marts.audience_uplift` measures
@@ -22,7 +23,7 @@ DEMO_AUDIENCES = PROJECT_ROOT / "segments" / "audiences.demo.yml"
 # the demo's campaign: a win-back email that brings half the target arm back within 14 days (a
 # large effect, so that the demo's small audience shows it beyond its interval)
 DEMO_CAMPAIGN = {"audience": "at_risk_winback", "days_before_end": 21, "conversion": 0.5,
-                 "days": 14}
+                 "days": 14, "lapsed_days": 30}
 
 
 def audience_holdouts(path: Path | None = None) -> dict[str, float] | None:
@@ -53,11 +54,13 @@ def prepare(home: Home) -> int:
         start = end - dt.timedelta(days=DEMO_CAMPAIGN["days_before_end"])
         holdout = audience_holdouts(DEMO_AUDIENCES)[DEMO_CAMPAIGN["audience"]]
         campaign = Campaign(DEMO_CAMPAIGN["audience"], start, DEMO_CAMPAIGN["conversion"],
-                            holdout, DEMO_CAMPAIGN["days"])
+                            holdout, DEMO_CAMPAIGN["days"],
+                            lapsed_days=DEMO_CAMPAIGN["lapsed_days"])
         print(f"No landing files in {home.landing}: generating the sample store with a simulated "
               f"campaign on {campaign.audience} from {start} (true effect: "
-              f"{campaign.conversion:.0%} of its target arm buy once more within "
-              f"{campaign.days} days; the holdout does not).")
+              f"{campaign.conversion:.0%} of its target arm's customers who last bought "
+              f"{campaign.lapsed_days}+ days before buy once more within {campaign.days} days; "
+              "the holdout does not).")
         generator.generate(home.landing, home.generator, campaigns=(campaign,))
         hold_back(home, start)
     return len(list(held_back(home).glob("*/dt=*")))

@@ -1,16 +1,20 @@
 """Simulated campaigns: a known true effect on one audience's target arm, for the uplift to find.
 
 A campaign names an audience key, a start day and a true effect. From the start day on, each
-customer of the audience's **target** arm places, with probability `conversion`, one extra
-order (a campaign order: `items` products on average from their favourite categories, opened
+eligible customer of the audience's **target** arm places, with probability `conversion`, one
+extra order (a campaign order: `items` products on average from their favourite categories, opened
 from a campaign email) on a day drawn uniformly from the `days` days starting at `start`. The
 **holdout** arm gets nothing. The arm is `core.holdout.in_holdout` with the audience's holdout
 share, the very function `activation` splits the synced audience with.
 
 The generator cannot know who the segment behind the audience will hold on the start day (the
-pipeline computes it), so the effect goes to every customer of the target arm; the audience's
-members are among them, and since the arm is a hash independent of everything else, the
-comparison inside the audience measures the configured effect.
+pipeline computes it), so the effect goes to every *eligible* customer of the target arm: one
+who bought before the start, and whose last completed order is at least `lapsed_days` days
+before it (0 by default; a win-back audience takes the lapsed ones). The audience's members are
+among them, and since the arm is a hash independent of everything else, the comparison inside
+the audience measures the configured effect; a member who is not eligible is untreated in both
+arms (the effect is diluted, not biased). Eligibility is fixed on the start day, from the
+orders before it, as the sync's membership is.
 
 Every draw comes from the campaign's own random stream (`[seed, 100 + i]`) and nothing of the
 world's state is touched (no order number, no `has_ordered`, no return), so the store without
@@ -39,9 +43,10 @@ from generator.world import World
 
 # campaign order numbers start here (O900000001...): far above any order the world numbers
 FIRST_ORDER_NUMBER = 900_000_001
-SPEC_HELP = ("audience=KEY,start=YYYY-MM-DD,conversion=P[,holdout=SHARE][,days=N][,items=N]: "
-             "from START on, each customer of the audience's target arm places one extra order "
-             "with probability P within N days (default 14) of about `items` products "
+SPEC_HELP = ("audience=KEY,start=YYYY-MM-DD,conversion=P[,holdout=SHARE][,days=N][,items=N]"
+             "[,lapsed_days=N]: from START on, each customer of the audience's target arm who "
+             "bought before START (last order at least lapsed_days before it) places one extra "
+             "order with probability P within N days (default 14) of about `items` products "
              "(default 2); the holdout arm (SHARE: the audience's holdout share) does not")
 
 
@@ -59,6 +64,7 @@ class Campaign:
     holdout: float
     days: int = 14
     items: float = 2.0
+    lapsed_days: int = 0
 
     @classmethod
     def parse(cls, text: str, holdouts: dict[str, float] | None = None) -> Campaign:
@@ -86,7 +92,8 @@ class Campaign:
             campaign = cls(audience, dt.date.fromisoformat(fields["start"]),
                            float(fields["conversion"]),
                            float(fields.get("holdout", (holdouts or {}).get(audience, 0))),
-                           int(fields.get("days", 14)), float(fields.get("items", 2)))
+                           int(fields.get("days", 14)), float(fields.get("items", 2)),
+                           int(fields.get("lapsed_days", 0)))
         except ValueError as exc:
             raise CampaignError(f"campaign {text!r}: {exc}") from None
         campaign.check()
@@ -98,8 +105,9 @@ class Campaign:
         if not 0 < self.holdout <= 0.5:
             raise CampaignError(f"campaign {self.audience}: holdout must be above 0 and at most "
                                 "0.5 (a campaign needs a holdout to be measured)")
-        if self.days < 1 or self.items < 1:
-            raise CampaignError(f"campaign {self.audience}: days and items must be at least 1")
+        if self.days < 1 or self.items < 1 or self.lapsed_days < 0:
+            raise CampaignError(f"campaign {self.audience}: days and items must be at least 1, "
+                                "lapsed_days at least 0")
 
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "start": self.start.isoformat()}
@@ -124,6 +132,8 @@ class Campaigns:
             day = ((campaign.start - world.start).days
                    + rng.integers(0, campaign.days, world.n))
             self.draws.append((rng, target, buys, day))
+        self.eligible: list[np.ndarray | None] = [None] * len(campaigns)
+        self.last_order = np.full(world.n, -1)  # the day of each customer's last order
         self.next_order = FIRST_ORDER_NUMBER
         self.records: list[pd.DataFrame] = []
 
@@ -133,9 +143,15 @@ class Campaigns:
         world, cat = self.world, self.world.catalogue
         more_events, more_orders = [events], [orders]
         day = world.start + dt.timedelta(days=day_index)
-        for campaign, (rng, target, buys, when) in zip(self.campaigns, self.draws, strict=True):
+        for number, (campaign, (rng, target, buys, when)) in enumerate(
+                zip(self.campaigns, self.draws, strict=True)):
+            if day_index == (campaign.start - world.start).days:  # the orders before the start
+                self.eligible[number] = ((self.last_order >= 0) & (
+                    day_index - self.last_order >= max(campaign.lapsed_days, 1)))
+            if self.eligible[number] is None:
+                continue
             active = (world.signup_day <= day_index) & ~world.deleted
-            who = np.flatnonzero(buys & (when == day_index) & active)
+            who = np.flatnonzero(buys & (when == day_index) & active & self.eligible[number])
             if not len(who):
                 continue
             numbers = np.arange(self.next_order, self.next_order + len(who))
@@ -174,6 +190,9 @@ class Campaigns:
                 "discount_amount": "0.00"})[ORDER_COLUMNS])
             more_events.append(self._events(campaign, who[delivered], numbers[delivered],
                                             opened[delivered], line_of, product, delivered))
+        bought = orders.loc[(orders["status"] == "completed") & (orders["customer_id"] != ""),
+                            "customer_id"]
+        self.last_order[bought.str[1:].astype(int).to_numpy() - 1] = day_index
         if len(more_orders) == 1:
             return events, orders
         return (pd.concat(more_events, ignore_index=True).sort_values(
