@@ -174,6 +174,8 @@ class Campaigns:
                 "arm": np.where(delivered, "target", "holdout"),
                 "order_id": padded_ids("O", numbers, 9), "order_date": day.isoformat(),
                 "revenue": np.round(revenue, 2), "delivered": delivered}))
+            if not delivered.any():  # only the holdout's, never delivered
+                continue
             kept = delivered[line_of]
             country = world.country[customer[kept]]
             more_orders.append(pd.DataFrame({
