@@ -25,7 +25,8 @@ KPIs per arm, the difference (target - holdout) and its 95 % interval:
 The arms are the audience's members assigned by the end of the first sync's run (every
 destination of it): customers who joined the audience later are not compared, since joining
 can be caused by the sync (a campaign buyer becomes a "buyer"). Intervals are missing where an
-arm has fewer than two customers (or no orders / opens for a ratio).
+arm has fewer than `MIN_ARM_FOR_INTERVAL` (10) customers, too few for the normal approximation
+(or no orders / opens for a ratio).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import duckdb
 
 from activation.state import ensure_tables
 
+MIN_ARM_FOR_INTERVAL = 10
 _EMPTY_ACTIVITY = ("(select null::varchar as customer_id, null::date as activity_date, "
                    "0 as n_email_opens, 0 as n_email_clicks where false)")
 _EMPTY_CLV = "(select null::varchar as customer_id, 0.0 as expected_value_90d where false)"
@@ -166,6 +168,21 @@ compared as (
         on target.audience_key = holdout.audience_key and holdout.arm = 'holdout'
     cross join store_clock
     where target.arm = 'target'
+),
+intervals as (
+    -- no interval from an arm too small for the normal approximation
+    select * replace (
+        case when n_synced >= {min_arm} and n_holdout >= {min_arm} then conversion_margin end
+            as conversion_margin,
+        case when n_synced >= {min_arm} and n_holdout >= {min_arm} then revenue_margin end
+            as revenue_margin,
+        case when n_synced >= {min_arm} and n_holdout >= {min_arm} then aov_margin end
+            as aov_margin,
+        case when n_synced >= {min_arm} and n_holdout >= {min_arm} then ctr_margin end
+            as ctr_margin,
+        case when n_synced >= {min_arm} and n_holdout >= {min_arm} then predicted_value_margin
+        end as predicted_value_margin)
+    from compared
 )
 select audience_key, first_synced_at, first_sync_as_of_date, store_as_of_date,
        days_since_first_sync, n_synced, n_holdout,
@@ -187,7 +204,7 @@ select audience_key, first_synced_at, first_sync_as_of_date, store_as_of_date,
        predicted_value_90d_uplift + predicted_value_margin
            as predicted_value_90d_uplift_ci_high,
        n_orders_synced, n_orders_holdout, n_email_opens_synced, n_email_opens_holdout
-from compared
+from intervals
 order by audience_key
 """
 
@@ -200,5 +217,6 @@ def build_uplift(con: duckdb.DuckDBPyConnection) -> int:
     activity = "intermediate.int_customer_activity_daily"
     con.execute(UPLIFT_SQL.format(
         activity=activity if activity in existing else _EMPTY_ACTIVITY,
-        clv="ml.customer_clv" if "ml.customer_clv" in existing else _EMPTY_CLV))
+        clv="ml.customer_clv" if "ml.customer_clv" in existing else _EMPTY_CLV,
+        min_arm=MIN_ARM_FOR_INTERVAL))
     return con.execute("select count(*) from marts.audience_uplift").fetchone()[0]

@@ -105,6 +105,27 @@ def test_outcomes_are_counted_from_the_stores_as_of_date_not_the_wall_clock(tmp_
     assert pd.isna(row["email_ctr_synced"])  # no events table, no opens
 
 
+def test_no_interval_from_an_arm_too_small_for_the_normal_approximation(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        ensure_tables(con)
+        con.execute("create schema marts")
+        # 30 synced customers, 2 held out (both buy): a difference, but no interval
+        con.execute("insert into activation.audience_assignments select 'vip', 'c' || i, "
+                    "case when i < 30 then 'target' else 'holdout' end, 0.1, "
+                    "timestamp '2026-12-01 06:00' from range(32) as r(i)")
+        con.execute("create table marts.fct_orders as select 'o' || i as order_id, "
+                    "'c' || i as customer_id, true as is_completed, 10.0 as net_revenue, "
+                    "date '2026-10-02' as order_date from range(25, 32) as r(i)")
+        con.execute("insert into activation.sync_runs (run_id, audience_key, destination, mode, "
+                    "status, started_at, as_of_date) values ('r1', 'vip', 'file', 'first_sync', "
+                    "'succeeded', timestamp '2026-12-01 06:00', date '2026-10-01')")
+        build_uplift(con)
+        row = con.execute("select * from marts.audience_uplift").df().iloc[0]
+    assert row["conversion_uplift"] == pytest.approx(5 / 30 - 1)
+    assert pd.isna(row["conversion_uplift_ci_low"]) and pd.isna(row["conversion_uplift_ci_high"])
+    assert pd.isna(row["revenue_per_customer_uplift_ci_low"])
+
+
 def test_an_older_sync_runs_table_gets_the_store_clock_column(tmp_path):
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         con.execute("create schema activation")
