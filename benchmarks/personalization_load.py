@@ -65,6 +65,14 @@ def proc_status(pid: int) -> dict[str, float]:
     return fields
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (/proc/stat), all cores."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
 def requests_to_send(cache: Path, key: str, n: int, seed: int) -> list[tuple[str, bytes]]:
     """n (endpoint, raw HTTP request) pairs in the mix, ids drawn from the cache."""
     rng = random.Random(seed)
@@ -232,9 +240,11 @@ def main() -> None:
                 pass
             if warm:
                 asyncio.run(drive(port, warm, args.rate, args.connections))
-            before = proc_status(server.pid)
+            before, machine_before, own_before = (proc_status(server.pid), machine_busy(),
+                                                  sum(os.times()[:2]))
             results, errors, wall = asyncio.run(drive(port, plan, args.rate, args.connections))
-            after = proc_status(server.pid)
+            after, machine_after, own_after = (proc_status(server.pid), machine_busy(),
+                                               sum(os.times()[:2]))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -257,6 +267,13 @@ def main() -> None:
           f"load (peak {after['VmHWM']:,.0f} MB); CPU {cpu:.1f} s in {wall:.1f} s "
           f"({100 * cpu / wall:.0f} % of a core, {1e6 * cpu / max(len(results), 1):.0f} us "
           f"a request)" + (" [worker processes not counted]" if args.workers > 1 else ""))
+    busy = machine_after[0] - machine_before[0]
+    cores = (machine_after[1] - machine_before[1]) / wall
+    client = own_after - own_before
+    print(f"machine: {busy / wall:.2f} of {cores:.0f} cores busy during the load: server "
+          f"{cpu / wall:.2f}, this load generator {client / wall:.2f}, other processes "
+          f"{max(busy - cpu - client, 0) / wall:.2f}; load average "
+          f"{Path('/proc/loadavg').read_text().split()[0]}")
     for error in errors[:5]:
         print("  error:", error)
 
