@@ -219,18 +219,20 @@ def test_content_follows_the_rules_over_the_published_weather(home, server):
                "rfm_segment", "has_email_consent"]
     rows = [dict(zip(columns, r, strict=True)) for r in _published(
         home, f"select {', '.join(columns)} from customer_360 order by customer_id")]
-    seen = set()
+    seen: dict[str, set] = {"home_banner": set(), "loyalty_strip": set()}
     with server.client() as client:
         for row in rows[::3]:
             answer = client.get(f"/customers/{row['customer_id']}/content").json()
             got = {slot: body["variant"] for slot, body in answer["slots"].items()}
             assert got == _expected_variant(row), row
-            seen |= set(got.values())
+            for slot, variant in got.items():
+                seen[slot].add(variant)
             one = client.get("/content/home_banner",
                              params={"customer_id": row["customer_id"]}).json()
             assert one == answer["slots"]["home_banner"]
         assert client.get("/content/no_such_slot").status_code == 404
-    assert {"rain_in_spain", "default", "champions_thanks"} <= seen
+    # some customers got a rule's content in each slot, others the default
+    assert all(len(variants) >= 2 and "default" in variants for variants in seen.values()), seen
 
 
 def _with_weather(home: Path, folder: Path, rainy_countries: tuple[str, ...]) -> Path:
@@ -378,7 +380,7 @@ def test_the_cache_is_swapped_under_load_without_a_failed_request(home, server, 
     stop = threading.Event()
     failures: list[str] = []
     answers: list[int] = []
-    banners: set[str] = set()
+    banners: list[tuple[float, str]] = []  # (when answered, the Spanish customer's banner)
 
     def hammer(seed: int) -> None:
         paths = [f"/customers/{customers[(seed * 97 + i) % len(customers)]}/recommendations"
@@ -398,24 +400,31 @@ def test_the_cache_is_swapped_under_load_without_a_failed_request(home, server, 
                 if response.status_code != 200:
                     failures.append(f"{path}: {response.status_code} {body}")
                 elif "variant" in body:
-                    banners.add(body["variant"])
+                    banners.append((time.monotonic(), body["variant"]))
                 answers.append(response.status_code)
 
     threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
+    missed = []
     try:
         for rainy in (("ES",), (), ("ES",), (), ("ES",), ()):
-            time.sleep(0.3)
+            time.sleep(0.2)
             build_cache(_with_weather(home, tmp_path, rainy), _cache(home))
             server.wait_for(_cache_id(_cache(home)))
-        time.sleep(0.3)
+            swapped, expected = time.monotonic(), "rain_in_spain" if rainy else "default"
+            deadline = swapped + 10  # the clients see the new cache's answer
+            while not any(t > swapped and v == expected for t, v in banners[-20:]):
+                if time.monotonic() > deadline:
+                    missed.append(rainy)
+                    break
+                time.sleep(0.02)
     finally:
         stop.set()
         for thread in threads:
             thread.join()
-    assert failures == []
-    assert len(answers) > 200 and banners == {"rain_in_spain", "default"}
+    assert failures == [] and missed == []
+    assert len(answers) > 200
 
 
 @pytest.fixture(scope="module")
