@@ -21,6 +21,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 HELD_BACK = 1  # landing days that arrive after the first run, one per refresh
+DAILY_FEEDS = ("orders", "events", "weather")
 
 
 def _segmenta(home: Path, *args: str) -> str:
@@ -50,6 +51,31 @@ def _transitions(home: Path) -> Counter:
                     for row in frame.itertuples()})
 
 
+def _rule_members(home: Path, segment_key: str) -> set[str]:
+    return set(_query(home, "select customer_id from marts.segment_memberships "
+                            f"where segment_key = '{segment_key}'")["customer_id"])
+
+
+def _rainy_in_spain(home: Path) -> tuple[str, set[str]]:
+    """The store's today (the RFM as-of date) and the Spanish customers in whose city
+    marts.weather_daily says it rains that day: who `rule_rainy_today_spain` should hold."""
+    today = _query(home, "select max(as_of_date) as d from marts.customer_rfm")["d"][0]
+    rainy = _query(home, f"""
+        select customers.customer_id from marts.dim_customers as customers
+        inner join marts.weather_daily as weather
+            on lower(customers.city) = lower(weather.city) and customers.country = weather.country
+        where customers.country = 'ES' and weather.is_rainy
+          and weather.weather_date = '{today}'""")
+    return str(today)[:10], set(rainy["customer_id"])
+
+
+def _state(home: Path) -> dict:
+    return {"members": _rfm_members(home), "transitions": _transitions(home),
+            "rainy_spain": _rule_members(home, "rule_rainy_today_spain"),
+            "expected_rainy_spain": _rainy_in_spain(home),
+            "weather": _query(home, "select * from marts.weather_daily")}
+
+
 @pytest.fixture(scope="module")
 def days(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A store whose last days are held back, and the state after each day's refresh."""
@@ -57,19 +83,19 @@ def days(tmp_path_factory: pytest.TempPathFactory) -> dict:
     _segmenta(home, "generate", "--customers", "1000", "--days", "35", "--seed", "21")
     held = tmp_path_factory.mktemp("held_back")
     folders = sorted({path.name for path in (home / "landing" / "events").glob("dt=*")})
-    for day in folders[-HELD_BACK:]:
-        for feed in ("orders", "events"):
+    for day in folders[-HELD_BACK:]:  # a day's delivery: its orders, events and weather
+        for feed in DAILY_FEEDS:
             shutil.move(home / "landing" / feed / day, held / f"{feed}_{day}")
     # a partner's orders file for a day ten days back arrives only after everything else
     shutil.move(home / "landing" / "orders" / folders[-11], held / f"late_{folders[-11]}")
     _segmenta(home, "run")
-    states = [{"members": _rfm_members(home), "transitions": _transitions(home)}]
+    states = [_state(home)]
     outputs = []
     for day in folders[-HELD_BACK:]:
-        for feed in ("orders", "events"):
+        for feed in DAILY_FEEDS:
             shutil.move(held / f"{feed}_{day}", home / "landing" / feed / day)
         outputs.append(_segmenta(home, "run"))
-        states.append({"members": _rfm_members(home), "transitions": _transitions(home)})
+        states.append(_state(home))
     return {"home": home, "states": states, "outputs": outputs, "days": folders[-HELD_BACK:],
             "held": held, "late_day": folders[-11]}
 
@@ -130,12 +156,14 @@ def test_a_late_file_ten_days_back_reaches_the_marts_and_the_published_copy(days
     assert "Not loaded again (no landing day changed): events." in output
     assert _query(home, "select count(*) as n, max(_loaded_at) as at from raw.events "
                         f"where _partition_date = '{late[3:]}'").equals(events_loaded)
-    raw = _query(home, f"select distinct order_id from raw.orders "
-                       f"where _partition_date = '{late[3:]}'")
-    assert len(raw) > 0
+    # the file's orders: those placed that day, and the returns of earlier orders it carries
+    raw = _query(home, f"select distinct order_id, cast(ordered_at as date) = '{late[3:]}' "
+                       f"as placed_that_day from raw.orders where _partition_date = '{late[3:]}'")
+    assert raw["placed_that_day"].sum() > 0
     with duckdb.connect(str(home / "published" / "marts.duckdb"), read_only=True) as con:
         published = con.execute(f"select order_id from fct_orders "
                                 f"where order_date = '{late[3:]}'").df()
+        every_order = set(con.execute("select order_id from fct_orders").df()["order_id"])
         buyers = con.execute(f"""
             select rfm.customer_id, rfm.frequency, count(*) as n_completed
             from fct_orders as orders inner join customer_rfm as rfm using (customer_id)
@@ -143,7 +171,8 @@ def test_a_late_file_ten_days_back_reaches_the_marts_and_the_published_copy(days
                 select customer_id from fct_orders
                 where order_date = '{late[3:]}' and is_completed)
             group by all""").df()
-    assert set(published["order_id"]) == set(raw["order_id"])
+    assert set(published["order_id"]) == set(raw.loc[raw["placed_that_day"], "order_id"])
+    assert set(raw["order_id"]) <= every_order
     assert len(buyers) > 0  # the day's buyers are scored, with the late orders counted
     assert (buyers["frequency"] == buyers["n_completed"]).all()
     # the incremental marts were patched into the copy, not copied: row for row the warehouse's
@@ -202,3 +231,52 @@ def test_a_late_file_reaches_the_marts_through_one_sensor_run(days):
     with duckdb.connect(str(home / "published" / "marts.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from fct_sessions "
                            "where visitor_id = 'late-device'").fetchone()[0] == 1
+
+
+def test_a_weather_rule_follows_the_weather_day_by_day(days):
+    """`country = 'ES' and is_rainy_today` holds exactly the Spanish customers of the cities
+    where it rains on the store's today, and that changes with the next day's delivery."""
+    todays = []
+    for state in days["states"]:
+        today, expected = state["expected_rainy_spain"]
+        assert state["rainy_spain"] == expected, today
+        todays.append(today)
+    assert todays[0] < todays[-1]  # the next day's delivery moved the store's today on
+    before, after = days["states"][0]["rainy_spain"], days["states"][-1]["rainy_spain"]
+    assert before and after and before != after
+
+
+def test_the_newest_weather_issue_wins(days):
+    """The held-back day was a forecast before its delivery and is observed after it."""
+    day = dt.date.fromisoformat(days["days"][-1][3:])
+    kinds = []
+    for state in days["states"]:
+        weather = state["weather"]
+        on_day = weather[pd.to_datetime(weather["weather_date"]).dt.date == day]
+        assert on_day.groupby(["city", "country"]).size().max() == 1  # one row per city and day
+        kinds.append(set(on_day["kind"]))
+    assert kinds[0] == {"forecast"} and kinds[-1] == {"observed"}
+
+
+def test_income_bands_come_from_the_profile_else_the_postal_area(days):
+    home = days["home"]
+    bands = _query(home, """
+        with latest as (
+            select customer_id, income_band, postal_code, country from raw.customers
+            qualify row_number() over (partition by customer_id
+                                       order by updated_at desc, _source_line desc) = 1
+        )
+        select customers.customer_id, customers.income_band, customers.income_band_source,
+               latest.income_band as profile_band, seed.income_band as area_band
+        from marts.dim_customers as customers
+        inner join latest using (customer_id)
+        left join staging.postal_area_income as seed
+            on seed.country = latest.country
+           and starts_with(latest.postal_code, seed.postal_prefix)
+    """)
+    from_profile = bands[bands["income_band_source"] == "profile"]
+    from_area = bands[bands["income_band_source"] == "postal_area"]
+    assert len(from_profile) > 500 and len(from_area) > 200
+    assert (from_profile["income_band"] == from_profile["profile_band"]).all()
+    assert from_area["profile_band"].fillna("").eq("").all()
+    assert (from_area["income_band"] == from_area["area_band"]).all()
