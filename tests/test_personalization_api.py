@@ -352,6 +352,22 @@ def test_the_server_refuses_to_start_without_a_key(home, tmp_path):
     assert exposed.returncode != 0 and "only on this machine" in exposed.stderr
     missing = serve("--cache", str(tmp_path / "none.sqlite"), keys=KEY)
     assert missing.returncode != 0 and "personalization build" in missing.stderr
+    # --no-auth on the loopback address: no key asked for
+    port = _free_port()
+    local = _serve(_cache(home), tmp_path / "no_auth.log", "--no-auth", keys=None, port=port)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/customers/x/segments")
+                break
+            except httpx.TransportError:
+                assert local.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert answer.status_code == 200 and answer.json()["personalized"] is False
+    finally:
+        local.terminate()
+        local.wait(timeout=30)
 
 
 def test_a_bad_content_rule_fails_the_build_and_keeps_the_cache(home, tmp_path):
