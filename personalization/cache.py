@@ -130,9 +130,18 @@ def _content_choices(con: duckdb.DuckDBPyConnection, slots: list[Slot], content_
                 where {any_rule}
             """).to_arrow_table()
         except duckdb.Error as exc:
-            problem = str(exc).strip().splitlines()[0]
-            raise CacheError(f"{content_file}: a content rule cannot be evaluated: "
-                             f"{problem}") from exc
+            for slot in slots:  # name the rule that fails
+                for rule in slot.rules:
+                    try:
+                        sandbox.execute(f"select count(*) from customer_360_data where "
+                                        f"({rule.sql})").fetchone()
+                    except duckdb.Error as failed:
+                        problem = str(failed).strip().splitlines()[0]
+                        raise CacheError(f"{content_file}: slot '{slot.key}', rule "
+                                         f"'{rule.key}': `{rule.condition}` cannot be "
+                                         f"evaluated: {problem}") from exc
+            raise CacheError(f"{content_file}: the content rules cannot be evaluated: "
+                             f"{str(exc).strip().splitlines()[0]}") from exc
     finally:
         sandbox.close()
 

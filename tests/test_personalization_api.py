@@ -384,6 +384,13 @@ def test_a_bad_content_rule_fails_the_build_and_keeps_the_cache(home, tmp_path):
                      "        content: {title: x}\n    default: {}\n")
     with pytest.raises(ContentError, match=r"rule 'sneaky'.*`in` takes a list of values"):
         build_cache(home / "published" / "marts.duckdb", _cache(home), query)
+    mistyped = tmp_path / "mistyped.yml"
+    mistyped.write_text("slots:\n  banner:\n    rules:\n      - key: fine\n        condition: "
+                        "country = 'ES'\n        content: {title: x}\n      - key: mistyped\n"
+                        "        condition: signup_at > 5\n        content: {title: y}\n"
+                        "    default: {}\n")
+    with pytest.raises(CacheError, match=r"rule 'mistyped': `signup_at > 5` cannot be evaluated"):
+        build_cache(home / "published" / "marts.duckdb", _cache(home), mistyped)
     assert _cache_id(_cache(home)) == before
     assert not list(_cache(home).parent.glob(".*.tmp"))
 
