@@ -120,7 +120,9 @@ class Cache:
     def recommendations(self, customer_id: str, limit: int = 10) -> bytes:
         """The customer's recommended products in rank order (the popular ones when the cache
         has none for them)."""
-        row = self._row(customer_id)
+        return self._recommendations(self._row(customer_id), limit)
+
+    def _recommendations(self, row: tuple | None, limit: int) -> bytes:
         if row is None or not row[0]:
             return self._popular_answer(limit)
         items = [(pid, score, reason) for pid, score, reason in orjson.loads(row[0])
@@ -131,7 +133,9 @@ class Cache:
 
     def segments(self, customer_id: str) -> bytes:
         """The segments the customer belongs to (RFM, rule, ML cluster, predictive)."""
-        row = self._row(customer_id)
+        return self._segments(self._row(customer_id))
+
+    def _segments(self, row: tuple | None) -> bytes:
         if row is None or not row[1]:
             return self._no_segments
         keys = orjson.loads(row[1])
@@ -139,8 +143,8 @@ class Cache:
                              "segments": [self.segment_names[k] for k in keys
                                           if k in self.segment_names]})
 
-    def _choices(self, customer_id: str) -> list[int] | None:
-        row = self._row(customer_id) if customer_id else None
+    @staticmethod
+    def _choices(row: tuple | None) -> list[int] | None:
         return orjson.loads(row[2]) if row and row[2] else None
 
     def content(self, slot: str, customer_id: str | None) -> bytes:
@@ -149,18 +153,31 @@ class Cache:
         index = self._slot_index.get(slot)
         if index is None:
             raise UnknownSlot(slot)
-        choices = self._choices(customer_id or "")
+        choices = self._choices(self._row(customer_id) if customer_id else None)
         return self._variants[index][choices[index] if choices else -1]
 
     def all_content(self, customer_id: str) -> bytes:
         """Every slot's content for the customer."""
-        choices = self._choices(customer_id)
+        return self._all_content(self._row(customer_id))
+
+    def _all_content(self, row: tuple | None) -> bytes:
+        choices = self._choices(row)
         picked = [self._variants[i][choices[i] if choices else -1]
                   for i in range(len(self.slots))]
         return orjson.dumps({
             "personalized": bool(choices) and any(c >= 0 for c in choices),
             "slots": {key: orjson.Fragment(body) for key, body in zip(self.slots, picked,
                                                                       strict=True)}})
+
+    def customer(self, customer_id: str, limit: int = 10) -> bytes:
+        """Recommendations, segments and every slot's content in one answer (one lookup):
+        a page that needs all three asks once."""
+        row = self._row(customer_id)
+        return orjson.dumps({
+            "personalized": row is not None, "as_of_date": self.as_of_date,
+            "recommendations": orjson.Fragment(self._recommendations(row, limit)),
+            "segments": orjson.Fragment(self._segments(row)),
+            "content": orjson.Fragment(self._all_content(row))})
 
     def similar_products(self, product_id: str, limit: int = 10) -> bytes:
         """"People also bought": the active products most similar to this one (the popular

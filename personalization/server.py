@@ -4,6 +4,7 @@ Endpoints (JSON; every one but `/health`, `/docs` and `/openapi.json` needs an A
 `X-API-Key: <key>` or `Authorization: Bearer <key>`):
 
 - `GET /customers/{id}/recommendations?limit=10`: personal top-N (popular for unknown ids)
+- `GET /customers/{id}?limit=10`: recommendations, segments and content in one answer
 - `GET /customers/{id}/segments`: the segments the customer is in
 - `GET /customers/{id}/content`: every slot's content; `GET /content/{slot}?customer_id=`: one
 - `GET /products/{id}/similar?limit=10`: "people also bought"
@@ -103,6 +104,14 @@ class Content(BaseModel):
 class AllContent(BaseModel):
     personalized: bool
     slots: dict[str, Content]
+
+
+class Customer(BaseModel):
+    personalized: bool = Field(description="false: the cache does not know the customer")
+    as_of_date: str | None
+    recommendations: Recommendations
+    segments: Segments
+    content: AllContent
 
 
 class Similar(BaseModel):
@@ -295,6 +304,13 @@ def create_app(cache_file: Path, api_keys: Sequence[str] | None,
     async def health() -> dict:
         """The service is up; when and from what its cache was built (no key needed)."""
         return {"status": "ok", "cache": holder.current.info()}
+
+    @app.get("/customers/{customer_id}", openapi_extra=secured, response_class=JSONBytes,
+             responses={200: {"model": Customer}}, tags=["customers"])
+    async def customer(customer_id: CustomerId, limit: Limit = 10) -> Response:
+        """Recommendations, segments and every slot's content in one answer (a page that
+        shows all three asks once)."""
+        return JSONBytes(holder.current.customer(customer_id, limit))
 
     @app.get("/customers/{customer_id}/recommendations", openapi_extra=secured,
              response_class=JSONBytes, responses={200: {"model": Recommendations}},

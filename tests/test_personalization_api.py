@@ -176,6 +176,17 @@ def test_segments_are_the_published_memberships(home, server):
             assert answer["personalized"] and answer["segments"] == expected[customer]
 
 
+def test_one_answer_holds_recommendations_segments_and_content(home, server):
+    with server.client() as client:
+        for customer in [*_customers(home)[::100], "NOT-A-CUSTOMER"]:
+            whole = client.get(f"/customers/{customer}?limit=4").json()
+            assert whole["personalized"] is (customer != "NOT-A-CUSTOMER")
+            assert whole["recommendations"] == client.get(
+                f"/customers/{customer}/recommendations?limit=4").json()
+            assert whole["segments"] == client.get(f"/customers/{customer}/segments").json()
+            assert whole["content"] == client.get(f"/customers/{customer}/content").json()
+
+
 def test_unknown_customers_get_the_popular_products_and_defaults(home, server):
     with server.client() as client:
         answer = client.get("/customers/NOT-A-CUSTOMER/recommendations?limit=5").json()
@@ -312,7 +323,8 @@ def test_cart_complements_sum_the_similarities_of_the_cart(home, server):
 
 def test_every_endpoint_needs_a_key_but_health_and_the_docs(server, home):
     customer = _customers(home)[0]
-    paths = [f"/customers/{customer}/recommendations", f"/customers/{customer}/segments",
+    paths = [f"/customers/{customer}", f"/customers/{customer}/recommendations",
+             f"/customers/{customer}/segments",
              f"/customers/{customer}/content", "/content/home_banner", "/products/P00001/similar"]
     with server.client(key=None) as anonymous, server.client("wrong-key-0123456789abc") as wrong:
         for path in paths:
@@ -323,7 +335,8 @@ def test_every_endpoint_needs_a_key_but_health_and_the_docs(server, home):
         assert anonymous.get("/health").status_code == 200
         openapi = anonymous.get("/openapi.json").json()
         assert "Swagger UI" in anonymous.get("/docs").text
-    for path in ("/customers/{customer_id}/recommendations", "/customers/{customer_id}/segments",
+    for path in ("/customers/{customer_id}", "/customers/{customer_id}/recommendations",
+                 "/customers/{customer_id}/segments",
                  "/customers/{customer_id}/content", "/content/{slot}",
                  "/products/{product_id}/similar", "/cart/complements"):
         assert path in openapi["paths"], path
