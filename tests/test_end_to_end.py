@@ -14,6 +14,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from tests.support import request_erasure
+
 pytestmark = pytest.mark.e2e
 
 
@@ -468,12 +470,7 @@ def test_an_erasure_leaves_no_trace_in_the_home(home):
                                       google_email(email), google_phone(phone, person["country"]))
               if v}
     digits = re.sub(r"\D", "", phone)
-    header = ("customer_id,email,phone,first_name,last_name,birth_date,gender,city,region,"
-              "postal_code,country,signup_at,email_consent,ads_consent,updated_at,is_deleted")
-    folder = home / "landing" / "customers" / "dt=2099-01-01"
-    folder.mkdir(parents=True)
-    (folder / "erasure.csv").write_text(
-        f"{header}\n{customer},,,,,,,,,,,,false,false,2099-01-01T00:00:00Z,true\n")
+    request_erasure(home, customer)
     # the landing files are rewritten on the sweep (SEGMENTA_ERASURE_SWEEP_DAYS, 7 days by
     # default, tests/test_privacy.py); here at once
     _segmenta(home, "run", "--demo-destinations", env_vars={"SEGMENTA_ERASURE_SWEEP_DAYS": "0"})

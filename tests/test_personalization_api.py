@@ -27,6 +27,7 @@ import pytest
 from core.settings import PROJECT_ROOT
 from personalization.cache import CacheError, build_cache
 from personalization.content import ContentError
+from tests.support import request_erasure, segmenta
 
 pytestmark = pytest.mark.e2e
 KEY = "test-key-0123456789abcdefghij"
@@ -34,12 +35,7 @@ OTHER_KEY = "second-key-0123456789abcdefgh"
 
 
 def _segmenta(home: Path, *args: str) -> str:
-    env = {**os.environ, "SEGMENTA_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
-    done = subprocess.run([sys.executable, "-m", "dagster_project.cli", *args], env=env,
-                          check=False, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    return segmenta(home, *args).stdout
 
 
 @pytest.fixture(scope="module")
@@ -476,12 +472,7 @@ def erased(home: Path, server: Server) -> dict:
         order by customer_id limit 1""")[0][0]
     with server.client() as client:
         before = client.get(f"/customers/{customer}/recommendations").json()
-    header = ("customer_id,email,phone,first_name,last_name,birth_date,gender,city,region,"
-              "postal_code,country,signup_at,email_consent,ads_consent,updated_at,is_deleted")
-    folder = home / "landing" / "customers" / "dt=2099-01-01"
-    folder.mkdir(parents=True)
-    (folder / "erasure.csv").write_text(
-        f"{header}\n{customer},,,,,,,,,,,,false,false,2099-01-01T00:00:00Z,true\n")
+    request_erasure(home, customer)
     _segmenta(home, "run")
     server.wait_for(_cache_id(_cache(home)))
     return {"id": customer, "key": customer_key(customer), "before": before}

@@ -19,18 +19,15 @@ import duckdb
 import pandas as pd
 import pytest
 
+from tests.support import segmenta
+
 pytestmark = pytest.mark.e2e
 HELD_BACK = 1  # landing days that arrive after the first run, one per refresh
 DAILY_FEEDS = ("orders", "events", "weather")
 
 
 def _segmenta(home: Path, *args: str) -> str:
-    env = {**os.environ, "SEGMENTA_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
-    done = subprocess.run([sys.executable, "-m", "dagster_project.cli", *args], env=env,
-                          check=False, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    return segmenta(home, *args).stdout
 
 
 def _query(home: Path, sql: str) -> pd.DataFrame:

@@ -17,39 +17,8 @@ as_of as (
     select {{ rfm_as_of_date(ref('fct_orders')) }} as as_of_date
 ),
 
-local_weather as (
-    -- today's and tomorrow's weather in each customer's city (forecasts, until observed)
-    select
-        customers.customer_id,
-        max(as_of.as_of_date) as weather_today_date,
-        any_value(weather.condition) filter (where weather.weather_date = as_of.as_of_date)
-            as weather_condition_today,
-        bool_or(weather.is_rainy) filter (where weather.weather_date = as_of.as_of_date)
-            as is_rainy_today,
-        bool_or(weather.is_hot) filter (where weather.weather_date = as_of.as_of_date)
-            as is_hot_today,
-        max(weather.precipitation_mm) filter (where weather.weather_date = as_of.as_of_date)
-            as precipitation_mm_today,
-        max(weather.temp_min_c) filter (where weather.weather_date = as_of.as_of_date)
-            as temp_min_today,
-        max(weather.temp_max_c) filter (where weather.weather_date = as_of.as_of_date)
-            as temp_max_today,
-        any_value(weather.condition) filter (where weather.weather_date = as_of.as_of_date + 1)
-            as weather_condition_tomorrow,
-        bool_or(weather.is_rainy) filter (where weather.weather_date = as_of.as_of_date + 1)
-            as is_rainy_tomorrow,
-        bool_or(weather.is_hot) filter (where weather.weather_date = as_of.as_of_date + 1)
-            as is_hot_tomorrow,
-        max(weather.temp_max_c) filter (where weather.weather_date = as_of.as_of_date + 1)
-            as temp_max_tomorrow
-    from customers
-    cross join as_of
-    inner join {{ ref('weather_daily') }} as weather
-        on
-            lower(customers.city) = lower(weather.city)
-            and customers.country = weather.country
-            and weather.weather_date between as_of.as_of_date and as_of.as_of_date + 1
-    group by customers.customer_id
+weather as (
+    select * from {{ ref('weather_daily') }}
 ),
 
 final as (
@@ -73,22 +42,34 @@ final as (
         rfm.rfm_cell,
         rfm.rfm_segment,
         features.* exclude (customer_id),  -- noqa: RF02
-        -- weather in the customer's city (empty where the store delivers none for it)
-        local_weather.weather_today_date,
-        local_weather.weather_condition_today,
-        local_weather.is_rainy_today,
-        local_weather.is_hot_today,
-        local_weather.precipitation_mm_today,
-        local_weather.temp_min_today,
-        local_weather.temp_max_today,
-        local_weather.weather_condition_tomorrow,
-        local_weather.is_rainy_tomorrow,
-        local_weather.is_hot_tomorrow,
-        local_weather.temp_max_tomorrow
+        -- today's and tomorrow's weather in the customer's city (the newest issue: a forecast
+        -- until observed; empty where the store delivers none for the city)
+        as_of.as_of_date as weather_today_date,
+        today.condition as weather_condition_today,
+        today.is_rainy as is_rainy_today,
+        today.is_hot as is_hot_today,
+        today.precipitation_mm as precipitation_mm_today,
+        today.temp_min_c as temp_min_today,
+        today.temp_max_c as temp_max_today,
+        tomorrow.condition as weather_condition_tomorrow,
+        tomorrow.is_rainy as is_rainy_tomorrow,
+        tomorrow.is_hot as is_hot_tomorrow,
+        tomorrow.temp_max_c as temp_max_tomorrow
     from customers
+    cross join as_of
     left join rfm on customers.customer_id = rfm.customer_id
     left join features on customers.customer_id = features.customer_id
-    left join local_weather on customers.customer_id = local_weather.customer_id
+    -- weather_daily has one row per day, city (case aside) and country
+    left join weather as today
+        on
+            lower(customers.city) = lower(today.city)
+            and customers.country = today.country
+            and as_of.as_of_date = today.weather_date
+    left join weather as tomorrow
+        on
+            lower(customers.city) = lower(tomorrow.city)
+            and customers.country = tomorrow.country
+            and as_of.as_of_date + 1 = tomorrow.weather_date
 )
 
 select * from final
