@@ -162,3 +162,13 @@ def test_dg_dev_parses_the_dbt_project_again_only_when_a_file_of_it_changed(tmp_
     assert manifest_is_stale(project, manifest)
     age("models/marts")
     assert not manifest_is_stale(project, manifest)
+
+
+def test_no_asset_shows_unserializable_metadata(graph):
+    """The asset pages list no Python object Dagster cannot show ("dagster_dbt/project
+    [DbtProject] (unserializable)" was on every dbt asset)."""
+    from dagster_dbt import DbtProject
+
+    for key in graph.get_all_asset_keys():
+        metadata = graph.get(key).metadata or {}
+        assert not [name for name, value in metadata.items() if isinstance(value, DbtProject)], key

@@ -211,6 +211,38 @@ def test_published_copy_has_marts_but_no_contact_details(home):
     assert "customer_contacts" not in tables
 
 
+def test_dbt_assets_carry_row_counts_and_column_schemas(home):
+    """Each dbt model's materialization in the run's Dagster instance carries its row count
+    (tables; views have none) and its columns with DuckDB's types and the yml's descriptions."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        def latest(key: list[str]) -> dict:
+            event = instance.get_latest_materialization_event(dg.AssetKey(key))
+            assert event is not None, key
+            return event.asset_materialization.metadata
+
+        with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+            for schema, name in (("marts", "customer_rfm"), ("marts", "fct_orders"),
+                                 ("marts", "segment_summary"),
+                                 ("intermediate", "int_customer_activity_daily")):
+                metadata = latest([schema, name])
+                rows = con.execute(f"select count(*) from {schema}.{name}").fetchone()[0]
+                assert rows > 0 and metadata["dagster/row_count"].value == rows, name
+                columns = con.execute(
+                    "select column_name, data_type from information_schema.columns where "
+                    "table_schema = ? and table_name = ? order by ordinal_position",
+                    [schema, name]).fetchall()
+                shown = metadata["dagster/column_schema"].value.columns
+                assert [(c.name, c.type) for c in shown] == columns, name
+                assert metadata["dagster/table_name"].value == f"{schema}.{name}"
+        rfm = {c.name: c for c in latest(["marts", "customer_rfm"])["dagster/column_schema"]
+               .value.columns}
+        assert rfm["recency_days"].description.startswith("Days from the last completed order")
+        view = latest(["staging", "stg_shop__customers"])
+        assert "dagster/row_count" not in view and view["dagster/column_schema"].value.columns
+
+
 def test_second_run_changes_nothing(home):
     warehouse = home / "warehouse.duckdb"
     before = warehouse.stat().st_mtime_ns

@@ -68,8 +68,9 @@ def dbt_build_args(config: DbtBuildConfig) -> list[str]:
 
 
 @dbt_assets(
+    # no `project=`: dagster-dbt would show the DbtProject object on every asset's page as
+    # "dagster_dbt/project [DbtProject] (unserializable)", for code references we do not use
     manifest=dbt_project().manifest_path,
-    project=dbt_project(),
     dagster_dbt_translator=SegmentaTranslator(),
     pool="duckdb",
 )

@@ -30,7 +30,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
 from core import preload
-from core.settings import DBT_PROJECT_DIR
+from core.settings import DBT_PROJECT_DIR, HOME
+from dagster_project.defs.transform.table_metadata import with_table_metadata
 
 # What a parse depends on besides the project's files: the profile (it names the home's
 # warehouse) and the environment variables the project reads.
@@ -122,11 +123,16 @@ def build_events(args: list[str], context: dg.AssetExecutionContext,
         manifest = (parsed_manifest(project_dir, common)
                     if project_dir.resolve() == DBT_PROJECT_DIR.resolve() else None)
         done = _invoke(argv, manifest, [collect])
-    for raw in results:
-        event = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
-        yield from event.to_default_asset_events(
-            manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
-            context=context, target_path=target, project=params.dbt_project)
+    events = [dagster_event for raw in results
+              for dagster_event in DbtCoreCliEventMessage(
+                  raw_event=raw, event_history_metadata={}).to_default_asset_events(
+                  manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
+                  context=context, target_path=target, project=params.dbt_project)]
+    try:  # row counts and column schemas (table_metadata.py); the run goes on without them
+        events = with_table_metadata(events, params.manifest, HOME.warehouse)
+    except Exception as exc:  # noqa: BLE001
+        context.log.warning("no row counts or column schemas for this step's dbt models: %s", exc)
+    yield from events
     if not done.success:
         cause = "\n".join(errors) or str(done.exception or "see the step's log")
         raise dg.Failure(f"dbt {' '.join(cleaned)} failed (log: {target / 'dbt.log'}):\n{cause}")

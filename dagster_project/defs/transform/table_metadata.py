@@ -1,0 +1,90 @@
+"""What each table dbt built holds: its row count and column schema, on its materialization.
+
+dagster-dbt fetches both through `DbtCliInvocation.stream().fetch_row_counts()
+.fetch_column_metadata()`, which needs its dbt subprocess and adapter; dbt runs in the step's
+process here (`inprocess.py`), so after the invocation one DuckDB connection reads them for every
+model, seed and snapshot it built: the columns from `information_schema.columns` (types as DuckDB
+stores them, descriptions from the dbt yml), and an exact `count(*)` of each table in one query
+(DuckDB answers it from its row groups: 0.14 s for all 50 tables of the 1M-customer warehouse;
+`duckdb_tables().estimated_size` is off by the deleted rows of the incremental tables). Views get
+their columns but no count, as in dagster-dbt: counting one runs its query (0.7 s for
+`customer_product_recommendations` at 1M customers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from core.warehouse import Warehouse
+
+BUILT = ("model", "seed", "snapshot")
+
+
+def relation_of(props: Mapping[str, Any]) -> tuple[str, str]:
+    """(schema, table) of a dbt node in the warehouse."""
+    return props["schema"], props.get("alias") or props["name"]
+
+
+def table_metadata(warehouse: Path, nodes: Iterable[Mapping[str, Any]]
+                   ) -> dict[str, dict[str, Any]]:
+    """`dagster/column_schema`, `dagster/row_count` (tables only) and `dagster/table_name` per
+    unique_id of the dbt `nodes` (manifest entries) that exist in `warehouse`."""
+    nodes = [node for node in nodes if node["resource_type"] in BUILT]
+    if not nodes:
+        return {}
+    wanted = {relation_of(node): node for node in nodes}
+    with Warehouse(warehouse).connect(read_only=False) as con:
+        columns = con.execute(
+            "select table_schema, table_name, column_name, data_type from information_schema.columns"
+            " where table_catalog = current_database()"
+            " and (table_schema, table_name) in (select unnest(?), unnest(?))"
+            " order by table_schema, table_name, ordinal_position",
+            [[s for s, _ in wanted], [t for _, t in wanted]]).fetchall()
+        tables = {(schema, name) for schema, name in con.execute(
+            "select schema_name, table_name from duckdb_tables()"
+            " where database_name = current_database()").fetchall()} & set(wanted)
+        counts: dict[tuple[str, str], int] = {}
+        if tables:
+            ordered = sorted(tables)
+            union = " union all ".join(
+                f"select {i} as i, count(*) as n from \"{schema}\".\"{name}\""
+                for i, (schema, name) in enumerate(ordered))
+            counts = {ordered[i]: n for i, n in con.execute(union).fetchall()}
+    by_relation: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for schema, name, column, data_type in columns:
+        by_relation.setdefault((schema, name), []).append((column, data_type))
+    metadata: dict[str, dict[str, Any]] = {}
+    for relation, node in wanted.items():
+        if relation not in by_relation:
+            continue  # not built (failed, or an ephemeral model)
+        documented = {name.lower(): col.get("description") or None
+                      for name, col in (node.get("columns") or {}).items()}
+        schema = dg.TableSchema(columns=[
+            dg.TableColumn(name=column, type=data_type, description=documented.get(column.lower()))
+            for column, data_type in by_relation[relation]])
+        entries = {"dagster/column_schema": dg.MetadataValue.table_schema(schema),
+                   "dagster/table_name": dg.MetadataValue.text(".".join(relation))}
+        if relation in counts:
+            entries["dagster/row_count"] = dg.MetadataValue.int(counts[relation])
+        metadata[node["unique_id"]] = entries
+    return metadata
+
+
+def with_table_metadata(events: list[Any], manifest: Mapping[str, Any],
+                        warehouse: Path) -> list[Any]:
+    """`events` with the table metadata of `table_metadata` added to each Output of a built dbt
+    node (the others unchanged)."""
+    def unique_id(event: Any) -> str | None:
+        if not isinstance(event, dg.Output):
+            return None
+        value = event.metadata.get("unique_id")
+        return getattr(value, "text", value)
+
+    ids = [uid for uid in map(unique_id, events) if uid in manifest["nodes"]]
+    extra = table_metadata(warehouse, (manifest["nodes"][uid] for uid in ids))
+    return [event.with_metadata({**event.metadata, **extra[uid]})
+            if (uid := unique_id(event)) in extra else event for event in events]

@@ -1,0 +1,62 @@
+"""Row counts and column schemas of the tables dbt built (defs/transform/table_metadata.py), read
+from a real DuckDB file as a dbt step reads them after its invocation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from dagster_project.defs.transform.table_metadata import table_metadata, with_table_metadata
+
+
+def _node(name: str, schema: str, materialized: str = "table", resource_type: str = "model",
+          columns: dict | None = None) -> dict:
+    return {"unique_id": f"{resource_type}.segmenta.{name}", "resource_type": resource_type,
+            "name": name, "alias": name, "schema": schema,
+            "config": {"materialized": materialized}, "columns": columns or {}}
+
+
+def _warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts; create schema staging")
+        con.execute("create table marts.rfm as select range::varchar as customer_id, "
+                    "(range * 1.5)::decimal(18, 2) as monetary, date '2026-01-01' as as_of_date from range(7)")
+        con.execute("delete from marts.rfm where customer_id = '3'")  # counted, not estimated
+        con.execute("create view staging.stg as select * from marts.rfm")
+    return path
+
+
+def test_tables_get_exact_counts_views_only_columns_missing_ones_nothing(tmp_path):
+    rfm = _node("rfm", "marts", columns={"monetary": {"description": "Net revenue, EUR."}})
+    nodes = [rfm, _node("stg", "staging", "view"), _node("never_built", "marts"),
+             {**_node("a_test", "marts"), "resource_type": "test"}]
+    metadata = table_metadata(_warehouse(tmp_path), nodes)
+
+    assert set(metadata) == {"model.segmenta.rfm", "model.segmenta.stg"}
+    table = metadata["model.segmenta.rfm"]
+    assert table["dagster/row_count"].value == 6
+    assert table["dagster/table_name"].value == "marts.rfm"
+    columns = table["dagster/column_schema"].value.columns
+    assert [(c.name, c.type, c.description) for c in columns] == [
+        ("customer_id", "VARCHAR", None), ("monetary", "DECIMAL(18,2)", "Net revenue, EUR."),
+        ("as_of_date", "DATE", None)]
+    view = metadata["model.segmenta.stg"]
+    assert "dagster/row_count" not in view
+    assert [c.name for c in view["dagster/column_schema"].value.columns] == [
+        "customer_id", "monetary", "as_of_date"]
+
+
+def test_only_outputs_of_built_nodes_get_the_metadata(tmp_path):
+    manifest = {"nodes": {node["unique_id"]: node for node in [_node("rfm", "marts")]}}
+    output = dg.Output(None, output_name="marts_rfm",
+                       metadata={"unique_id": "model.segmenta.rfm", "Execution Duration": 0.5})
+    other = dg.Output(None, output_name="x", metadata={"unique_id": "model.segmenta.gone"})
+    check = dg.AssetCheckResult(passed=True, asset_key=dg.AssetKey(["marts", "rfm"]))
+    events = with_table_metadata([output, other, check], manifest, _warehouse(tmp_path))
+
+    assert events[0].metadata["dagster/row_count"].value == 6
+    assert events[0].metadata["Execution Duration"].value == 0.5
+    assert events[1] is other and events[2] is check
