@@ -172,3 +172,20 @@ def test_no_asset_shows_unserializable_metadata(graph):
     for key in graph.get_all_asset_keys():
         metadata = graph.get(key).metadata or {}
         assert not [name for name, value in metadata.items() if isinstance(value, DbtProject)], key
+
+
+def test_every_asset_check_says_what_it_checks(graph):
+    """No check reads "No description provided" in the UI; dbt's generic tests say what they
+    assert from their arguments, singular tests give their opening comment."""
+    specs = {key: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    assert len(specs) > 100
+    undescribed = [key.to_user_string() for key, spec in specs.items()
+                   if not (spec.description or "").strip()]
+    assert not undescribed, undescribed
+    by_name = {key.name: spec.description for key, spec in specs.items()}
+    assert by_name["not_null_fct_orders_net_revenue"] == "`net_revenue` is never null."
+    assert by_name["accepted_values_fct_orders_order_status__completed__cancelled__refunded"] \
+        == "`order_status` is one of: completed, cancelled, refunded."
+    assert by_name["relationships_fct_orders_customer_id__customer_id__ref_dim_customers_"] \
+        .startswith("Every `customer_id` is a `customer_id` of `dim_customers`.")
+    assert by_name["unknown_product"].startswith("unknown_product (a warning: the order lines")

@@ -11,6 +11,7 @@ from dagster_dbt import DagsterDbtTranslator, dbt_assets
 from pydantic import Field
 
 from core.settings import HOME
+from dagster_project.defs.transform.check_descriptions import describe_test
 from dagster_project.defs.transform.inprocess import build_events, parse_ahead
 from dagster_project.defs.transform.project import dbt_project
 
@@ -34,6 +35,14 @@ class SegmentaTranslator(DagsterDbtTranslator):
             # it joins the staging models' invocation; they wait for the load anyway.
             return spec.merge_attributes(deps=[dg.AssetKey(["raw", "customers"])])
         return spec
+
+    def get_asset_check_spec(self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any],
+                             unique_id: str, project: Any) -> dg.AssetCheckSpec | None:
+        # every check says what it asserts (check_descriptions.py), not "No description provided"
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or (spec.description or "").strip():
+            return spec
+        return spec._replace(description=describe_test(manifest["nodes"][unique_id]))
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         # Seeds are reference inputs of the staging layer, the membership snapshot belongs with
