@@ -5,6 +5,7 @@ from collections import defaultdict
 import dagster as dg
 
 from dagster_project import recovery
+from dagster_project.defs.alerts.freshness import FRESHNESS_SELECTION
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import HomeResource
 from ingest import landing
@@ -96,7 +97,8 @@ def starting_cursor(home: HomeResource) -> dict:
     name="landing_sensor",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=dg.AssetSelection.all(),
+    # the freshness checks run at their deadline (freshness_deadline), not in the loads
+    asset_selection=dg.AssetSelection.all() - FRESHNESS_SELECTION,
     description="New or late landing files: loads exactly those days and refreshes everything "
                 "downstream in the same run.",
 )
