@@ -189,3 +189,9 @@ def test_every_asset_check_says_what_it_checks(graph):
     assert by_name["relationships_fct_orders_customer_id__customer_id__ref_dim_customers_"] \
         .startswith("Every `customer_id` is a `customer_id` of `dim_customers`.")
     assert by_name["unknown_product"].startswith("unknown_product (a warning: the order lines")
+
+
+def test_dbt_models_link_to_their_dbt_docs_page(graph):
+    metadata = graph.get(_key("marts/customer_rfm")).metadata
+    assert metadata["dbt_docs"].value == \
+        "http://127.0.0.1:8080/#!/model/model.segmenta.customer_rfm"

@@ -241,6 +241,15 @@ def test_dbt_assets_carry_row_counts_and_column_schemas(home):
         assert rfm["recency_days"].description.startswith("Days from the last completed order")
         view = latest(["staging", "stg_shop__customers"])
         assert "dagster/row_count" not in view and view["dagster/column_schema"].value.columns
+        summary = latest(["marts", "segment_summary"])["preview"].value
+        assert "| segment | type | customers | share | net revenue (EUR) |" in summary
+        assert "| Champions | rfm |" in summary
+        published = latest(["published", "marts"])["preview"].value
+        assert "| customer_rfm |" in published and "| customer_clv |" in published
+        assert "customer_contacts" not in published
+        clusters = latest(["ml", "customer_clusters"])  # trained in the first run
+        assert clusters["mlflow_run"].value == \
+            f"http://127.0.0.1:5000/#/runs/{clusters['mlflow_run_id'].value}"
 
 
 def test_second_run_changes_nothing(home):

@@ -60,3 +60,22 @@ def test_only_outputs_of_built_nodes_get_the_metadata(tmp_path):
     assert events[0].metadata["dagster/row_count"].value == 6
     assert events[0].metadata["Execution Duration"].value == 0.5
     assert events[1] is other and events[2] is check
+
+
+def test_key_marts_get_a_preview_by_segment_with_units_and_rounding(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        con.execute("create table marts.dim_products as select 'EUR' as currency")
+        con.execute("""create table marts.customer_rfm as select * from (values
+            ('c1', 3, 5, 2500.456::decimal(18, 2), 'Champions'),
+            ('c2', 9, 4, 1200.00::decimal(18, 2), 'Champions'),
+            ('c3', 300, 1, 20.00::decimal(18, 2), 'Lost'))
+            t(customer_id, recency_days, frequency, monetary, rfm_segment)""")
+    metadata = table_metadata(path, [_node("customer_rfm", "marts")])["model.segmenta.customer_rfm"]
+    preview = metadata["preview"].value
+    assert "| RFM segment | customers | share | median recency (days) |" in preview
+    assert "avg spend in window (EUR)" in preview
+    assert "| Champions | 2 | 66.7 % | 3 | 4.50 | 1,850.23 |" in preview
+    assert "| Lost | 1 | 33.3 % | 300 | 1.00 | 20.00 |" in preview
+    assert "c1" not in preview  # no customer's id in the event log

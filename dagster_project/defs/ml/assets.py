@@ -17,6 +17,15 @@ SEGMENTER_EXPERIMENT = "customer_segmenter"
 CHAMPION_CHECK = "champion"
 
 
+def mlflow_run_url(run_id: str) -> dg.MetadataValue:
+    """A link to the MLflow run's page in the MLflow UI (`make mlflow`, or
+    SEGMENTA_MLFLOW_UI_URL), shown as a link on the asset's materialization."""
+    import os
+
+    base = os.environ.get("SEGMENTA_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+    return dg.MetadataValue.url(f"{base}/#/runs/{run_id}")
+
+
 def champion_check_spec(key: list[str], model: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         CHAMPION_CHECK, asset=dg.AssetKey(key), blocking=False,
@@ -123,6 +132,7 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                 "trained_version": dg.MetadataValue.text(registered.version),
                 "promoted": dg.MetadataValue.bool(False),
                 "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+                "mlflow_run": mlflow_run_url(registered.run_id),
                 "mlflow_experiment": dg.MetadataValue.text(SEGMENTER_EXPERIMENT),
                 "silhouette": dg.MetadataValue.float(fit.metrics["silhouette"]),
                 "min_cluster_share": dg.MetadataValue.float(fit.metrics["min_cluster_share"])})
@@ -155,6 +165,7 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             "trained_version": dg.MetadataValue.text(registered.version),
             "promoted": dg.MetadataValue.bool(registered.promoted),
             "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+            "mlflow_run": mlflow_run_url(registered.run_id),
             "silhouette": dg.MetadataValue.float(fit.metrics["silhouette"]),
             "k": dg.MetadataValue.int(fit.k),
             "cluster_profiles": dg.MetadataValue.md(
@@ -326,6 +337,7 @@ def _lifetime_value_training(registered, report, model) -> dict[str, dg.Metadata
         "trained_version": dg.MetadataValue.text(registered.version),
         "promoted": dg.MetadataValue.bool(registered.promoted),
         "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+        "mlflow_run": mlflow_run_url(registered.run_id),
         "mlflow_experiment": dg.MetadataValue.text(LIFETIME_VALUE_EXPERIMENT),
         "parameters": dg.MetadataValue.json({k: round(v, 4) for k, v in model.params().items()}),
         "holdout": dg.MetadataValue.md(

@@ -6,7 +6,7 @@ import pandas as pd
 from pydantic import Field
 
 from core import preload
-from dagster_project.defs.ml.assets import champion_check, champion_check_spec
+from dagster_project.defs.ml.assets import champion_check, champion_check_spec, mlflow_run_url
 from dagster_project.resources import MlflowResource, WarehouseResource
 
 RECOMMENDER_EXPERIMENT = "product_recommender"
@@ -381,6 +381,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             "trained_version": dg.MetadataValue.text(registered.version),
             "promoted": dg.MetadataValue.bool(registered.promoted),
             "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
+            "mlflow_run": mlflow_run_url(registered.run_id),
             "offline_evaluation": dg.MetadataValue.md(
                 evaluation.drop(columns="customers").round(4).to_markdown()),
             "validation": dg.MetadataValue.md(

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import dagster as dg
 
 from core.warehouse import publish_tables
@@ -46,4 +48,15 @@ def published_marts(home: HomeResource, warehouse: WarehouseResource) -> dg.Mate
         "copied": named("copied"),
         "patched": named("patched"),
         "unchanged": named("kept"),
+        "preview": dg.MetadataValue.md(published_preview(published, target)),
     })
+
+
+def published_preview(published: dict[str, tuple[int, str]], target: Path) -> str:
+    """The published copy's tables as a Markdown table: rows and what this refresh did."""
+    done = {"copied": "copied", "patched": "patched by key", "kept": "unchanged"}
+    lines = [f"Analysts: `duckdb -readonly {target}`", "",
+             "| table | rows | this refresh |", "|---|---:|---|"]
+    lines += [f"| {name} | {rows:,} | {done.get(how, how)} |"
+              for name, (rows, how) in sorted(published.items())]
+    return "\n".join(lines)

@@ -16,6 +16,11 @@ from dagster_project.defs.transform.inprocess import build_events, parse_ahead
 from dagster_project.defs.transform.project import dbt_project
 
 
+def dbt_docs_url() -> str:
+    """Where the dbt docs site is served: SEGMENTA_DBT_DOCS_URL, or `make docs`'s address."""
+    return os.environ.get("SEGMENTA_DBT_DOCS_URL", "http://127.0.0.1:8080").rstrip("/")
+
+
 class SegmentaTranslator(DagsterDbtTranslator):
     """Keys dbt models by warehouse schema and name (`marts/customer_rfm`), as docs/architecture.md names them."""
 
@@ -28,7 +33,12 @@ class SegmentaTranslator(DagsterDbtTranslator):
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str,
                        project: Any) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
-        if self.get_resource_props(manifest, unique_id)["resource_type"] == "seed":
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] in ("model", "seed", "snapshot"):
+            # the node's page in the dbt docs site (`make docs`): SQL, columns, lineage
+            spec = spec.merge_attributes(metadata={"dbt_docs": dg.MetadataValue.url(
+                f"{dbt_docs_url()}/#!/{props['resource_type']}/{unique_id}")})
+        if props["resource_type"] == "seed":
             # A seed reads nothing, so Dagster would build it in a dbt invocation of its own,
             # before the day's load (a step per "layer" of the graph): about 5 s of start-up
             # (interpreter, dbt, the project's parse) in every run. Loaded after the profiles,
