@@ -337,6 +337,34 @@ def test_fairness_report_covers_every_segment_and_audience_and_its_check_agrees(
     assert "Fairness (marts.segment_fairness" in (home / "first_run_output.txt").read_text()
 
 
+def test_checks_on_models_and_audiences_pass_on_the_built_store(home):
+    """Every ML output scored once, stamped and by its resolved champion; every demo audience x
+    destination within its segment, consenting and holding out its share (the checks' own
+    failing cases: tests/test_output_checks.py)."""
+    import dagster as dg
+
+    from activation.audiences import load_audiences
+    from core.settings import PROJECT_ROOT
+    from dagster_project.defs.activation import checks as audience_checks
+    from dagster_project.defs.activation.assets import sync_asset
+    from dagster_project.defs.ml import checks as ml_checks
+
+    keys = [spec.key for spec in ml_checks.SPECS]
+    for audience in load_audiences(PROJECT_ROOT / "segments" / "audiences.demo.yml"):
+        keys += [dg.AssetCheckKey(sync_asset(audience, target).key, name) for target
+                 in audience.targets for name in (audience_checks.SIZE,
+                                                  audience_checks.CONSENT_CHECK,
+                                                  audience_checks.HOLDOUT)]
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    assert len(keys) == 9 + 30 and set(latest) == set(keys)
+    failed = {f"{key.asset_key.to_user_string()}:{key.name}": record.evaluation.description
+              for key, record in latest.items() if not record.evaluation.passed}
+    assert not failed
+    assert all(record.evaluation.severity == dg.AssetCheckSeverity.WARN
+               for record in latest.values())
+
+
 @pytest.fixture(scope="module")
 def new_rule_refresh(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A refresh after a new YAML rule, while an analyst queries the published copy in a loop
