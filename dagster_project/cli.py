@@ -403,8 +403,10 @@ def summary(home: Home) -> str:
     table sizes and where things are."""
     if not home.warehouse.exists():
         return f"No warehouse at {home.warehouse} yet: run `make run`."
-    tables = ("raw.orders", "raw.events", "raw.customers", "raw.products", "quarantine.orders",
-              "quarantine.events", "marts.customer_rfm", "ml.customer_clusters",
+    tables = ("raw.orders", "raw.events", "raw.customers", "raw.products", "raw.weather",
+              "quarantine.orders", "quarantine.events", "quarantine.customers",
+              "quarantine.products", "quarantine.weather", "marts.customer_rfm",
+              "ml.customer_clusters",
               "ml.customer_clv", "ml.customer_recommendations")
     with Warehouse(home.warehouse).connect(read_only=True) as con:
         existing = {f"{schema}.{name}" for schema, name in con.execute(

@@ -45,6 +45,14 @@ BRANDS = ("Acme", "Northwind", "Contoso", "Globex", "Initech", "Umbrella", "Star
           "Hooli", "Vandelay")
 
 
+# nouns with no singular of their own in a product name ("Acme Sunglasses 333")
+PLURAL_ONLY = ("Sunglasses", "Ski Goggles", "Headphones")
+
+
+def _singular(subcategory: str) -> str:
+    return subcategory if subcategory in PLURAL_ONLY else subcategory.removesuffix("s")
+
+
 class Catalogue:
     """Products as arrays, grouped by subcategory for fast vectorised picks."""
 
@@ -64,7 +72,7 @@ class Catalogue:
                 n = len(ids) + 1
                 brand = BRANDS[int(rng.integers(len(BRANDS)))]
                 ids.append(f"P{n:05d}")
-                names.append(f"{brand} {sub.rstrip('s')} {n}")
+                names.append(f"{brand} {_singular(sub)} {n}")
                 cats.append(cat)
                 subcats.append(s)
                 brands.append(brand)

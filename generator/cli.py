@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None, holdouts: dict[str, float] | None = None
 
     parser = argparse.ArgumentParser(
         prog="python -m generator",
-        description="Write a deterministic synthetic store (orders, events, customers, products) "
+        description="Write a deterministic synthetic store (orders, events, customers, products, "
+                    "each city's weather) "
                     "into SEGMENTA_HOME/landing, one folder per feed and day. The same arguments "
                     "always write the same files.",
     )

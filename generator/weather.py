@@ -90,7 +90,8 @@ def simulate_weather(start: dt.date, days: int, seed: int) -> Weather:
         peak = SUMMER_PEAK[hemisphere]
         seasonal = mean + swing * np.cos(2 * np.pi * (doy - peak) / 365.25)
         anomaly = np.zeros(days)  # weather fronts: a day like the one before, mostly
-        noise = rng.normal(0, 0.6 + 0.2 * swing, days)  # the tropics vary little
+        # day-to-day anomalies: 1.7-2.6 °C for a European city over a front's few days
+        noise = rng.normal(0, 0.4 + 0.14 * swing, days)  # the tropics vary little
         for d in range(days):
             anomaly[d] = (0.7 * anomaly[d - 1] if d else 0.0) + noise[d]
         wet_peak = peak + (WET_SEASON_SHIFT[wet_season] if wet_season else 0)

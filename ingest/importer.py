@@ -75,9 +75,16 @@ def _column_sql(target: str, spec: object, mapping_path: Path) -> str:
     return text
 
 
-def _partition_sql(mapping: dict, mapping_path: Path) -> str:
-    """The local date that names a row's landing folder (the import day for unparseable rows)."""
+def _partition_sql(mapping: dict, mapping_path: Path,
+                   overrides: dict[str, str] | None = None) -> str:
+    """The local date that names a row's landing folder (the import day for unparseable rows).
+    A value given for that column on the command line (`--set issued_at=...`) names it for
+    every row."""
     column = mapping.get("partition_by")
+    if column in (overrides or {}):
+        value = overrides[column]
+        return (f"coalesce(cast(try_cast({_literal(value)} as timestamptz) as date), "
+                f"try_cast({_literal(value)} as date), current_date)")
     spec = mapping.get("columns", {}).get(column)
     if not isinstance(spec, dict) or "format" not in spec:
         raise MappingError(f"{mapping_path}: partition_by must name a mapped column with a "
@@ -159,7 +166,7 @@ def build_select(mapping: dict, source: Path, mapping_path: Path,
         else:
             expr = "null"
         outputs.append(f"{expr} as {_quote(name)}")
-    return (f"select {', '.join(outputs)}, {_partition_sql(mapping, mapping_path)} as _day "
+    return (f"select {', '.join(outputs)}, {_partition_sql(mapping, mapping_path, overrides)} as _day "
             f"from (select *, row_number() over () as _source_row "
             f"from {reader}) order by _source_row")
 

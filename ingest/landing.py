@@ -154,8 +154,8 @@ FEEDS: dict[str, Feed] = {
         Column("updated_at", "TIMESTAMP", required=True),
     ), partitioned=False, key=("product_id", "updated_at"), timestamp="updated_at",
         rules=(("negative_price", "price < 0"),)),
-    # one row per city, weather day and issue: observed weather and forecasts; a later issue
-    # of the same day and city (a revised forecast, then the observation) wins downstream
+    # one row per city, weather day, kind and issue: observed weather and forecasts; downstream
+    # an observation wins over any forecast, and a later issue over an earlier one
     "weather": Feed("weather", "csv", (
         Column("date", "DATE", required=True),
         Column("city", "VARCHAR", required=True),
@@ -166,7 +166,8 @@ FEEDS: dict[str, Feed] = {
         Column("temp_min_c", "DOUBLE"),
         Column("temp_max_c", "DOUBLE"),
         Column("issued_at", "TIMESTAMP", required=True),
-    ), partitioned=False, key=("date", "city", "country", "issued_at"), timestamp="issued_at",
+    ), partitioned=False, key=("date", "city", "country", "kind", "issued_at"),
+        timestamp="issued_at",
         rules=(("negative_precipitation", "precipitation_mm < 0"),
                ("invalid_value", "temp_min_c > temp_max_c"),
                ("invalid_value", "temp_min_c < -90 or temp_max_c > 60"))),

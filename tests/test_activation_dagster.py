@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from activation.audiences import Audience, Target
@@ -15,13 +16,17 @@ from dagster_project.resources import WarehouseResource
 from tests.test_activation_engine import make_warehouse
 
 
-def definitions(tmp_path, rfm_is_good: bool) -> tuple[list, dict]:
+def definitions(tmp_path, rfm_is_good: bool, warning: bool = False) -> tuple[list, dict]:
+    """A source mart whose check passes or fails (`warning`: fails with severity WARN, as a dbt
+    test with severity warn does), a segment mart and an audience synced to a file."""
     @dg.asset(key=["marts", "customer_rfm"],
               check_specs=[dg.AssetCheckSpec("great_expectations", asset=["marts", "customer_rfm"],
-                                             blocking=True)])
+                                             blocking=not warning)])
     def customer_rfm():
         yield dg.MaterializeResult()
-        yield dg.AssetCheckResult(passed=rfm_is_good, check_name="great_expectations")
+        yield dg.AssetCheckResult(
+            passed=rfm_is_good, check_name="great_expectations",
+            severity=dg.AssetCheckSeverity.WARN if warning else dg.AssetCheckSeverity.ERROR)
 
     @dg.asset(key=["marts", "segment_memberships"], deps=[customer_rfm])
     def segment_memberships():
@@ -60,6 +65,19 @@ def test_a_failed_source_check_blocks_the_sync_now_and_later(tmp_path):
     metadata = event.materialization.metadata
     assert metadata["n_added"].value == 20 and metadata["mode"].value == "first_sync"
     assert "activation.sync_log" in metadata["sync_log"].value
+
+
+def test_a_failed_warning_check_on_a_source_mart_does_not_stop_the_sync(tmp_path):
+    """A warning (e.g. dbt's unknown_income_band on dim_customers) lists rows to fix; the
+    segments are still right, so the audience syncs."""
+    make_warehouse(tmp_path / "w.duckdb", n=20)
+    instance = dg.DagsterInstance.ephemeral()
+    assets, resources = definitions(tmp_path, rfm_is_good=False, warning=True)
+    result = dg.materialize(assets, resources=resources, instance=instance)
+    [check] = [c for c in result.get_asset_check_evaluations()
+               if c.check_name == "great_expectations"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert len(pd.read_csv(tmp_path / "out" / "vip.csv")) == 20
 
 
 def test_a_refused_sync_refuses_only_its_audience_and_the_run_goes_on(tmp_path, monkeypatch):

@@ -30,16 +30,17 @@ def test_dbt_unit_tests_pass(tmp_path):
         for feed in landing.FEEDS.values():
             landing.ensure_tables(con, feed)
     built = _dbt(tmp_path, "build", "--empty", "--select", "+customer_rfm +int_events_sessionized",
-                 "+customer_fairness_groups",
+                 "+customer_fairness_groups", "stg_weather__daily",
                  "--exclude", "test_type:unit", "test_type:data")
     assert built.returncode == 0, built.stdout[-3000:]
     tested = _dbt(tmp_path, "test", "--select", "test_type:unit")
     assert tested.returncode == 0, tested.stdout[-3000:]
-    # four unit tests, the two on-run-start hooks (the incremental models' watermarks) and the
+    # five unit tests, the two on-run-start hooks (the incremental models' watermarks) and the
     # on-run-end hook (erased customers' change-log entries)
-    assert "PASS=7" in tested.stdout and "ERROR=0" in tested.stdout
-    assert tested.stdout.count(" PASS ") == 4
+    assert "PASS=8" in tested.stdout and "ERROR=0" in tested.stdout
+    assert tested.stdout.count(" PASS ") == 5
     assert "test_rfm_equal_values_get_equal_scores" in tested.stdout
     assert "test_sessions_split_after_30_minutes_and_stitch_identified_devices" in tested.stdout
     assert "test_incremental_sessions_continue_over_midnight_and_restitch" in tested.stdout
     assert "test_fairness_groups_name_missing_values_unknown" in tested.stdout
+    assert "test_weather_observation_wins_then_the_newest_forecast" in tested.stdout

@@ -168,3 +168,23 @@ def test_an_open_meteo_import_without_a_city_says_how_to_give_one(tmp_path):
     source = _open_meteo(tmp_path / "x.csv", ["2026-10-29,3,19.8,9.1,0.00"])
     with pytest.raises(MappingError, match="required column city is not mapped.*--set"):
         import_file(MAPPING, source, tmp_path / "landing")
+
+
+def test_a_forecast_imports_beside_the_observations_of_the_same_days(tmp_path):
+    """The README's forecast command: every row lands in the folder of the day it was issued,
+    and loads beside the observed days it overlaps (the key includes the kind)."""
+    landing_dir = tmp_path / "landing"
+    observed = _open_meteo(tmp_path / "madrid.csv", [
+        "2026-10-30,61,16.2,10.4,6.30", "2026-10-31,3,15.0,8.7,0.00"])
+    import_file(MAPPING, observed, landing_dir, {"city": "Madrid", "country": "ES"})
+    forecast = _open_meteo(tmp_path / "madrid_forecast.csv", [
+        "2026-10-31,61,14.0,9.0,3.0", "2026-11-01,95,13.0,8.0,12.0", "2026-11-02,0,15.0,7.0,0"])
+    report = import_file(MAPPING, forecast, landing_dir, {
+        "city": "Madrid", "country": "ES", "kind": "forecast",
+        "issued_at": "2026-10-31T06:00:00Z"})
+    assert (report.days, report.first_day, report.last_day) == (1, "2026-10-31", "2026-10-31")
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    loaded = landing.load_all_days(warehouse, landing_dir, "weather")
+    assert loaded.totals["rows_quarantined"] == 0 and loaded.totals["rows_loaded"] == 5
+    kinds = warehouse.query_df("select kind, count(*) as n from raw.weather group by 1")
+    assert dict(zip(kinds["kind"], kinds["n"], strict=True)) == {"observed": 2, "forecast": 3}

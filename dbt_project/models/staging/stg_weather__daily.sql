@@ -5,12 +5,17 @@ source as (
 ),
 
 latest as (
-    -- a city's day is forecast, forecast again, then observed: the newest issue wins
+    -- a city's day is forecast, forecast again, then observed: an observation wins over any
+    -- forecast (also one issued later), then the newest issue
     select *
     from source
     qualify row_number() over (
             partition by date, lower(trim(city)), upper(country)
-            order by issued_at desc, _partition_date desc, _source_line desc
+            order by
+                lower(kind) = 'observed' desc,
+                issued_at desc,
+                _partition_date desc,
+                _source_line desc
         ) = 1
 ),
 
