@@ -231,12 +231,14 @@ def contiguous_ranges(days: list[str]) -> list[tuple[str, str]]:
 
 def refresh_config(selection, full_refresh: bool, force_removals: bool) -> dict:
     """The run config of the run that refreshes the unpartitioned assets `selection`: the dbt
-    step's full refresh, and `force_removals` for every activation asset in it."""
-    ops = {"dbt_models": {"config": {"full_refresh": full_refresh}}}
+    steps' full refresh (one resource setting for all of them), and `force_removals` for every
+    activation asset in it."""
+    ops = {}
     if force_removals:
         ops.update({"__".join(key.path): {"config": {"force_removals": True}}
                     for key in selection if key.path[0] == "activation"})
-    return {**QUIET_LOGS, "ops": ops}
+    return {**QUIET_LOGS, "ops": ops,
+            "resources": {"dbt_build": {"config": {"full_refresh": full_refresh}}}}
 
 
 def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = False,

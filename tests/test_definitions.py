@@ -195,3 +195,22 @@ def test_dbt_models_link_to_their_dbt_docs_page(graph):
     metadata = graph.get(_key("marts/customer_rfm")).metadata
     assert metadata["dbt_docs"].value == \
         "http://127.0.0.1:8080/#!/model/model.segmenta.customer_rfm"
+
+
+def test_one_full_refresh_switch_for_every_dbt_step_of_a_run(graph):
+    """The dbt models build in several steps of `refresh_all` (before and after the ml and
+    segment assets); the launchpad has one `full_refresh` for all of them, not one per step."""
+    from dagster_project.cli import refresh_config
+
+    job = defs.resolve_job_def("refresh_all")
+    dbt_steps = [name for name in job.graph.node_names() if name.startswith("dbt_models")]
+    assert len(dbt_steps) > 1
+    ops = job.run_config_schema.config_type.fields["ops"].config_type.fields
+    assert not [name for name in dbt_steps
+                if ops[name].config_type.fields["config"].config_type.fields]
+    resource = job.run_config_schema.config_type.fields["resources"].config_type \
+        .fields["dbt_build"].config_type.fields["config"].config_type.fields
+    assert set(resource) == {"full_refresh"}
+    config = refresh_config(graph.get_all_asset_keys(), full_refresh=True, force_removals=False)
+    assert config["resources"] == {"dbt_build": {"config": {"full_refresh": True}}}
+    assert dg.validate_run_config(job, config)

@@ -52,13 +52,13 @@ def test_tables_get_exact_counts_views_only_columns_missing_ones_nothing(tmp_pat
 def test_only_outputs_of_built_nodes_get_the_metadata(tmp_path):
     manifest = {"nodes": {node["unique_id"]: node for node in [_node("rfm", "marts")]}}
     output = dg.Output(None, output_name="marts_rfm",
-                       metadata={"unique_id": "model.segmenta.rfm", "Execution Duration": 0.5})
+                       metadata={"unique_id": "model.segmenta.rfm", "Execution Duration": 0.526491})
     other = dg.Output(None, output_name="x", metadata={"unique_id": "model.segmenta.gone"})
     check = dg.AssetCheckResult(passed=True, asset_key=dg.AssetKey(["marts", "rfm"]))
     events = with_table_metadata([output, other, check], manifest, _warehouse(tmp_path))
 
     assert events[0].metadata["dagster/row_count"].value == 6
-    assert events[0].metadata["Execution Duration"].value == 0.5
+    assert events[0].metadata["Execution Duration"].value == 0.53  # seconds, rounded
     assert events[1] is other and events[2] is check
 
 

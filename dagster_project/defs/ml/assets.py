@@ -26,6 +26,12 @@ def mlflow_run_url(run_id: str) -> dg.MetadataValue:
     return dg.MetadataValue.url(f"{base}/#/runs/{run_id}")
 
 
+def rounded(figures: dict[str, float]) -> dict[str, dg.MetadataValue]:
+    """Scores as metadata, rounded to 4 decimals; counts (`*_customers*`) as integers."""
+    return {name: dg.MetadataValue.int(int(value)) if "customers" in name
+            else dg.MetadataValue.float(round(float(value), 4)) for name, value in figures.items()}
+
+
 def champion_check_spec(key: list[str], model: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         CHAMPION_CHECK, asset=dg.AssetKey(key), blocking=False,
@@ -134,7 +140,7 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                 "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
                 "mlflow_run": mlflow_run_url(registered.run_id),
                 "mlflow_experiment": dg.MetadataValue.text(SEGMENTER_EXPERIMENT),
-                "silhouette": dg.MetadataValue.float(fit.metrics["silhouette"]),
+                "silhouette": dg.MetadataValue.float(round(fit.metrics["silhouette"], 4)),
                 "min_cluster_share": dg.MetadataValue.float(fit.metrics["min_cluster_share"])})
         return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
@@ -166,11 +172,11 @@ def customer_clusters(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             "promoted": dg.MetadataValue.bool(registered.promoted),
             "mlflow_run_id": dg.MetadataValue.text(registered.run_id),
             "mlflow_run": mlflow_run_url(registered.run_id),
-            "silhouette": dg.MetadataValue.float(fit.metrics["silhouette"]),
+            "silhouette": dg.MetadataValue.float(round(fit.metrics["silhouette"], 4)),
             "k": dg.MetadataValue.int(fit.k),
             "cluster_profiles": dg.MetadataValue.md(
                 fit.profiles.rename(index=fit.cluster_names).round(2).to_markdown())})
-    metadata.update({name: dg.MetadataValue.float(value) for name, value in agreement.items()})
+    metadata.update(rounded(agreement))
     return dg.MaterializeResult(metadata=metadata, check_results=[
         champion_check(context, SEGMENTER, registered, champion.version, not_trained)])
 
@@ -314,11 +320,11 @@ def customer_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     churn_note = clv.churn_identified(purchases)
     if churn_note is None:
         metadata["mean_probability_alive"] = dg.MetadataValue.float(
-            float(scored["probability_alive"].mean()))
+            round(float(scored["probability_alive"].mean()), 4))
     else:  # P(alive) is empty: no churn segments, and why
         context.log.warning(f"{LIFETIME_VALUE} v{version}: {churn_note}")
     metadata["churn"] = dg.MetadataValue.text(churn_note or f"identified by {purchases.variant}")
-    metadata.update({name: dg.MetadataValue.float(value) for name, value in agreement.items()})
+    metadata.update(rounded(agreement))
     if registered is None:
         metadata["not_trained"] = dg.MetadataValue.text(
             f"{too_thin}; scored with the champion" if too_thin else decision.reason)

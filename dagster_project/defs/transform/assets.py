@@ -64,8 +64,11 @@ class SegmentaTranslator(DagsterDbtTranslator):
         return dbt_resource_props["fqn"][1]
 
 
-class DbtBuildConfig(dg.Config):
-    """How the dbt step builds. Set in the launchpad (or `segmenta run --full-refresh`)."""
+class DbtBuildResource(dg.ConfigurableResource):
+    """How the dbt steps build: one `full_refresh` switch for the whole run, in the launchpad's
+    `resources: dbt_build: config:` (or `segmenta run --full-refresh`). A run builds the dbt
+    models in up to four steps (before and after the ml and segment assets); as op config each
+    had a switch of its own (`dbt_models` ... `dbt_models_4`)."""
 
     full_refresh: bool = Field(
         default=False,
@@ -74,7 +77,7 @@ class DbtBuildConfig(dg.Config):
     )
 
 
-def dbt_build_args(config: DbtBuildConfig) -> list[str]:
+def dbt_build_args(config: DbtBuildResource) -> list[str]:
     """The dbt command of a run. The incremental models need no partition window: each follows
     the ingestion change logs from its own watermark, whatever days the run loaded."""
     # A run may build the dbt models in several steps (before and after the ml and segment
@@ -94,14 +97,18 @@ def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     pool="duckdb",
 )
 def dbt_models(
-    context: dg.AssetExecutionContext, config: DbtBuildConfig
+    context: dg.AssetExecutionContext, dbt_build: DbtBuildResource
 ) -> Iterator[Any]:
     """Staging views and customer marts, built and tested by `dbt build`; the heavy models are
     incremental over what ingestion logged since their last refresh."""
     target = _invocation_target(context)
-    yield from build_events(dbt_build_args(config), context, SegmentaTranslator(), target,
+    yield from build_events(dbt_build_args(dbt_build), context, SegmentaTranslator(), target,
                             Path(dbt_project().profiles_dir))
     _keep_partial_parse(target)
+
+
+# the dbt steps' one setting, bound to the asset (it needs no resource from the definitions)
+[dbt_models] = dg.with_resources([dbt_models], {"dbt_build": DbtBuildResource()})
 
 
 # A process parses the dbt project once (`inprocess.parsed_manifest`), from a partial parse made

@@ -93,5 +93,15 @@ def with_table_metadata(events: list[Any], manifest: Mapping[str, Any],
 
     ids = [uid for uid in map(unique_id, events) if uid in manifest["nodes"]]
     extra = table_metadata(warehouse, (manifest["nodes"][uid] for uid in ids))
-    return [event.with_metadata({**event.metadata, **extra[uid]})
+    return [event.with_metadata({**_rounded(event.metadata), **extra[uid]})
             if (uid := unique_id(event)) in extra else event for event in events]
+
+
+def _rounded(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """dagster-dbt's metadata with its seconds ("Execution Duration": 0.174693) to 2 decimals."""
+    def rounded(value: Any) -> Any:
+        number = getattr(value, "value", value)
+        return dg.MetadataValue.float(round(number, 2)) if isinstance(number, float) else value
+
+    return {key: rounded(value) if key == "Execution Duration" else value
+            for key, value in metadata.items()}
