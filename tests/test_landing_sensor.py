@@ -6,7 +6,7 @@ import json
 
 import dagster as dg
 
-from dagster_project.defs.ingest.sensors import landing_sensor
+from dagster_project.defs.ingest.sensors import KEPT_STATES, landing_sensor, load_cursor
 from dagster_project.resources import HomeResource
 
 
@@ -57,7 +57,32 @@ def test_new_days_late_files_and_quiet_ticks(tmp_path):
     assert _ranges(late) == [("raw/events", "2026-05-05", "2026-05-05"),
                              ("raw/orders", "2026-05-02", "2026-05-02")]
     assert len({r.run_key for r in late.run_requests}) == 2
-    assert json.loads(late.cursor)["orders"].keys() == {"2026-05-01", "2026-05-02", "2026-05-04"}
+    state = load_cursor(HomeResource(root=str(tmp_path)), late.cursor)
+    assert state["orders"].keys() == {"2026-05-01", "2026-05-02", "2026-05-04"}
+
+
+def test_the_cursor_is_short_and_names_the_state_kept_in_the_home(tmp_path):
+    """The sensor page shows a digest and a summary, not every day's fingerprint; the state is
+    a file under SEGMENTA_HOME, and a whole-state cursor of an earlier version still reads."""
+    home = HomeResource(root=str(tmp_path))
+    for day in range(1, 29):
+        _drop(tmp_path / "landing", "orders", f"2026-05-{day:02d}", "orders.csv")
+        _drop(tmp_path / "landing", "events", f"2026-05-{day:02d}", "events.jsonl")
+    first = _tick(tmp_path, None)
+    assert len(first.run_requests) == 1
+    digest, summary = first.cursor.split(": ", 1)
+    assert len(digest) == 16 and summary == "events 28 days, orders 28 days"
+    kept = tmp_path / "dagster" / "landing_sensor" / f"{digest}.json"
+    state = json.loads(kept.read_text())
+    assert state == load_cursor(home, first.cursor) and len(state["orders"]) == 28
+    assert _tick(tmp_path, first.cursor).run_requests == []
+    assert _tick(tmp_path, json.dumps(state)).run_requests == []  # the old, whole-state cursor
+    kept.unlink()  # its file gone: as a first tick (nothing loaded by `segmenta run` here)
+    assert len(_tick(tmp_path, first.cursor).run_requests) == 1
+    for day in range(1, 14):  # only the newest states stay
+        _drop(tmp_path / "landing", "orders", f"2026-05-{day:02d}", "late.csv")
+        _tick(tmp_path, None)
+    assert len(list(kept.parent.glob("*.json"))) == KEPT_STATES
 
 
 def test_a_run_refreshes_everything_downstream_and_feeds_on_one_range_share_it(tmp_path):

@@ -1,6 +1,7 @@
 import hashlib
 import json
 from collections import defaultdict
+from pathlib import Path
 
 import dagster as dg
 
@@ -93,6 +94,48 @@ def starting_cursor(home: HomeResource) -> dict:
     return {}
 
 
+# The cursor the UI shows is short: the state's digest and a summary (`3f2a9c1e0b7d4e21: orders
+# 92 days, events 92 days, ...`). The state itself (each landing day's file fingerprint, tens of
+# kB: it pushed the tick history off the sensor's page) is kept under SEGMENTA_HOME, one file per
+# digest, the newest KEPT_STATES of them (a tick evaluated again from an older cursor finds it).
+KEPT_STATES = 10
+
+
+def _states_dir(home: HomeResource) -> Path:
+    return home.home.dagster_home / "landing_sensor"
+
+
+def save_cursor(home: HomeResource, state: dict) -> str:
+    """Keep `state` under SEGMENTA_HOME and return the short cursor that names it."""
+    text = json.dumps(state, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder = _states_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.json"
+    if not path.exists():
+        staged = folder / f".{digest}.json.tmp"
+        staged.write_text(text)
+        staged.replace(path)
+    path.touch()  # the newest state is kept longest
+    for older in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_STATES]:
+        older.unlink(missing_ok=True)
+    sizes = ", ".join(f"{feed} {len(days)} day{'s' if len(days) != 1 else ''}"
+                      for feed, days in sorted(state.items()) if days)
+    return f"{digest}: {sizes or 'no landing files'}"
+
+
+def load_cursor(home: HomeResource, cursor: str | None) -> dict:
+    """The landing state a cursor names: a short cursor's kept file, a whole state as JSON (the
+    cursors of earlier versions), or, with none or its file gone, what the last `segmenta
+    run` loaded (`starting_cursor`)."""
+    if not cursor:
+        return starting_cursor(home)
+    if cursor.lstrip().startswith("{"):
+        return json.loads(cursor)
+    path = _states_dir(home) / f"{cursor.split(':', 1)[0]}.json"
+    return json.loads(path.read_text()) if path.exists() else starting_cursor(home)
+
+
 @dg.sensor(
     name="landing_sensor",
     minimum_interval_seconds=60,
@@ -104,12 +147,13 @@ def starting_cursor(home: HomeResource) -> dict:
 )
 def landing_sensor(context: dg.SensorEvaluationContext,
                    home: HomeResource) -> dg.SensorResult:
-    """Watches SEGMENTA_HOME/landing; the cursor holds each day's file fingerprint. Each tick
-    first releases what a killed run left (its pool slots would block every request)."""
+    """Watches SEGMENTA_HOME/landing; the cursor names each day's file fingerprint, kept under
+    SEGMENTA_HOME/dagster/landing_sensor (`save_cursor`). Each tick first releases what a
+    killed run left (its pool slots would block every request)."""
     recovered = recovery.find_and_repair(context.instance, home.home, repair=True)
     for line in recovered.lines():
         context.log.warning(f"recovered from a killed run: {line.strip()}")
-    old = json.loads(context.cursor) if context.cursor else starting_cursor(home)
+    old = load_cursor(home, context.cursor)
     new = landing.landing_fingerprints(home.home.landing)
     # days an erasure rewrote (docs/privacy.md) hold what the warehouse holds: not a delivery
     for feed, days in landing.rewritten_days(home.home.landing).items():
@@ -124,4 +168,4 @@ def landing_sensor(context: dg.SensorEvaluationContext,
                             "SEGMENTA_START_DATE or wait until the day is over")
         for feed in PARTITIONED_FEEDS:  # retry those days on a later tick
             new[feed] = {d: fp for d, fp in new[feed].items() if d not in skipped}
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(new))
+    return dg.SensorResult(run_requests=requests, cursor=save_cursor(home, new))
