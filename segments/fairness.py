@@ -7,16 +7,24 @@ to its destinations) and a group g of one attribute (`female`, `25-34`, `ES`, ..
 
 - selection rate(g) = members of s in g / customers in g (all of `marts.dim_customers`, grouped
   by the dbt view `marts.customer_fairness_groups`);
-- ratio to the most selected group = rate(g) / the highest rate among the *assessed* groups of
-  that attribute. The four-fifths rule calls a ratio under 0.8 adverse impact.
+- ratio to the most selected group = rate(g) / the highest rate among the *eligible* known
+  groups of that attribute (the reference). The four-fifths rule calls a ratio under 0.8 adverse
+  impact.
 
 A missing value (no gender, birth date, income band or country on record) is the group
-`unknown` (in the dbt view). Tiny groups make noisy rates (2 customers, 1 selected: 50 %), so a group is
-*assessed* (it can be the reference and it can be flagged) only when it has at least
+`unknown` (in the dbt view): it has its own rate and ratio and can be flagged, but it is never the
+reference (a selection that mostly picks customers of unknown gender says nothing of how it
+treats women and men). Tiny groups make noisy rates (2 customers, 1 selected: 50 %), so a group
+is *eligible* (it can be the reference and it can be flagged) only when it has at least
 `min_group_size` customers and at least `min_expected_selected` members would be expected in it
 at the selection's overall rate (n_group x n_selected / n_customers); other groups are reported
-with their rate and ratio but never flagged. A row is flagged when it is assessed and its ratio is
-under `threshold`.
+with their rate and ratio but never flagged.
+
+A rule segment whose condition reads an attribute's column (`ATTRIBUTE_COLUMNS`: `age_band`
+from age_band, age_years or birth_date, ...) selects on that attribute *by definition* ("Women
+45+" leaves out men): its rows of that attribute, and those of every audience of that segment,
+are reported with `is_by_definition` and never flagged. A row is *assessed* when it is eligible
+and not by definition, and flagged when it is assessed and its ratio is under `threshold`.
 
 The counts are aggregated in DuckDB (one pass over the memberships, grouping sets per attribute);
 the rates come from fairlearn's `MetricFrame` over those counts, each (selection, group) given as
@@ -27,12 +35,17 @@ row per customer, without a million-row frame per segment.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from segments.rules import Rule
 
 TABLE = "marts.segment_fairness"
 # every customer's group of each attribute (dbt: marts/customer_fairness_groups.sql, from
@@ -40,11 +53,20 @@ TABLE = "marts.segment_fairness"
 GROUPS_TABLE = "marts.customer_fairness_groups"
 ATTRIBUTES = ("gender", "age_band", "income_band", "country")
 UNKNOWN = "unknown"
+# the columns of marts.customer_360 each attribute is (or is derived from): a rule condition that
+# reads one selects on the attribute by definition
+ATTRIBUTE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "gender": ("gender",),
+    "age_band": ("age_band", "age_years", "birth_date"),
+    "income_band": ("income_band", "income_band_source"),
+    "country": ("country",),
+}
+RATIO_DECIMALS = 3  # ratios are shown to this many decimals, never rounded up to the threshold
 COLUMNS = [
     "selection_type", "selection_key", "segment_key", "segment_type", "attribute", "group_value",
     "n_selected", "n_group", "n_selected_total", "n_customers", "share_of_selection",
     "share_of_customers", "selection_rate", "most_selected_group", "ratio_to_most_selected",
-    "is_assessed", "is_flagged", "threshold", "min_group_size", "as_of_date",
+    "is_by_definition", "is_assessed", "is_flagged", "threshold", "min_group_size", "as_of_date",
 ]
 
 
@@ -94,6 +116,36 @@ class FairnessSettings:
         except FairnessSettingError as exc:
             raise FairnessSettingError(f"{exc} (SEGMENTA_FAIRNESS_THRESHOLD, "
                                        "SEGMENTA_FAIRNESS_MIN_GROUP)") from None
+
+
+def by_definition(rules: Sequence[Rule]) -> dict[str, frozenset[str]]:
+    """segment_key -> the attributes each rule segment selects on by definition: those with a
+    column (ATTRIBUTE_COLUMNS) its condition reads. Rules that read none are left out."""
+    selected = {}
+    for rule in rules:
+        attributes = frozenset(attribute for attribute, columns in ATTRIBUTE_COLUMNS.items()
+                               if set(columns) & set(rule.columns))
+        if attributes:
+            selected[rule.segment_key] = attributes
+    return selected
+
+
+def shown_ratio(ratio: float, threshold: float | None = None) -> float:
+    """`ratio` rounded to RATIO_DECIMALS decimals, or floored (exactly, from the float's own
+    value) when rounding would lift a ratio under `threshold` to it or above: a flagged ratio
+    never shows as the threshold (0.7996 -> 0.799 under 0.8; 0.7996 -> 0.8 with no threshold)."""
+    if ratio is None or not np.isfinite(ratio):
+        return ratio
+    rounded = round(float(ratio), RATIO_DECIMALS)
+    if threshold is None or ratio >= threshold or rounded < threshold:
+        return rounded
+    step = Decimal(1).scaleb(-RATIO_DECIMALS)
+    return float(Decimal(float(ratio)).quantize(step, rounding=ROUND_FLOOR))
+
+
+def ratio_text(ratio: float, threshold: float | None = None) -> str:
+    """A ratio as the summary and the check show it: `shown_ratio`, RATIO_DECIMALS decimals."""
+    return f"{shown_ratio(ratio, threshold):.{RATIO_DECIMALS}f}"
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -225,10 +277,15 @@ def selection_rates(counts: pd.DataFrame) -> pd.Series:
 
 
 def fairness_table(counts: pd.DataFrame, settings: FairnessSettings | None = None,
-                   as_of_date: object = None) -> pd.DataFrame:
+                   as_of_date: object = None,
+                   selected_by_definition: Mapping[str, Collection[str]] | None = None,
+                   ) -> pd.DataFrame:
     """The report from `selection_counts`: shares, selection rates (fairlearn), the ratio of
-    each group's rate to the most selected assessed group's, and the flags (module docstring)."""
+    each group's rate to the most selected eligible known group's, and the flags (module
+    docstring). `selected_by_definition` maps a segment key to the attributes its rule selects
+    on (`by_definition`): those rows, for the segment and its audiences, are never flagged."""
     settings = settings or FairnessSettings()
+    selected_by_definition = selected_by_definition or {}
     missing = {"selection_type", "selection_key", "attribute", "group_value", "n_selected",
                "n_group"} - set(counts.columns)
     if missing:
@@ -247,13 +304,20 @@ def fairness_table(counts: pd.DataFrame, settings: FairnessSettings | None = Non
     report["share_of_customers"] = report["n_group"] / report["n_customers"]
     report["selection_rate"] = selection_rates(report)
     expected = report["n_group"] * report["n_selected_total"] / report["n_customers"]
-    report["is_assessed"] = ((report["n_group"] >= settings.min_group_size)
-                             & (expected >= settings.min_expected_selected)
-                             & (report["n_selected_total"] > 0))
-    assessed_rate = report["selection_rate"].where(report["is_assessed"])
-    reference = assessed_rate.groupby([report["selection_type"], report["selection_key"],
-                                       report["attribute"]], sort=False).transform("max")
-    best = (report.assign(_rate=assessed_rate).dropna(subset=["_rate"])
+    eligible = ((report["n_group"] >= settings.min_group_size)
+                & (expected >= settings.min_expected_selected)
+                & (report["n_selected_total"] > 0))
+    report["is_by_definition"] = [
+        attribute in selected_by_definition.get(segment, ())
+        for segment, attribute in zip(report["segment_key"], report["attribute"], strict=True)]
+    report["is_by_definition"] = report["is_by_definition"].astype(bool)
+    report["is_assessed"] = (eligible & ~report["is_by_definition"]).astype(bool)
+    # the reference: the most selected eligible group whose value is known
+    reference_rate = report["selection_rate"].where(
+        eligible & (report["group_value"].astype(str) != UNKNOWN))
+    reference = reference_rate.groupby([report["selection_type"], report["selection_key"],
+                                        report["attribute"]], sort=False).transform("max")
+    best = (report.assign(_rate=reference_rate.where(reference_rate > 0)).dropna(subset=["_rate"])
             .sort_values(["_rate", "n_group"], ascending=False)
             .drop_duplicates(["selection_type", "selection_key", "attribute"])
             .set_index(["selection_type", "selection_key", "attribute"])["group_value"])
@@ -269,12 +333,15 @@ def fairness_table(counts: pd.DataFrame, settings: FairnessSettings | None = Non
 
 
 def build_fairness(con: duckdb.DuckDBPyConnection, audiences: Sequence[tuple[str, str]] = (),
-                   settings: FairnessSettings | None = None) -> pd.DataFrame:
+                   settings: FairnessSettings | None = None,
+                   rules: Sequence[Rule] = ()) -> pd.DataFrame:
     """(Re)build marts.segment_fairness for every segment and the `audiences` (key, segment key)
-    in one statement; returns the report."""
+    in one statement; `rules` (segments.rules.load_rules()) tell which attributes each rule
+    segment selects on by definition. Returns the report."""
     counts = selection_counts(con, audiences)
     as_of = con.execute("select max(as_of_date) from marts.segment_memberships").fetchone()[0]
-    report = fairness_table(counts, settings or FairnessSettings.from_env(), as_of_date=as_of)
+    report = fairness_table(counts, settings or FairnessSettings.from_env(), as_of_date=as_of,
+                            selected_by_definition=by_definition(rules))
     con.register("_fairness_report", report)
     try:
         con.execute(f"""
@@ -290,6 +357,7 @@ def build_fairness(con: duckdb.DuckDBPyConnection, audiences: Sequence[tuple[str
                    selection_rate::double as selection_rate,
                    most_selected_group::varchar as most_selected_group,
                    ratio_to_most_selected::double as ratio_to_most_selected,
+                   is_by_definition::boolean as is_by_definition,
                    is_assessed::boolean as is_assessed, is_flagged::boolean as is_flagged,
                    threshold::double as threshold, min_group_size::integer as min_group_size,
                    as_of_date::date as as_of_date
@@ -319,9 +387,14 @@ def lowest_ratios(report: pd.DataFrame, flagged_only: bool = True) -> pd.DataFra
               "n_flagged_groups"]].reset_index(drop=True))
 
 
-def summary_lines(report: pd.DataFrame) -> list[str]:
-    """The fairness section of `segmenta summary`: each flagged audience and segment with its
-    lowest ratio (which group, against which), or that none is flagged."""
+SUMMARY_SEGMENTS = 5  # flagged segments the summary names (the lowest ratios); the rest counted
+
+
+def summary_lines(report: pd.DataFrame, n_segments: int = SUMMARY_SEGMENTS) -> list[str]:
+    """The fairness section of `segmenta summary`: every flagged audience, then the
+    `n_segments` flagged segments with the lowest ratios (which group, against which; ratios
+    to 3 decimals, never rounded up to the threshold) and how many more segments are flagged, or that none is flagged.
+    Attributes a rule segment selects on by definition are never flagged, so never listed."""
     if report.empty:
         return ["Fairness (marts.segment_fairness): no segment yet"]
     threshold, size = report["threshold"].iloc[0], int(report["min_group_size"].iloc[0])
@@ -330,12 +403,20 @@ def summary_lines(report: pd.DataFrame) -> list[str]:
         return [(f"Fairness (marts.segment_fairness): no segment or audience selects a group "
                  f"of {size}+ customers at under {threshold:g} times its most selected group's "
                  "rate")]
-    width = max(len(key) for key in lowest["selection_key"])
+    audiences = lowest[lowest["selection_type"] == "audience"]
+    segments = lowest[lowest["selection_type"] != "audience"]
+    shown = pd.concat([audiences, segments.head(n_segments)])
+    width = max(len(key) for key in shown["selection_key"])
     lines = [(f"Fairness (marts.segment_fairness; lowest selection-rate ratio, flagged under "
-              f"{threshold:g} for groups of {size}+ customers):")]
+              f"{threshold:g} for groups of {size}+ customers, not on what a rule selects by "
+              "definition):")]
     lines += [f"  {row.selection_type:<8} {row.selection_key:<{width}}  "
-              f"{row.ratio_to_most_selected:.2f}  {row.attribute} {row.group_value} vs "
+              f"{ratio_text(row.ratio_to_most_selected, threshold)}  {row.attribute} {row.group_value} vs "
               f"{row.most_selected_group} ({row.n_flagged_groups} group"
               f"{'s' if row.n_flagged_groups != 1 else ''} flagged)"
-              for row in lowest.itertuples()]
+              for row in shown.itertuples()]
+    more = len(segments) - n_segments
+    if more > 0:
+        lines.append(f"  +{more} more segment{'s' if more != 1 else ''} flagged: "
+                     f"select * from {TABLE} where is_flagged")
     return lines

@@ -68,9 +68,126 @@ def test_ratios_and_flags_by_hand():
                                                        min_expected_selected=1))
     flagged = stricter.loc[stricter["is_flagged"] & (stricter["selection_key"] == "s"),
                            ["attribute", "group_value"]]
-    # with groups of 5 counted (3.8 expected), the 10 unknowns (rate 1.0) are the reference
-    assert sorted(map(tuple, flagged.values.tolist())) == [
-        ("country", "ES"), ("gender", "female"), ("gender", "male")]
+    # with groups of 5 counted (3.8 expected) the 10 unknowns (rate 1.0) are assessed, but
+    # 'unknown' is never the reference: women (0.4) stay it, men (0.75) pass at 0.7
+    assert sorted(map(tuple, flagged.values.tolist())) == [("country", "ES")]
+    assert set(stricter.loc[stricter["selection_key"] == "s"].query(
+        "attribute == 'gender'")["most_selected_group"]) == {"female"}
+
+
+def test_unknown_is_reported_but_never_the_reference():
+    """The user's case: 83 customers of unknown gender, 10 selected (0.12), made women (0.083)
+    0.69 and men (0.093) 0.77 of it, both flagged. The reference is the most selected known
+    group; 'unknown' keeps its own ratio (above 1 here) and could still be flagged when low."""
+    counts = _counts([
+        ("segment", "s", "gender", "female", 83, 1000),
+        ("segment", "s", "gender", "male", 93, 1000),
+        ("segment", "s", "gender", "unknown", 10, 83),
+        ("segment", "t", "gender", "female", 100, 1000),
+        ("segment", "t", "gender", "male", 90, 1000),
+        ("segment", "t", "gender", "unknown", 2, 100),   # 0.02 / 0.1: flagged, not reference
+    ])
+    got = fairness_table(counts).set_index(["selection_key", "group_value"])
+    assert set(got.loc["s", "most_selected_group"]) == {"male"}
+    assert got.loc[("s", "female"), "ratio_to_most_selected"] == pytest.approx(83 / 93)
+    assert got.loc[("s", "unknown"), "ratio_to_most_selected"] == pytest.approx(
+        (10 / 83) / (93 / 1000))
+    assert got.loc[("s", "unknown"), "is_assessed"] and not got.loc["s", "is_flagged"].any()
+    assert got.loc[("t", "unknown"), "ratio_to_most_selected"] == pytest.approx(0.2)
+    assert got.loc["t", "is_flagged"].tolist() == [False, False, True]
+    # only unknowns selected: no known group to compare with, so no ratio and no flag
+    only = fairness_table(_counts([("segment", "u", "gender", "female", 0, 1000),
+                                   ("segment", "u", "gender", "unknown", 50, 100)]))
+    assert only["ratio_to_most_selected"].isna().all() and not only["is_flagged"].any()
+    assert only["most_selected_group"].isna().all()
+
+
+def _rules(tmp_path, conditions: dict[str, str]):
+    from segments.rules import load_rules
+
+    path = tmp_path / "rules.yml"
+    path.write_text("segments:\n" + "".join(
+        f"  - key: {key}\n    name: {key}\n    kind: hybrid\n    condition: \"{condition}\"\n"
+        for key, condition in conditions.items()))
+    return load_rules(path)
+
+
+def test_what_a_rule_selects_by_definition_is_reported_never_flagged(tmp_path):
+    rules = _rules(tmp_path, {
+        "women_45_plus": "gender = 'female' and age_band in ('45-54', '55-64', '65+')",
+        "born_early": "birth_date < date '1970-01-01'",
+        "rich": "income_band_source = 'profile' and n_orders > 2",
+        "spain": "country = 'ES' and is_rainy_today",
+        "mobile": "main_device = 'mobile'",
+    })
+    assert fairness.by_definition(rules) == {
+        "rule_women_45_plus": {"gender", "age_band"}, "rule_born_early": {"age_band"},
+        "rule_rich": {"income_band"}, "rule_spain": {"country"}}
+    # the shipped rules: the user's three examples
+    from segments.rules import load_rules
+
+    shipped = fairness.by_definition(load_rules())
+    assert shipped["rule_rainy_today_spain"] == {"country"}
+    assert shipped["rule_affluent_full_price"] == {"income_band"}
+    assert shipped["rule_women_45_plus"] == {"gender", "age_band"}
+
+    rows = [("segment", "rule_women_45_plus", "gender", "female", 60, 100),
+            ("segment", "rule_women_45_plus", "gender", "male", 0, 100),
+            ("segment", "rule_women_45_plus", "country", "ES", 40, 100),
+            ("segment", "rule_women_45_plus", "country", "DE", 20, 100)]  # 0.5: a proxy
+    audience = [("audience", "women_crm", *row[2:]) for row in rows]
+    rfm = [("segment", "rfm_women", *row[2:]) for row in rows]
+    counts = _counts(rows + audience + rfm)
+    counts["segment_key"] = counts["selection_key"].replace({"women_crm": "rule_women_45_plus"})
+    report = fairness_table(counts, selected_by_definition=fairness.by_definition(rules))
+    got = report.set_index(["selection_key", "attribute", "group_value"])
+    for key in ("rule_women_45_plus", "women_crm"):
+        male = got.loc[(key, "gender", "male")]
+        # reported, with its ratio against the reference, but not judged
+        assert male["is_by_definition"] and male["ratio_to_most_selected"] == 0
+        assert not male["is_assessed"] and not male["is_flagged"]
+        assert got.loc[(key, "gender", "female"), "most_selected_group"] == "female"
+        de = got.loc[(key, "country", "DE")]  # not in the condition: flagged as ever
+        assert not de["is_by_definition"] and de["is_flagged"]
+    # the same selection as an RFM segment is judged on gender too
+    assert got.loc[("rfm_women", "gender", "male"), "is_flagged"]
+    assert not got.loc["rfm_women", "is_by_definition"].any()
+    lowest = fairness.lowest_ratios(report).set_index("selection_key")
+    assert lowest.loc["rule_women_45_plus", "attribute"] == "country"
+    assert lowest.loc["rfm_women", "attribute"] == "gender"
+
+
+def test_build_fairness_marks_a_rule_segments_own_attributes(tmp_path):
+    warehouse = _store(tmp_path / "w.duckdb")
+    rules = _rules(tmp_path, {"picked": "gender in ('female', 'male')"})
+    with warehouse.connect() as con:
+        fairness.build_fairness(con, [("picked_crm", "rule_picked")], FairnessSettings(), rules)
+        mart = con.execute(f"select * from {fairness.TABLE}").df()
+    assert str(mart["is_by_definition"].dtype) == "bool"
+    by_definition = mart[mart["is_by_definition"]]
+    assert set(by_definition["attribute"]) == {"gender"}
+    assert set(by_definition["selection_key"]) == {"rule_picked", "picked_crm"}
+    assert len(by_definition) == 2 * 3 and not by_definition["is_flagged"].any()
+    assert (mart["is_flagged"] == (mart["is_assessed"] & (mart["ratio_to_most_selected"]
+                                                          < mart["threshold"]))).all()
+
+
+def test_a_flagged_ratio_never_shows_as_the_threshold():
+    """3 decimals; a ratio under the threshold that would round to it is floored instead."""
+    assert fairness.ratio_text(0.7996, 0.8) == "0.799"
+    assert fairness.ratio_text(0.79996, 0.8) == "0.799"
+    assert fairness.ratio_text(np.nextafter(0.8, 0), 0.8) == "0.799"
+    assert fairness.ratio_text(0.7996) == "0.800"  # no threshold: plain rounding
+    assert fairness.ratio_text(0.35 / 0.5, 0.8) == "0.700"  # 0.6999999999999999
+    assert fairness.ratio_text(0.8, 0.8) == "0.800" and fairness.ratio_text(0.0, 0.8) == "0.000"
+    assert fairness.ratio_text(0.8002, 0.8) == "0.800"  # not under it: rounded
+    assert np.isnan(fairness.shown_ratio(np.nan, 0.8))
+    counts = _counts([("segment", "s", "gender", "female", 10_000, 100_000),
+                      ("segment", "s", "gender", "male", 7_996, 100_000)])  # 0.7996
+    report = fairness_table(counts)
+    assert report["is_flagged"].tolist() == [False, True]
+    [_, line] = fairness.summary_lines(report)
+    assert line.split()[2] == "0.799"
 
 
 def test_inconsistent_counts_are_refused():
@@ -235,8 +352,11 @@ def test_the_asset_writes_the_mart_and_its_check_warns_on_a_flagged_audience(tmp
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.description.startswith(
         "audiences under a selection-rate ratio of 0.8: champions_newsletter (0.")
-    assert "; 1 segment under it: rfm_champions (0.00, gender unknown)" in evaluation.description
+    assert ("; 1 segment under it: rfm_champions (0.000, gender unknown vs female)"
+            in evaluation.description)
     assert evaluation.metadata["flagged_audiences"].value == 1
+    # rfm_champions is no rule: nothing selected by definition
+    assert evaluation.metadata["by_definition_groups"].value == 0
     assert "champions_newsletter" in evaluation.metadata["audiences"].value
     mart = warehouse.query_df(f"select * from {fairness.TABLE}")
     assert set(mart["selection_key"]) == {"rfm_champions", "champions_newsletter",
@@ -266,13 +386,41 @@ def test_summary_lists_flagged_selections_with_their_lowest_ratio():
         ("segment", "rfm_even", "age_band", "65+", 30, 100),
     ])
     lines = fairness.summary_lines(fairness_table(counts))
-    assert lines[0].startswith("Fairness (marts.segment_fairness; lowest selection-rate ratio, "
-                               "flagged under 0.8 for groups of 50+ customers)")
+    assert lines[0] == ("Fairness (marts.segment_fairness; lowest selection-rate ratio, flagged "
+                        "under 0.8 for groups of 50+ customers, not on what a rule selects by "
+                        "definition):")
     assert [line.split() for line in lines[1:]] == [
-        ["audience", "young_crm", "0.70", "age_band", "65+", "vs", "18-24", "(1", "group",
+        ["audience", "young_crm", "0.700", "age_band", "65+", "vs", "18-24", "(1", "group",
          "flagged)"],
-        ["segment", "rule_young", "0.10", "age_band", "65+", "vs", "18-24", "(1", "group",
+        ["segment", "rule_young", "0.100", "age_band", "65+", "vs", "18-24", "(1", "group",
          "flagged)"]]
+    # the same rule selecting on age by definition: nothing left to flag
+    by_definition = fairness_table(counts, selected_by_definition={"rule_young": {"age_band"}})
+    assert [line.split()[1] for line in fairness.summary_lines(by_definition)[1:]] == [
+        "young_crm"]
     even = fairness.summary_lines(fairness_table(counts[counts["selection_key"] == "rfm_even"]))
     assert even == [("Fairness (marts.segment_fairness): no segment or audience selects a "
                      "group of 50+ customers at under 0.8 times its most selected group's rate")]
+
+
+def test_summary_lists_audiences_then_at_most_five_segments():
+    """Every flagged audience, the 5 segments with the lowest ratios, then a count of the rest
+    and the query that lists them."""
+    rows = []
+    for i in range(8):  # segment s<i>: ratio 0.1 * (i + 1)... all flagged under 0.8
+        rows += [("segment", f"s{i}", "gender", "female", 50, 100),
+                 ("segment", f"s{i}", "gender", "male", 5 * (i + 1), 100)]
+    for key, male in (("a_low", 10), ("a_high", 35)):
+        rows += [("audience", key, "gender", "female", 50, 100),
+                 ("audience", key, "gender", "male", male, 100)]
+    lines = fairness.summary_lines(fairness_table(_counts(rows)))
+    assert [line.split()[:3] for line in lines[1:-1]] == [
+        ["audience", "a_low", "0.200"], ["audience", "a_high", "0.700"],
+        ["segment", "s0", "0.100"], ["segment", "s1", "0.200"], ["segment", "s2", "0.300"],
+        ["segment", "s3", "0.400"], ["segment", "s4", "0.500"]]
+    assert lines[-1] == ("  +2 more segments flagged: select * from marts.segment_fairness "
+                         "where is_flagged")
+    six = fairness.summary_lines(fairness_table(_counts(rows[:12])))
+    assert six[-1].startswith("  +1 more segment flagged: ") and len(six) == 1 + 5 + 1
+    five = fairness.summary_lines(fairness_table(_counts(rows[:10])))
+    assert len(five) == 1 + 5 and "more" not in five[-1]
