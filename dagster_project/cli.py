@@ -144,10 +144,11 @@ def unchanged_feeds(home: Home, new_state: dict) -> frozenset[str]:
 
 
 def run(force: bool = False, full_refresh: bool = False, strict: bool = False,
-        force_removals: bool = False) -> int:
+        force_removals: bool = False, short_summary: bool = False) -> int:
     """Bring everything up to date and print the summary. A model without a champion or a
     refused sync does not stop the run (the summary says what is missing and why); `strict`
-    turns them into exit code 1."""
+    turns them into exit code 1. `short_summary`: one line on the syncs instead (the demo's
+    run before its campaign's days)."""
     home = HOME.ensure()
     if not any(home.landing.glob("*/dt=*/*")):
         import generator
@@ -168,7 +169,7 @@ def run(force: bool = False, full_refresh: bool = False, strict: bool = False,
     if code == 0:
         adopt_erasure_rewrites(home, new_state)
         home.run_state.write_text(json.dumps(new_state) + "\n")
-        print(summary(home))
+        print(demo_campaign.before_campaign_line(home) if short_summary else summary(home))
         code = strict_code(home, strict)
     return code
 
@@ -763,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run" and args.demo_destinations:
         with demo_destinations(HOME.ensure()):
             held = demo_campaign.prepare(HOME)  # the demo audiences file is set from here on
-            code = run(**options)
+            code = run(**options, short_summary=bool(held))
             if code == 0 and held:
                 print(f"\nThe campaign's days: {demo_campaign.deliver(HOME)} days delivered "
                       "after the first sync, then the same run again (the segments move by "
@@ -773,7 +774,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("\nThe same audiences synced once more: only changes are sent (none now, "
                       "unless this run found nothing new and this is the demo's first sync).")
                 code = sync(force_removals=args.force_removals, strict=args.strict)
-            return code
+        closing = demo_campaign.closing_lines(HOME) if code == 0 else []
+        if closing:  # the demo's last screen: the uplift, next to the simulated true effect
+            print("\n" + "\n".join(closing))
+        return code
     if args.command == "run":
         return run(**options)
     if args.command == "sync":
