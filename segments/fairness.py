@@ -59,7 +59,13 @@ ATTRIBUTE_COLUMNS: dict[str, tuple[str, ...]] = {
     "gender": ("gender",),
     "age_band": ("age_band", "age_years", "birth_date"),
     "income_band": ("income_band", "income_band_source"),
-    "country": ("country",),
+    # where a customer lives decides these too: a rule on the hemisphere, the climate or
+    # today's weather in the customer's city selects by place, so by country
+    "country": ("country", "city", "region", "hemisphere", "climate_zone",
+                "weather_condition_today", "is_rainy_today", "is_hot_today",
+                "precipitation_mm_today", "temp_min_today", "temp_max_today",
+                "weather_condition_tomorrow", "is_rainy_tomorrow", "is_hot_tomorrow",
+                "temp_max_tomorrow"),
 }
 RATIO_DECIMALS = 3  # ratios are shown to this many decimals, never rounded up to the threshold
 COLUMNS = [
