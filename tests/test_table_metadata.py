@@ -3,6 +3,7 @@ from a real DuckDB file as a dbt step reads them after its invocation."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -29,7 +30,7 @@ def _warehouse(tmp_path: Path) -> Path:
     return path
 
 
-def test_tables_get_exact_counts_views_only_columns_missing_ones_nothing(tmp_path):
+def test_tables_and_quick_views_get_exact_counts_missing_ones_nothing(tmp_path):
     rfm = _node("rfm", "marts", columns={"monetary": {"description": "Net revenue, EUR."}})
     nodes = [rfm, _node("stg", "staging", "view"), _node("never_built", "marts"),
              {**_node("a_test", "marts"), "resource_type": "test"}]
@@ -44,7 +45,7 @@ def test_tables_get_exact_counts_views_only_columns_missing_ones_nothing(tmp_pat
         ("customer_id", "VARCHAR", None), ("monetary", "DECIMAL(18,2)", "Net revenue, EUR."),
         ("as_of_date", "DATE", None)]
     view = metadata["model.segmenta.stg"]
-    assert "dagster/row_count" not in view
+    assert view["dagster/row_count"].value == 6  # a view that counts within its time limit
     assert [c.name for c in view["dagster/column_schema"].value.columns] == [
         "customer_id", "monetary", "as_of_date"]
 
@@ -79,3 +80,17 @@ def test_key_marts_get_a_preview_by_segment_with_units_and_rounding(tmp_path):
     assert "| Champions | 2 | 66.7 % | 3 | 4.50 | 1,850.23 |" in preview
     assert "| Lost | 1 | 33.3 % | 300 | 1.00 | 20.00 |" in preview
     assert "c1" not in preview  # no customer's id in the event log
+
+
+def test_a_slow_view_is_interrupted_and_shows_columns_without_a_count(tmp_path):
+    path = _warehouse(tmp_path)
+    with duckdb.connect(str(path)) as con:  # a count of about 10 s
+        con.execute("create view staging.slow as select a.range as x from range(40000) a, "
+                    "range(40000) b where a.range * b.range % 7 = 3")
+    started = time.monotonic()
+    metadata = table_metadata(path, [_node("slow", "staging", "view"), _node("rfm", "marts")])
+    assert time.monotonic() - started < 2
+    slow = metadata["model.segmenta.slow"]
+    assert "dagster/row_count" not in slow
+    assert [c.name for c in slow["dagster/column_schema"].value.columns] == ["x"]
+    assert metadata["model.segmenta.rfm"]["dagster/row_count"].value == 6
