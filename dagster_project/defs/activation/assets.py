@@ -67,7 +67,8 @@ def _is_warning(record: object) -> bool:
 
 
 def failed_upstream_checks(context: dg.AssetExecutionContext) -> list[str]:
-    """The asset checks of the source marts whose latest execution failed (any run)."""
+    """The asset checks of the source marts whose latest execution failed (any run), warnings
+    aside."""
     sources = {dg.AssetKey(["marts", name]) for name in SOURCE_MARTS}
     # the run's graph holds the checks of the assets it runs; the marts' Great Expectations
     # checks are named here too, for a sync launched on its own
