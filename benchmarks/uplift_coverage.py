@@ -36,7 +36,7 @@ from generator import generate
 from generator.campaigns import Campaign, true_effect
 
 # the recovery test's store (tests/test_uplift_recovery.py)
-CUSTOMERS, DAYS, END = 1000, 35, dt.date(2026, 10, 31)
+CUSTOMERS, DAYS, END = 1200, 35, dt.date(2026, 10, 31)
 START = END - dt.timedelta(days=13)
 HOLDOUT = 0.5
 TEST_SEED = 11

@@ -1,6 +1,6 @@
 """marts.audience_uplift recovers a simulated campaign's true effect, and finds none at zero.
 
-One small store (1,000 customers, 35 days, no defects) with two campaigns starting on
+One small store (1,200 customers, 35 days, no defects) with two campaigns starting on
 `START`: `winback` (half of its target arm buys once more within 14 days) and `placebo` (true
 effect 0), both on the same segment (customers who bought, a rule) with a 50 % holdout, the
 share that gives the narrowest intervals. `segmenta run` loads the days before `START` and syncs
@@ -12,7 +12,10 @@ member's outcome with and without the campaign is known (`generator.campaigns.tr
 Why seed 11 is not cherry-picked: `benchmarks/uplift_coverage.py` runs the same estimator on
 the same store size over 40 seeds per effect (docs/benchmarks.md): the intervals cover the true
 effect at about the nominal 95 %, and at a conversion effect of 0.5 the conversion interval
-excludes 0 in every seed. The fixed seed keeps the test deterministic.
+excludes 0 in every seed. The fixed seed keeps the test deterministic. 1,200 customers, not
+1,000: since the sample's weather moves demand, the 1,000-customer stores of seeds 11 and 12
+have a day with a fifth or less of the usual order lines, which raw/orders' blocking volume
+check stops.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (home / "audiences.yml").write_text(AUDIENCES)
     (home / "rules.yml").write_text(RULES)
     # the holdout shares come from the audiences file (SEGMENTA_AUDIENCES)
-    _segmenta(home, "generate", "--customers", "1000", "--days", "35", "--seed", str(SEED),
+    _segmenta(home, "generate", "--customers", "1200", "--days", "35", "--seed", str(SEED),
               "--defect-rate", "0",
               "--campaign", f"audience=winback,start={START},conversion=0.5",
               "--campaign", f"audience=placebo,start={START},conversion=0")
