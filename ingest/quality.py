@@ -26,8 +26,11 @@ from core.settings import PROJECT_ROOT
 
 SUITES_DIR = PROJECT_ROOT / "expectations"
 SAMPLE_SIZE = 5
-# Below this many rows a day, volume swings are noise (Poisson), not incidents: no ratio.
-MIN_VOLUME_FOR_RATIO = 20
+# Below this many rows a day (the median of the 28 days before), volume swings are noise, not
+# incidents: no ratio, and a day without rows is no alarm. Order lines come in orders of 2-3
+# lines: at a median of 20 lines (8 orders) a day with under a quarter of it (2 orders or fewer)
+# has a Poisson chance of 1.4 % a day, several times a year; at 50 (20 orders), 7e-5.
+MIN_VOLUME_FOR_RATIO = 50
 # A share of a handful of rows is noise too: fewer quarantined rows than this never fail a day.
 MIN_QUARANTINED_ROWS = 5
 
@@ -179,5 +182,8 @@ def daily_stats(read: dict[str, int], loaded: dict[str, int], quarantined: dict[
             "material_quarantine_share": quarantined[day] / read[day]
             if read[day] and quarantined[day] >= MIN_QUARANTINED_ROWS else None,
             "ratio_to_recent_median": loaded[day] / median if median else None,
+            # a day without rows is an incident only where days are busy enough not to have
+            # none by chance
+            "n_loaded_when_busy": loaded[day] if median else None,
         })
     return pd.DataFrame(rows)

@@ -28,9 +28,19 @@ def test_a_day_with_no_orders_and_a_spike_fail_with_their_days():
     summary = quality.validate("raw.orders", "daily", stats)
     assert not summary.success
     failed = {(f.column, tuple(sorted(map(str, f.sample)))) for f in summary.failures}
-    assert ("n_loaded", ("0",)) in failed
+    assert ("n_loaded_when_busy", ("0",)) in failed
     assert ("ratio_to_recent_median", ("0.0", "9.0")) in failed
-    assert "n_loaded" in summary.markdown()
+    assert "n_loaded_when_busy" in summary.markdown()
+
+
+def test_a_quiet_store_s_quiet_days_are_no_incident():
+    """A store of a dozen order lines a day has days with 2 lines, or none, by chance."""
+    history = pd.DataFrame({"day": [f"2026-04-{d:02d}" for d in range(1, 29)],
+                            "n_loaded": [12, 15, 9, 14, 11, 13, 16] * 4})
+    read = loaded = {"2026-04-29": 2, "2026-04-30": 0}
+    stats = quality.daily_stats(read, loaded, {day: 0 for day in read}, history)
+    assert stats["ratio_to_recent_median"].isna().all()
+    assert quality.validate("raw.orders", "daily", stats).success
 
 
 def test_unknown_table_is_a_clear_error():
