@@ -379,27 +379,29 @@ def test_the_server_refuses_to_start_without_a_key(home, tmp_path):
         local.wait(timeout=30)
 
 
+def _banner_rules(path: Path, rules: dict[str, str]) -> Path:
+    """A content file with one slot, `banner`, and these rules (key: condition) in order."""
+    path.write_text(json.dumps({"slots": {"banner": {
+        "rules": [{"key": key, "condition": condition, "content": {"title": key}}
+                  for key, condition in rules.items()],
+        "default": {}}}}))  # JSON is YAML
+    return path
+
+
 def test_a_bad_content_rule_fails_the_build_and_keeps_the_cache(home, tmp_path):
     before = _cache_id(_cache(home))
-    unknown = tmp_path / "unknown.yml"
-    unknown.write_text("slots:\n  banner:\n    rules:\n      - key: wet\n"
-                       "        condition: is_wet_today\n        content: {title: x}\n"
-                       "    default: {}\n")
+    published = home / "published" / "marts.duckdb"
+    unknown = _banner_rules(tmp_path / "unknown.yml", {"wet": "is_wet_today"})
     with pytest.raises(CacheError, match=r"slot 'banner', rule 'wet': unknown column is_wet"):
-        build_cache(home / "published" / "marts.duckdb", _cache(home), unknown)
-    query = tmp_path / "query.yml"
-    query.write_text("slots:\n  banner:\n    rules:\n      - key: sneaky\n        condition: "
-                     "country in (select country from dim_customers)\n"
-                     "        content: {title: x}\n    default: {}\n")
+        build_cache(published, _cache(home), unknown)
+    query = _banner_rules(tmp_path / "query.yml",
+                          {"sneaky": "country in (select country from dim_customers)"})
     with pytest.raises(ContentError, match=r"rule 'sneaky'.*`in` takes a list of values"):
-        build_cache(home / "published" / "marts.duckdb", _cache(home), query)
-    mistyped = tmp_path / "mistyped.yml"
-    mistyped.write_text("slots:\n  banner:\n    rules:\n      - key: fine\n        condition: "
-                        "country = 'ES'\n        content: {title: x}\n      - key: mistyped\n"
-                        "        condition: signup_at > 5\n        content: {title: y}\n"
-                        "    default: {}\n")
+        build_cache(published, _cache(home), query)
+    mistyped = _banner_rules(tmp_path / "mistyped.yml",
+                             {"fine": "country = 'ES'", "mistyped": "signup_at > 5"})
     with pytest.raises(CacheError, match=r"rule 'mistyped': `signup_at > 5` cannot be evaluated"):
-        build_cache(home / "published" / "marts.duckdb", _cache(home), mistyped)
+        build_cache(published, _cache(home), mistyped)
     assert _cache_id(_cache(home)) == before
     assert not list(_cache(home).parent.glob(".*.tmp"))
 
@@ -461,14 +463,16 @@ def test_the_cache_is_swapped_under_load_without_a_failed_request(home, server, 
 
 @pytest.fixture(scope="module")
 def erased(home: Path, server: Server) -> dict:
-    """A customer with a personal list erased on request, then a refresh (its asset rebuilds
-    the cache); returns the id, its pseudonymous key and its answers before."""
+    """A buyer with a list of their own and segments erased on request, then a refresh (its
+    asset rebuilds the cache); returns the id, its pseudonymous key and its answers before.
+    (The list may be the recommender's or, when no recommender is champion on this small
+    store, the popular products of the customer's segment: personal either way.)"""
     from core.privacy import customer_key
 
     customer = _published(home, """
         select customer_id from customer_product_recommendations
-        where reason in ('buy_again', 'also_bought')
-          and customer_id in (select customer_id from segment_memberships)
+        where customer_id in (select customer_id from segment_memberships)
+          and customer_id in (select customer_id from fct_orders)
         order by customer_id limit 1""")[0][0]
     with server.client() as client:
         before = client.get(f"/customers/{customer}/recommendations").json()
