@@ -154,7 +154,7 @@ def run(force: bool = False, full_refresh: bool = False, strict: bool = False,
         import generator
 
         print(f"No landing files in {home.landing}: generating the sample store.")
-        generator.generate(home.landing, home.generator)
+        generator.generate(home.landing, home.generator, progress=sys.stderr.isatty())
 
     changed_days, rest_changed, rebuild, new_state = plan(home, force)
     if not changed_days and not rest_changed:
@@ -256,6 +256,7 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
     from dagster_project.definitions import defs
     from dagster_project.defs.transform.assets import preparse
     from dagster_project.partitions import daily_partitions
+    from dagster_project.run_display import RunDisplay
 
     known = set(daily_partitions.get_partition_keys())
     outside = [day for day in days if day not in known]
@@ -286,53 +287,74 @@ def materialize(home: Home, days: list[str], trigger: str, full_refresh: bool = 
             "every unpartitioned asset (snapshots, marts, models, exports)")
     if full_refresh:
         what += "; incremental dbt models rebuilt from all history"
-    print(f"Materializing {what}: {len(runs)} run(s) in {home.dagster_home}.")
+    display = RunDisplay(home)
+    display.say(f"Materializing {what}: {len(runs)} run(s) in {home.dagster_home}.")
+    display.say(f"Full logs: {display.path}")
     if ranges and skip_feeds:
-        print(f"Not loaded again (no landing day changed): {', '.join(sorted(skip_feeds))}.")
+        display.say(f"Not loaded again (no landing day changed): "
+                    f"{', '.join(sorted(skip_feeds))}.")
     run_config = refresh_config(runs[-1][0], full_refresh, force_removals)
     # the model and check steps' libraries, and dbt's parse of the project, imported and made
     # while ingestion loads the day (core/preload.py); done before this returns
     preload.arm(tasks=(preparse,))
     try:
-        return _runs(job, runs, run_config, trigger, home)
+        return _runs(job, runs, run_config, trigger, home, display)
     finally:
         preload.wait()
+        display.finish()
 
 
-def _runs(job, runs: list, run_config: dict, trigger: str, home: Home) -> int:
-    """Execute `runs` (asset selection, tags) in turn; the exit code of `materialize`."""
+def _runs(job, runs: list, run_config: dict, trigger: str, home: Home, display) -> int:
+    """Execute `runs` (asset selection, tags) in turn; the exit code of `materialize`. Their
+    logs go to `display`'s file, the terminal shows their progress (run_display.py)."""
+    import uuid
+
     import dagster as dg
 
     from dagster_project import recovery
 
     started = time.monotonic()
     for number, (selection, tags) in enumerate(runs, start=1):
+        run_id = str(uuid.uuid4())
+        display.start_run(len(list(job.get_subset(asset_selection=set(selection))
+                                   .graph.iterate_node_handles())))
+        if len(runs) > 1:
+            display.say(f"Run {number} of {len(runs)} ({run_id}):")
         with dg.DagsterInstance.get() as instance:
-            recovery.repair_before_run(instance, home)
-            result = job.execute_in_process(
-                instance=instance, asset_selection=list(selection),
-                tags={**tags, "segmenta/trigger": trigger, **recovery.owner_tags()},
-                run_config=run_config if number == len(runs) else QUIET_LOGS,
-                raise_on_error=False)
+            recovery.repair_before_run(instance, home)  # its report stays on the terminal
+            instance.add_event_listener(run_id, display.on_event)
+            with display.capture():
+                result = job.execute_in_process(
+                    instance=instance, asset_selection=list(selection), run_id=run_id,
+                    tags={**tags, "segmenta/trigger": trigger, **recovery.owner_tags()},
+                    run_config=run_config if number == len(runs) else QUIET_LOGS,
+                    raise_on_error=False)
         if not result.success:
             for evaluation in result.get_asset_check_evaluations():
                 if not evaluation.passed:
                     details = evaluation.metadata.get("result")
-                    print(f"check failed: {evaluation.asset_key.to_user_string()} "
-                          f"{evaluation.check_name}\n{details.value if details else ''}\n",
-                          file=sys.stderr)
-            failed = [event.step_key for event in result.all_events if event.is_step_failure]
-            print(f"error: run {result.run_id} failed in {', '.join(failed) or 'a step'}; the "
-                  "warehouse keeps its last good state and the next run resumes. See the run's "
-                  "logs in the UI (make ui).", file=sys.stderr)
+                    display.say(f"check failed: {evaluation.asset_key.to_user_string()} "
+                                f"{evaluation.check_name}\n{details.value if details else ''}\n",
+                                error=True)
+            failures = [event for event in result.all_events if event.is_step_failure]
+            for event in failures:
+                error = event.step_failure_data.error if event.step_failure_data else None
+                display.say(f"error: {event.step_key}: "
+                            f"{error.message.strip() if error else 'failed'}", error=True)
+            display.say(f"error: run {result.run_id} failed in "
+                        f"{', '.join(e.step_key for e in failures) or 'a step'}; the warehouse "
+                        "keeps its last good state and the next run resumes. Full logs: "
+                        f"{display.path} (and the run's logs in the UI: make ui).", error=True)
             return 1
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
-            print(f"warning: check {evaluation.asset_key.to_user_string()}:"
-                  f"{evaluation.check_name} failed ({evaluation.severity.value}, non-blocking)"
-                  + (f": {evaluation.description}" if evaluation.description else ""),
-                  file=sys.stderr)
-    print(f"Done in {time.monotonic() - started:.0f} s (run {result.run_id}).\n")
+            display.say(f"warning: check {evaluation.asset_key.to_user_string()}:"
+                        f"{evaluation.check_name} failed ({evaluation.severity.value}, "
+                        "non-blocking)"
+                        + (f": {evaluation.description}" if evaluation.description else ""),
+                        error=True)
+    display.say(f"Done in {time.monotonic() - started:.0f} s (run {result.run_id}). "
+                f"Full logs: {display.path}\n")
     return 0
 
 

@@ -65,6 +65,23 @@ def test_partition_row_counts_equal_the_generators(home):
         assert n == sum(manifest["rows"][feed].values())
 
 
+def test_the_terminal_shows_progress_and_the_full_logs_go_to_a_file(home):
+    """`segmenta run`'s output before its summary fits on a screen, without dbt's or Dagster's
+    log lines or a progress bar; they are in SEGMENTA_HOME/logs/run-*.log, which it names."""
+    output = (home / "first_run_output.txt").read_text()
+    before = output.split("RFM segments as of")[0]
+    lines = before.splitlines()
+    assert len(lines) <= 25, before
+    assert "\r" not in output and "Running with dbt" not in before, before
+    assert " - dagster - " not in before and "mlflow" not in before.lower(), before
+    assert any("steps done" in line for line in lines) and "Done in" in before, before
+    logs = list((home / "logs").glob("run-*.log"))
+    assert len(logs) == 1 and f"Full logs: {logs[0]}" in before, (logs, before)
+    full = logs[0].read_text()
+    assert "Running with dbt" in full and "Performance info" in full
+    assert " - dagster - " in full and "Done in" in full
+
+
 def test_every_buyer_has_exactly_one_rfm_segment(home):
     buyers = _query(home, """
         select distinct customer_id from marts.fct_orders
