@@ -311,7 +311,7 @@ def _runs(job, runs: list, run_config: dict, trigger: str, home: Home, display) 
 
     import dagster as dg
 
-    from dagster_project import recovery
+    from dagster_project import origin, recovery
 
     started = time.monotonic()
     for number, (selection, tags) in enumerate(runs, start=1):
@@ -323,6 +323,7 @@ def _runs(job, runs: list, run_config: dict, trigger: str, home: Home, display) 
         with dg.DagsterInstance.get() as instance:
             recovery.repair_before_run(instance, home)  # its report stays on the terminal
             instance.add_event_listener(run_id, display.on_event)
+            origin.attach_runs_to_code_location(instance, job.name)
             with display.capture():
                 result = job.execute_in_process(
                     instance=instance, asset_selection=list(selection), run_id=run_id,
@@ -584,7 +585,7 @@ def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool
     import dagster as dg
 
     from activation.audiences import AUDIENCES_FILE
-    from dagster_project import recovery
+    from dagster_project import origin, recovery
     from dagster_project.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -600,6 +601,7 @@ def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool
     job = defs.resolve_job_def("refresh_all")
     with dg.DagsterInstance.get() as instance:
         recovery.repair_before_run(instance, home)
+        origin.attach_runs_to_code_location(instance, job.name)
         result = job.execute_in_process(
             instance=instance, asset_selection=keys + ([] if dry_run else [uplift]),
             tags={"segmenta/trigger": "segmenta sync", **recovery.owner_tags()},

@@ -8,7 +8,8 @@ UI, `make ui` before the UI starts, and `segmenta doctor` shows (and with `--rep
 them by hand.
 
 A run counts as dead when the process that executes it is gone:
-- runs of the command line carry the tags `segmenta/pid` and `segmenta/pid_started`;
+- runs of the command line carry the tags `segmenta/pid` and `segmenta/pid_started` (their
+  re-executions from the UI inherit them, and are judged as the UI's runs);
 - runs launched by the UI's run launcher are alive while a process of this SEGMENTA_HOME has the
   run id on its command line (`dagster api execute_run ...`), or while they are still starting.
 Dagster's own run monitoring (dagster.yaml) frees the slots of runs that ended and fails runs
@@ -33,6 +34,7 @@ PID_STARTED_TAG = "segmenta/pid_started"
 IN_PROGRESS = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 STARTING_GRACE_SECONDS = 180  # a UI run may take this long from "starting" to its process
 POOL = "duckdb"
+PARENT_RUN_TAG = "dagster/parent_run_id"
 
 
 def owner_tags() -> dict[str, str]:
@@ -64,7 +66,9 @@ class Report:
 
 def _run_is_alive(run: dg.DagsterRun, home_processes: list[processes.Process],
                   updated: float) -> bool:
-    if PID_TAG in run.tags:
+    # A re-execution from the UI copies its parent's tags, the command line's pid among them:
+    # that pid is the parent's, the re-execution runs in the launcher's process.
+    if PID_TAG in run.tags and PARENT_RUN_TAG not in run.tags:
         started = run.tags.get(PID_STARTED_TAG)
         return processes.is_alive(int(run.tags[PID_TAG]),
                                   int(started) if started and started != "None" else None)

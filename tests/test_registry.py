@@ -273,3 +273,36 @@ def test_similar_items_of_a_rejected_version_are_replaced_by_the_champions(track
     db.replace_table("ml.item_similarities", written.head(1))
     kept = _champion_similarities(db, model.unwrap_python_model(), version)
     assert len(kept) == 1
+
+
+def test_a_champion_without_neighbours_of_its_own_keeps_its_empty_table(tracking, tmp_path):
+    """A popularity fallback has no similarity matrix: its `ml.item_similarities` came from the
+    interactions at its training. A later run without them (a UI re-execution of a run with
+    nothing new) keeps the champion's table, even an empty one, and replaces another version's
+    neighbours by none rather than failing."""
+    from core.warehouse import Warehouse
+    from dagster_project.defs.ml.recommendations import EMPTY_TABLES, _champion_similarities
+    from ml import recommendation as rec
+    from ml.evaluation import RECOMMENDER_GATE
+    from tests.test_recommendation import STORE, _lines
+
+    data = rec.Interactions.from_lines(_lines(STORE))
+    table = pd.DataFrame([[0.30, 0.7, 40], [0.25, 0.6, 40]],
+                         columns=["ndcg@10", "hit_rate@10", "customers"],
+                         index=["ours", "own then popular"])
+    fallback = rec.RepeatThenSimilar(similar_weight=0.0).fit(data)
+    assert fallback.similarity is None
+    registry.log_recommender(tracking, fallback, data.products, table, "ours", {},
+                             RECOMMENDER_GATE, per_customer=_paired(table))
+    model, version = registry.load_champion(registry.PRODUCT_RECOMMENDER)
+    inner = model.unwrap_python_model()
+    db = Warehouse(tmp_path / "warehouse.duckdb")
+    empty = pd.DataFrame({name: pd.Series(dtype=kind)
+                          for name, kind in EMPTY_TABLES["ml.item_similarities"].items()})
+    db.replace_table("ml.item_similarities", empty)
+    assert _champion_similarities(db, inner, version).empty
+    stale = pd.DataFrame({"product_id": ["phone"], "rank": [1], "similar_product_id": ["tea"],
+                          "similarity": [0.9], "model_version": ["99"]})
+    db.replace_table("ml.item_similarities", stale)
+    assert _champion_similarities(db, inner, version).empty
+    assert db.query_df("select * from ml.item_similarities").empty

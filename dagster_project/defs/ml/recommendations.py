@@ -526,8 +526,19 @@ def _champion_similarities(db, inner, version: str) -> pd.DataFrame:
                               ).fetchall() if present else []
     if [str(v) for (v,) in written] == [str(version)]:
         return db.query_df("select * from ml.item_similarities")
-    similar = rec.similar_items(inner.model, None, products=inner.products).assign(
-        model_version=version)
+    if inner.model.similarity is None:
+        # A champion without neighbours of its own (a popularity fallback: its table came from
+        # the interactions at its training, and is empty where no two products sold together).
+        # An empty table is its own; another version's neighbours are not: none rather than a
+        # rejected model's. (Recomputing needs the interactions: a UI re-execution of a run
+        # with nothing new failed here.)
+        if present and not written:
+            return db.query_df("select * from ml.item_similarities")
+        columns = EMPTY_TABLES["ml.item_similarities"]
+        similar = pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
+    else:
+        similar = rec.similar_items(inner.model, None, products=inner.products).assign(
+            model_version=version)
     db.replace_table("ml.item_similarities", similar)
     return similar
 
