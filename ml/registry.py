@@ -32,6 +32,7 @@ from ml.segmentation import SegmenterFit
 CHAMPION = "champion"
 SEGMENTER = "customer_segmenter"
 LIFETIME_VALUE = "customer_lifetime_value"
+CENTROIDS_ARTIFACT = "centroids.json"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,49 @@ class Registered:
     champion_version: str | None
 
 
+def run_name(model: str, data_window: dict[str, str]) -> str:
+    """An MLflow run's name: the model and the data it learned from, e.g. `product_recommender
+    2025-11-01..2026-10-31` (the runs list shows it; the experiment's name says nothing more)."""
+    first = data_window.get("first_order")
+    last = data_window.get("last_order") or data_window.get("last_day")
+    if first and last:
+        return f"{model} {first}..{last}"
+    if data_window.get("as_of_date"):
+        return f"{model} as of {data_window['as_of_date']}"
+    return model
+
+
+def log_training_data(table: str, frame: pd.DataFrame, data_window: dict[str, str],
+                      context: str = "training") -> None:
+    """The table the active run learned from, as an MLflow dataset: where it lives (the
+    warehouse), its columns and types, its size and data window; never its rows (they hold
+    customer ids), and no scan of them: `mlflow.data.from_pandas` infers the schema from every
+    value (69 s for 10M order lines), this from a sample."""
+    import hashlib
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from core.settings import HOME
+
+    sample = pd.concat([frame.head(5_000), frame.tail(5_000)])
+    schema = infer_signature(sample).inputs if len(frame) else None
+    fingerprint = hashlib.sha256(pd.util.hash_pandas_object(sample, index=False).to_numpy())
+    fingerprint.update(f"{table} {len(frame)} {sorted(data_window.items())}".encode())
+    dataset = MetaDataset(resolve_dataset_source(str(HOME.warehouse)), name=table,
+                          digest=fingerprint.hexdigest()[:12], schema=schema)
+    mlflow.log_input(dataset, context=context, tags={
+        "rows": str(len(frame)), **{f"data.{key}": value for key, value in data_window.items()}})
+
+
+def log_curve(name: str, values: dict[int, float]) -> None:
+    """A metric over a range (e.g. the silhouette of each k) as one metric with steps: the
+    MLflow UI draws it as a curve, not one single-bar chart per value."""
+    for step, value in sorted(values.items()):
+        if not math.isnan(value):
+            mlflow.log_metric(name, value, step=int(step))
+
+
 def log_segmenter(experiment_id: str, fit: SegmenterFit, features: pd.DataFrame,
                   data_window: dict[str, str], gate: dict[str, tuple[str, float]],
                   extra_metrics: dict[str, float] | None = None) -> Registered:
@@ -53,13 +97,19 @@ def log_segmenter(experiment_id: str, fit: SegmenterFit, features: pd.DataFrame,
     scorer (and the next retrain's key matching) needs nothing but the registry."""
     metrics = {**fit.metrics, **(extra_metrics or {})}
     failures = check_gate(metrics, gate)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=SEGMENTER) as run:
+    with mlflow.start_run(experiment_id=experiment_id,
+                          run_name=run_name(SEGMENTER, data_window)) as run:
+        log_training_data("marts.customer_features", features, data_window)
         mlflow.log_params({"algorithm": "kmeans", "k": fit.k,
                            "k_range": f"{min(fit.silhouette_by_k)}-{max(fit.silhouette_by_k)}",
                            "features": ",".join(features.columns), **gate_params(gate),
                            **{f"data.{key}": value for key, value in data_window.items()}})
-        mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}
-                           | {f"silhouette_k{k}": v for k, v in fit.silhouette_by_k.items()})
+        mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
+        log_curve("silhouette_by_k", fit.silhouette_by_k)
+        # the centroids (features x clusters) are an artifact, not a version tag: a scorer and
+        # the next retrain's key matching read them from the version's run
+        mlflow.log_dict({str(k): v for k, v in fit.centroids.round(6).to_dict(orient="index")
+                         .items()}, CENTROIDS_ARTIFACT)
         mlflow.log_dict({str(k): v for k, v in fit.cluster_names.items()}, "cluster_names.json")
         mlflow.log_table(fit.profiles.rename(index=fit.cluster_names).reset_index(),
                          "cluster_profiles.json")
@@ -73,8 +123,7 @@ def log_segmenter(experiment_id: str, fit: SegmenterFit, features: pd.DataFrame,
     version = str(info.registered_model_version)
     client = MlflowClient()
     for tag, value in (("cluster_names", {str(k): v for k, v in fit.cluster_names.items()}),
-                       ("cluster_keys", {str(k): v for k, v in fit.cluster_keys.items()}),
-                       ("centroids", fit.centroids.round(6).to_dict(orient="index"))):
+                       ("cluster_keys", {str(k): v for k, v in fit.cluster_keys.items()})):
         client.set_model_version_tag(SEGMENTER, version, tag, json.dumps(value, default=str))
     return promote_if_passed(SEGMENTER, version, run.info.run_id, failures)
 
@@ -97,7 +146,10 @@ def champion_segmenter() -> ChampionSegmenter | None:
     tags = version.tags
     names = {int(k): v for k, v in json.loads(tags.get("cluster_names", "{}")).items()}
     keys = {int(k): int(v) for k, v in json.loads(tags.get("cluster_keys", "{}")).items()}
-    centroids = pd.DataFrame.from_dict(json.loads(tags.get("centroids", "{}")), orient="index")
+    # versions registered before the centroids became an artifact carry them as a tag
+    stored = (json.loads(tags["centroids"]) if "centroids" in tags else
+              mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{CENTROIDS_ARTIFACT}"))
+    centroids = pd.DataFrame.from_dict(stored, orient="index")
     centroids.index = centroids.index.astype(int)
     model = mlflow.sklearn.load_model(f"models:/{SEGMENTER}@{CHAMPION}")
     return ChampionSegmenter(model, str(version.version), names, keys or {k: k for k in names},
@@ -142,7 +194,9 @@ def log_lifetime_value(experiment_id: str, model: LifetimeValueModel, report: Ho
     pyfunc = LifetimeValuePyfunc(model, horizon_weeks)
     example = summary[SUMMARY_COLUMNS].head(5).astype(float)
     churn = churn_identified(model.purchases)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=LIFETIME_VALUE) as run:
+    with mlflow.start_run(experiment_id=experiment_id,
+                          run_name=run_name(LIFETIME_VALUE, data_window)) as run:
+        log_training_data("marts.fct_orders", summary[SUMMARY_COLUMNS], data_window)
         mlflow.log_params({"purchase_model": model.purchase_model,
                            "spend_model": "Gamma-Gamma (Fader & Hardie 2013)",
                            "implementation": "ml/clv.py (scipy)", "time_unit": "week",
@@ -315,7 +369,8 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
                     tables: dict[str, pd.DataFrame] | None = None,
                     purchase_weight: float | None = None,
                     champion_row: str | None = None,
-                    per_customer: dict[str, np.ndarray] | None = None) -> Registered:
+                    per_customer: dict[str, np.ndarray] | None = None,
+                    training_lines: pd.DataFrame | None = None) -> Registered:
     """Log the offline comparison (model vs baselines) and the model fitted on all history;
     register; promote if it passes `gate`: for RECOMMENDER_GATE, the model beat the strongest
     baseline by a margin whose paired bootstrap 95 % interval lies above it (`per_customer`:
@@ -346,7 +401,10 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
                             # one order today (the learned ranker's dated history)
                             "d30": [1.0], "d90": [1.0], "last_seen": [1.0],
                             "first_seen": [1.0], "c_orders": [1.0]})
-    with mlflow.start_run(experiment_id=experiment_id, run_name=PRODUCT_RECOMMENDER) as run:
+    with mlflow.start_run(experiment_id=experiment_id,
+                          run_name=run_name(PRODUCT_RECOMMENDER, data_window)) as run:
+        if training_lines is not None:
+            log_training_data("marts.fct_order_items", training_lines, data_window)
         settings = ("similar_weight", "own_weight", "own_blend", "shrinkage",  # RepeatThenSimilar
                     "alpha", "neighbours", "pool_size",  # TifuKnn
                     "windows", "window_days", "max_customers", "trained_on")  # LearnedRanker

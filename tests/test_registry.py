@@ -65,6 +65,46 @@ def test_a_worse_segmenter_is_registered_but_not_champion(tracking):
     assert champion.version == first.version
     assert champion.names == good.cluster_names and set(champion.centroids.index) == set(
         good.cluster_names)
+    pd.testing.assert_frame_equal(champion.centroids.sort_index(),
+                                  good.centroids.round(6).sort_index(), check_names=False,
+                                  check_index_type=False)
+
+
+def test_a_segmenter_run_says_what_it_learned_from(tracking):
+    """The MLflow run is named by the model and its data window, records the table it learned
+    from (a dataset: source, schema, rows; not the rows), draws the silhouette of each k as one
+    curve, and keeps the centroids as an artifact, not as a version tag."""
+    customers, _ = _customers()
+    features, fit = _segmenter_fit(customers)
+    registered = registry.log_segmenter(tracking, fit, features, {"as_of_date": "2026-01-01"},
+                                        SEGMENTER_GATE)
+    client = MlflowClient()
+    run = client.get_run(registered.run_id)
+    assert run.info.run_name == "customer_segmenter as of 2026-01-01"
+    [dataset] = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "marts.customer_features"
+    assert '"mlflow_colspec"' in dataset.dataset.schema
+    for column in features.columns:
+        assert f'"name": "{column}"' in dataset.dataset.schema
+    tags = {tag.key: tag.value for tag in dataset.tags}
+    assert tags["rows"] == str(len(features)) and tags["mlflow.data.context"] == "training"
+    curve = client.get_metric_history(registered.run_id, "silhouette_by_k")
+    assert {point.step: point.value for point in curve} == pytest.approx(fit.silhouette_by_k)
+    assert len(curve) == len(fit.silhouette_by_k) >= 3
+    version = client.get_model_version(registry.SEGMENTER, registered.version)
+    assert "centroids" not in version.tags
+    assert sum(len(value) for value in version.tags.values()) < 2_000
+    assert registry.CENTROIDS_ARTIFACT in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_run_names_carry_the_data_window():
+    assert registry.run_name("product_recommender", {"first_order": "2025-11-01",
+                                                     "last_order": "2026-10-31"}) == \
+        "product_recommender 2025-11-01..2026-10-31"
+    assert registry.run_name("customer_lifetime_value", {
+        "first_order": "2025-11-01", "calibration_end": "2026-08-01",
+        "last_day": "2026-10-31"}) == "customer_lifetime_value 2025-11-01..2026-10-31"
+    assert registry.run_name("customer_segmenter", {}) == "customer_segmenter"
 
 
 def test_a_lifetime_value_model_that_forecasts_worse_than_the_baseline_is_rejected(tracking):

@@ -227,7 +227,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             experiment_id, model, data.products, evaluation, SHIPPED, data_window, RECOMMENDER_GATE,
             params=params, tables={"validation": validation_table},
             purchase_weight=config.purchase_weight, champion_row=champion_row,
-            per_customer=scores)
+            per_customer=scores, training_lines=lines)
         tag_version(PRODUCT_RECOMMENDER, registered.version,
                     retraining.tags(as_of, int(buyers), training_config))
         rejected = registered
@@ -245,7 +245,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             registered = log_recommender(
                 experiment_id, model, data.products, fallback_evaluation, fallback, data_window,
                 FALLBACK_RECOMMENDER_GATE, params={**params, "configuration": fallback},
-                purchase_weight=config.purchase_weight)
+                purchase_weight=config.purchase_weight, training_lines=lines)
             tag_version(PRODUCT_RECOMMENDER, registered.version,
                         retraining.tags(as_of, int(buyers), training_config))
             chosen = fallback
