@@ -23,6 +23,16 @@ from typing import IO, Any
 from core.settings import Home
 
 BATCH = 5  # finished steps per progress line when stdout is no terminal
+KEPT_LOGS = 30  # run logs kept in SEGMENTA_HOME/logs: a daily run's month (about 1 MB each)
+
+
+def prune_logs(logs: Path, keep: int = KEPT_LOGS) -> list[Path]:
+    """Remove all but the newest `keep` run logs (by name: their names start with the time);
+    the removed paths."""
+    old = sorted(logs.glob("run-*.log"))[:-keep] if keep > 0 else sorted(logs.glob("run-*.log"))
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
 
 
 class RunDisplay:
@@ -33,6 +43,7 @@ class RunDisplay:
         logs.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
         self.path: Path = logs / f"run-{stamp}-{os.getpid()}.log"
+        prune_logs(logs, KEPT_LOGS - 1)  # with this run's, KEPT_LOGS
         self.log: IO[str] = self.path.open("a", buffering=1)
         self.tty = sys.stdout.isatty()
         self._out: IO[str] = sys.stdout
