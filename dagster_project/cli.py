@@ -587,6 +587,7 @@ def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool
     from activation.audiences import AUDIENCES_FILE
     from dagster_project import origin, recovery
     from dagster_project.definitions import defs
+    from dagster_project.run_display import RunDisplay
 
     graph = defs.resolve_asset_graph()
     keys = [key for key in graph.get_all_asset_keys()
@@ -599,14 +600,23 @@ def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool
     config = {"dry_run": dry_run, "full_refresh": full_refresh, "force_removals": force_removals}
     run_config = {**QUIET_LOGS, "ops": {"__".join(key.path): {"config": config} for key in keys}}
     job = defs.resolve_job_def("refresh_all")
-    with dg.DagsterInstance.get() as instance:
-        recovery.repair_before_run(instance, home)
-        origin.attach_runs_to_code_location(instance, job.name)
-        result = job.execute_in_process(
-            instance=instance, asset_selection=keys + ([] if dry_run else [uplift]),
-            tags={"segmenta/trigger": "segmenta sync", **recovery.owner_tags()},
-            run_config=run_config,
-            raise_on_error=False)
+    # Dagster's and the sync engine's lines go to the run's log file; the terminal gets the
+    # report (run_display.py)
+    display = RunDisplay(home)
+    display.say(f"Syncing {len(keys)} audience export(s){' (dry run)' if dry_run else ''}. "
+                f"Full logs: {display.path}")
+    try:
+        with dg.DagsterInstance.get() as instance:
+            recovery.repair_before_run(instance, home)
+            origin.attach_runs_to_code_location(instance, job.name)
+            with display.capture():
+                result = job.execute_in_process(
+                    instance=instance, asset_selection=keys + ([] if dry_run else [uplift]),
+                    tags={"segmenta/trigger": "segmenta sync", **recovery.owner_tags()},
+                    run_config=run_config,
+                    raise_on_error=False)
+    finally:
+        display.finish()
     print(sync_report(home, result.run_id))
     if dry_run:
         for event in result.get_asset_materialization_events():

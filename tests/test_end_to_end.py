@@ -25,10 +25,19 @@ def _segmenta(home: Path, *args: str, rules: Path | None = None, expect_failure:
     env.pop("DAGSTER_HOME", None)
     if rules is not None:
         env["SEGMENTA_RULES"] = str(rules)
+    # from an empty working directory: nothing may land in the caller's folder (an MLflow
+    # client used before the tracking URI is set writes ./mlflow.db, dbt ./logs)
+    scratch = _scratch(home)
     done = subprocess.run([sys.executable, "-m", "dagster_project.cli", *args], env=env, check=False,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, cwd=scratch)
     assert (done.returncode != 0) == expect_failure, done.stdout[-3000:] + done.stderr[-3000:]
     return done
+
+
+def _scratch(home: Path) -> Path:
+    scratch = home.with_name(home.name + "-cwd")
+    scratch.mkdir(exist_ok=True)
+    return scratch
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +84,18 @@ def test_the_terminal_shows_progress_and_the_full_logs_go_to_a_file(home):
     assert "\r" not in output and "Running with dbt" not in before, before
     assert " - dagster - " not in before and "mlflow" not in before.lower(), before
     assert any("steps done" in line for line in lines) and "Done in" in before, before
-    logs = list((home / "logs").glob("run-*.log"))
-    assert len(logs) == 1 and f"Full logs: {logs[0]}" in before, (logs, before)
-    full = logs[0].read_text()
+    # the run's log, and the demo's closing sync's (its report on the terminal, no log lines)
+    logs = sorted((home / "logs").glob("run-*.log"))
+    named = [log for log in logs if f"Full logs: {log}" in before]
+    assert len(logs) == 2 and len(named) == 1, (logs, before)
+    full = named[0].read_text()
     assert "Running with dbt" in full and "Performance info" in full
     assert " - dagster - " in full and "Done in" in full
+    assert not list(_scratch(home).iterdir()), "written outside SEGMENTA_HOME"
+    after = output.split("RFM segments as of")[1]
+    assert "Syncing" in after and " - dagster - " not in after, after
+    sync_log = next(log for log in logs if log not in named)
+    assert f"Full logs: {sync_log}" in after and " - dagster - " in sync_log.read_text()
 
 
 def test_every_buyer_has_exactly_one_rfm_segment(home):
