@@ -80,7 +80,7 @@ class Feed:
     partitioned: bool
     key: tuple[str, ...]  # a delivery of an already-loaded key is a duplicate_key
     # (reason, SQL predicate over the typed columns) checked in order after the casts
-    rules: tuple[tuple[str, str], ...] = ()
+    rules: tuple[tuple[str, ...], ...] = ()  # (reason, SQL predicate[, hint for the fix])
     timestamp: str | None = None  # checked against the landing day for future_timestamp
 
     @property
@@ -170,7 +170,8 @@ FEEDS: dict[str, Feed] = {
         timestamp="issued_at",
         rules=(("negative_precipitation", "precipitation_mm < 0"),
                ("invalid_value", "temp_min_c > temp_max_c"),
-               ("invalid_value", "temp_min_c < -90 or temp_max_c > 60"))),
+               ("invalid_value", "temp_min_c < -90 or temp_max_c > 60",
+                "temperatures are in degrees Celsius: from Fahrenheit, (F - 32) / 1.8"))),
 }
 
 # The feeds delivered as snapshots (a day's files add rows; the newest wins downstream).
@@ -760,8 +761,8 @@ def _stage_file(con: duckdb.DuckDBPyConnection, feed: Feed, landing: Path, path:
             named = ", ".join(c.allowed) if len(c.allowed) < 8 else "the known codes"
             check(f"upper({f[c.name]}) not in ({values})", c.allowed_reason,
                   f"{c.field} is not one of {named}")
-    for reason, predicate in feed.rules:
-        check(_substitute(predicate, typed), reason, predicate)
+    for reason, predicate, *hint in feed.rules:  # (reason, predicate[, what to do])
+        check(_substitute(predicate, typed), reason, "; ".join([predicate, *hint]))
     if feed.timestamp:
         check(f"{typed[feed.timestamp]} > "
               f"cast('{day + dt.timedelta(days=1 + FUTURE_SLACK_DAYS)}' as timestamp)",

@@ -147,10 +147,11 @@ def _open_meteo(path: Path, rows: list[str]) -> Path:
 def test_an_open_meteo_export_imports_and_loads(tmp_path):
     source = _open_meteo(tmp_path / "madrid.csv", [
         "2026-10-29,3,19.8,9.1,0.00", "2026-10-30,61,16.2,10.4,6.30",
-        "2026-10-31,95,15.0,8.7,21.5", "2026-11-01,123,14.0,8.0,0.00"])
+        "2026-10-31,95,15.0,8.7,21.5", "2026-11-01,123,14.0,8.0,0.00",
+        "2026-11-02,3,75.2,60.8,0.00"])  # exported in Fahrenheit
     home = tmp_path / "home"
     report = import_file(MAPPING, source, home / "landing", {"city": "Madrid", "country": "ES"})
-    assert (report.source_rows, report.written_rows, report.days) == (4, 4, 4)
+    assert (report.source_rows, report.written_rows, report.days) == (5, 5, 5)
     warehouse = Warehouse(home / "warehouse.duckdb")
     loaded = landing.load_all_days(warehouse, home / "landing", "weather")
     rows = warehouse.query_df("select date, condition, precipitation_mm, city, country, kind "
@@ -159,9 +160,12 @@ def test_an_open_meteo_export_imports_and_loads(tmp_path):
     assert list(rows["precipitation_mm"]) == [0.0, 6.3, 21.5]
     assert set(rows["city"]) == {"Madrid"} and set(rows["kind"]) == {"observed"}
     # a code the mapping does not know (123) is quarantined with its reason, not guessed
-    assert dict(loaded.reasons) == {"invalid_value": 1}
-    detail = warehouse.query_df("select detail from quarantine.weather")["detail"][0]
-    assert detail.startswith("condition is not one of")
+    # (and a day in Fahrenheit, with how to convert it)
+    assert dict(loaded.reasons) == {"invalid_value": 2}
+    details = warehouse.query_df("select detail from quarantine.weather order by _source_file")
+    assert details["detail"][0].startswith("condition is not one of")
+    assert "temp_max_c > 60" in details["detail"][1]
+    assert "from Fahrenheit, (F - 32) / 1.8" in details["detail"][1]
 
 
 def test_an_open_meteo_import_without_a_city_says_how_to_give_one(tmp_path):
