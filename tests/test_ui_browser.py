@@ -285,8 +285,13 @@ def _open_markdown(driver: Any, label: str) -> Any:
     _wait(driver, _click(f"//tr[td[1][normalize-space()='{label}']]"
                          "//a[normalize-space()='[Show Markdown]']"),
           f"the metadata entry {label!r}")
-    return _wait(driver, lambda d: _xpath(d, MARKDOWN_DIALOG.format(label=label)),
-                 f"the {label!r} dialog")
+    dialog = _wait(driver, lambda d: _xpath(d, MARKDOWN_DIALOG.format(label=label)),
+                   f"the {label!r} dialog")
+    # Blueprint fades dialogs in and out (its `-enter-active` and `-exit-active` classes)
+    _wait(driver, lambda d: not d.find_elements(
+        "css selector", "[class*='-enter-active'], [class*='-exit-active']"),
+        f"the {label!r} dialog's transition")
+    return dialog
 
 
 LATEST_METADATA = """query ($path: [String!]!) { assetOrError(assetKey: {path: $path}) {
