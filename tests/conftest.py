@@ -38,7 +38,7 @@ def shared_data() -> Path:
 SLOW_FILES = ("test_crash_recovery.py", "test_incremental_models.py", "test_end_to_end.py",
               "test_segment_history.py", "test_online_retail_pipeline.py",
               "test_uplift_recovery.py", "test_recommendation.py", "test_incremental_cases.py",
-              "test_bad_files.py", "test_personalization_api.py")
+              "test_bad_files.py", "test_personalization_api.py", "test_ui_browser.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
