@@ -1,0 +1,90 @@
+"""The pictures in the Dagster UI: the segment mix on `marts/segment_summary` (segments/report.py,
+drawn from the mart's rows by defs/transform/table_metadata.py) and PNGs as Markdown metadata."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from PIL import Image
+
+from core.plots import PNG_SIGNATURE, png_bytes
+from dagster_project.defs.transform.table_metadata import table_metadata
+from dagster_project.plots import png_markdown
+from segments.report import segment_mix_figure
+
+SUMMARY = pd.DataFrame({
+    "segment_key": ["rfm_champions", "rfm_lost", "rule_rainy", "ml_cluster_0", "predictive_top"],
+    "segment_name": ["Champions", "Lost", "Rainy today", "High-value loyal", "Top value"],
+    "segment_type": ["rfm", "rfm", "rule", "ml", "predictive"],
+    "n_customers": [120, 45, 300, 80, 20],
+    "n_reachable_email": [90, 30, 210, 60, 15],
+    "n_reachable_ads": [70, 20, 200, 40, None],
+    "change_vs_day_before": [3, -2, None, 0, None],
+    "change_vs_week_before": [-10, 5, None, 12, None],
+})
+
+
+def _bars(fig) -> dict[str, float]:
+    """The width of every bar the figure drew, by its gid (`members:<segment_key>`, ...)."""
+    return {patch.get_gid(): patch.get_width() for ax in fig.axes for patch in ax.patches
+            if patch.get_gid()}
+
+
+def decoded_png(markdown: str) -> bytes:
+    """The PNG of a Markdown image with a base64 data URI."""
+    [data] = re.findall(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
+    return base64.b64decode(data)
+
+
+def test_each_segments_bars_are_its_members_reach_and_changes():
+    bars = _bars(segment_mix_figure(SUMMARY))
+    for row in SUMMARY.itertuples():
+        assert bars[f"members:{row.segment_key}"] == row.n_customers
+        assert bars[f"email:{row.segment_key}"] == row.n_reachable_email
+    assert bars["ads:rfm_champions"] == 70 and "ads:predictive_top" not in bars  # no figure
+    assert bars["day:rfm_lost"] == -2 and bars["week:ml_cluster_0"] == 12
+    # no bar where the membership history does not reach back that far
+    assert not any(key in bars for key in ("day:rule_rainy", "week:rule_rainy",
+                                           "day:predictive_top"))
+
+
+def test_segments_are_grouped_by_type_largest_first():
+    fig = segment_mix_figure(SUMMARY)
+    labels = [tick.get_text() for tick in fig.axes[0].get_yticklabels()]
+    assert labels == ["rfm (2)", "Champions", "Lost", "rule (1)", "Rainy today", "ml (1)",
+                      "High-value loyal", "predictive (1)", "Top value"]
+
+
+def test_a_figure_becomes_a_small_png_and_a_markdown_image():
+    png = png_bytes(segment_mix_figure(SUMMARY, "Segment mix as of 2026-11-01"))
+    assert png.startswith(PNG_SIGNATURE) and 5_000 < len(png) < 150_000
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size[0] == 1100  # 11 in at 100 dpi
+    markdown = png_markdown(png, "segment mix", "caption").value
+    assert markdown.startswith("caption\n\n![segment mix](data:image/png;base64,")
+    assert decoded_png(markdown) == png
+
+
+def test_segment_summary_gets_the_plot_of_its_rows_and_a_file(tmp_path: Path):
+    """table_metadata draws marts.segment_summary's own rows: the bars match the table."""
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        con.register("_s", SUMMARY)
+        con.execute("create table marts.segment_summary as select *, date '2026-11-01' as "
+                    "as_of_date, n_customers / 1000 as share_of_customers, 0.0 as net_revenue, "
+                    "0.0 as avg_order_value from _s")
+    node = {"unique_id": "model.segmenta.segment_summary", "resource_type": "model",
+            "name": "segment_summary", "alias": "segment_summary", "schema": "marts",
+            "config": {"materialized": "table"}, "columns": {}}
+    metadata = table_metadata(path, [node], tmp_path / "reports")[node["unique_id"]]
+    png = decoded_png(metadata["segment_mix_plot"].value)
+    assert png.startswith(PNG_SIGNATURE) and len(png) < 150_000
+    written = Path(metadata["segment_mix_plot_path"].value)
+    assert written == tmp_path / "reports" / "segment_mix.png" and written.read_bytes() == png
+    assert "preview" in metadata  # the table is still there
