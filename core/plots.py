@@ -22,16 +22,25 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
-    """`fig` rendered as a PNG (`dpi` dots per inch), then closed: a pyplot figure is released
-    from pyplot's registry, so a long-running process does not keep every figure it drew."""
+    """`fig` rendered as a palette PNG (`dpi` dots per inch), then closed: a pyplot figure is
+    released from pyplot's registry, so a long-running process does not keep every figure it
+    drew."""
     import matplotlib.pyplot as plt
-    from PIL import Image
 
     rendered = io.BytesIO()
     fig.savefig(rendered, format="png", dpi=dpi)
     plt.close(fig)
-    rendered.seek(0)
-    with Image.open(rendered) as image:
+    return compact_png(rendered.getvalue())
+
+
+def compact_png(png: bytes) -> bytes:
+    """`png` with a palette of PALETTE colours (a palette PNG is returned as it is): also for
+    PNGs drawn before, e.g. an older MLflow run's."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        if image.mode == "P":
+            return png
         palette = image.convert("RGB").quantize(colors=PALETTE,
                                                 method=Image.Quantize.MEDIANCUT)
     written = io.BytesIO()

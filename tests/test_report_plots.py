@@ -1,5 +1,6 @@
 """The pictures in the Dagster UI: the segment mix on `marts/segment_summary` (segments/report.py,
-drawn from the mart's rows by defs/transform/table_metadata.py) and PNGs as Markdown metadata."""
+drawn from the mart's rows by defs/transform/table_metadata.py), the models' plots (drawn from
+what the evaluation computed, ml/registry.py) and PNGs as Markdown metadata."""
 
 from __future__ import annotations
 
@@ -88,3 +89,39 @@ def test_segment_summary_gets_the_plot_of_its_rows_and_a_file(tmp_path: Path):
     written = Path(metadata["segment_mix_plot_path"].value)
     assert written == tmp_path / "reports" / "segment_mix.png" and written.read_bytes() == png
     assert "preview" in metadata  # the table is still there
+
+
+def test_the_model_plots_draw_the_evaluations_figures():
+    from ml import registry
+    from ml.clv import HoldoutReport
+
+    evaluation = pd.DataFrame({"ndcg@10": [0.31, 0.22, 0.18], "hit_rate@10": [0.6, 0.5, 0.4]},
+                              index=["shipped", "popularity", "item-kNN"])
+    fig = registry.comparison_plot(evaluation, "shipped")
+    for ax, metric in zip(fig.axes, ["ndcg@10", "hit_rate@10"], strict=True):
+        assert [bar.get_width() for bar in ax.patches] == evaluation[metric].tolist()
+        assert ax.get_title() == metric
+
+    by_frequency = pd.DataFrame({"customers": [50, 20, 5], "predicted": [0.2, 0.9, 1.7],
+                                 "actual": [0.25, 0.8, 2.0]}, index=[0, 1, 2])
+    report = HoldoutReport({"holdout_weeks": 13.0, "holdout_purchases_predicted": 37.0,
+                            "holdout_purchases_actual": 39.0}, by_frequency)
+    [actual, predicted] = registry.holdout_plot(report).axes[0].get_lines()
+    assert list(actual.get_ydata()) == [0.25, 0.8, 2.0]
+    assert list(predicted.get_ydata()) == [0.2, 0.9, 1.7]
+
+
+def test_an_older_rgba_png_becomes_a_palette_png_and_a_palette_png_stays():
+    from matplotlib.figure import Figure
+
+    from core.plots import compact_png
+
+    fig = Figure(figsize=(6, 3))
+    fig.subplots().barh(["a", "b"], [3, 5])
+    rendered = io.BytesIO()
+    fig.savefig(rendered, format="png", dpi=100)  # as mlflow.log_figure wrote them: RGBA
+    rgba = rendered.getvalue()
+    compact = compact_png(rgba)
+    with Image.open(io.BytesIO(compact)) as image:
+        assert image.mode == "P" and image.size == (600, 300)
+    assert len(compact) < len(rgba) and compact_png(compact) == compact
