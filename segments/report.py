@@ -22,8 +22,8 @@ def _ordered(summary: pd.DataFrame) -> pd.DataFrame:
     """Segments by type (TYPE_ORDER, then any other), largest first within a type."""
     order = {kind: i for i, kind in enumerate(TYPE_ORDER)}
     return (summary.assign(_type_rank=summary["segment_type"].map(order).fillna(len(order)))
-            .sort_values(["_type_rank", "segment_type", "n_customers", "segment_name"],
-                         ascending=[True, True, False, True])
+            .sort_values(["_type_rank", "segment_type", "n_customers", "segment_name",
+                          "segment_key"], ascending=[True, True, False, True, True])
             .drop(columns="_type_rank").reset_index(drop=True))
 
 
