@@ -95,6 +95,12 @@ def segment_mix_figure(summary: pd.DataFrame, title: str = "Segment mix") -> Fig
     handles += [Patch(color=EMAIL_COLOR, label="reachable by email"),
                 Patch(color=ADS_COLOR, label="reachable by ads")]
     members_ax.legend(handles=handles, fontsize=7, loc="lower right")
+    if rows[["change_vs_day_before", "change_vs_week_before"]].isna().all(axis=None):
+        change_ax.text(0.5, 0.5, "no membership history yet:\nchanges show from\nthe next refresh",
+                       transform=change_ax.transAxes, ha="center", va="center", fontsize=8,
+                       color="#444444", bbox={"facecolor": "white", "edgecolor": "none"})
+        change_ax.set_xlim(-1, 1)
+        change_ax.set_xticks([])
     change_ax.axvline(0, color="#444444", linewidth=0.8)
     change_ax.set_xlabel("change in members")
     change_ax.grid(axis="x", alpha=0.3)

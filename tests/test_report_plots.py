@@ -54,6 +54,15 @@ def test_each_segments_bars_are_its_members_reach_and_changes():
                                            "day:predictive_top"))
 
 
+def test_without_history_the_change_panel_says_so():
+    first = SUMMARY.assign(change_vs_day_before=None, change_vs_week_before=None)
+    change_ax = segment_mix_figure(first).axes[1]
+    assert not any(patch.get_gid() for patch in change_ax.patches)
+    assert any("no membership history yet" in text.get_text() for text in change_ax.texts)
+    assert not any("history" in text.get_text()
+                   for text in segment_mix_figure(SUMMARY).axes[1].texts)
+
+
 def test_segments_are_grouped_by_type_largest_first():
     fig = segment_mix_figure(SUMMARY)
     labels = [tick.get_text() for tick in fig.axes[0].get_yticklabels()]
