@@ -49,6 +49,11 @@ class Home:
         return self.root / "exports"
 
     @property
+    def reports(self) -> Path:
+        """Pictures of the latest refresh (`segment_mix.png`), also shown in the Dagster UI."""
+        return self.root / "reports"
+
+    @property
     def dagster_home(self) -> Path:
         return self.root / "dagster"
 

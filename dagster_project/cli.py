@@ -590,8 +590,10 @@ def sync(dry_run: bool = False, full_refresh: bool = False, force_removals: bool
     from dagster_project.run_display import RunDisplay
 
     graph = defs.resolve_asset_graph()
+    # an activation asset's tag `audience` names its audience (its key names the destination too)
     keys = [key for key in graph.get_all_asset_keys()
-            if key.path[0] == "activation" and (not only or key.path[1] in only)]
+            if key.path[0] == "activation"
+            and (not only or graph.get(key).tags.get("audience") in only)]
     if not keys:
         print(f"error: no audience {', '.join(only or [])} in {AUDIENCES_FILE}",
               file=sys.stderr)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import matplotlib
 
@@ -25,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
+from core.plots import png_bytes
 from ml.clv import HoldoutReport, LifetimeValueModel, churn_identified
 from ml.evaluation import check_gate, gate_params, paired_bootstrap_ratio
 from ml.segmentation import SegmenterFit
@@ -43,6 +47,44 @@ class Registered:
     promoted: bool
     gate_failures: list[str]
     champion_version: str | None
+    # the run's plots as logged to MLflow (artifact file -> PNG), for the asset's metadata too
+    plots: dict[str, bytes] = field(default_factory=dict)
+
+
+# the plots each model's run logs (artifact files), drawn once as PNG bytes (core/plots.py)
+CLUSTER_PROFILES_PNG = "cluster_profiles.png"
+HOLDOUT_PNG = "holdout_predicted_vs_actual.png"
+ALIVE_CALIBRATION_PNG = "holdout_alive_calibration.png"
+MODEL_VS_BASELINES_PNG = "model_vs_baselines.png"
+
+
+def log_plots(plots: dict[str, bytes]) -> None:
+    """Log PNGs (artifact file -> bytes) to the active MLflow run, as `mlflow.log_figure`
+    would, from bytes already rendered."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, png in plots.items():
+            path = Path(folder) / name
+            path.write_bytes(png)
+            mlflow.log_artifact(str(path))
+
+
+def champion_plots(name: str, files: Iterable[str]) -> tuple[str, dict[str, bytes]] | None:
+    """The champion's version and those of `files` its MLflow run logged (file -> bytes), or
+    None without a champion: what a scoring run, which draws nothing, shows."""
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    found: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for file in files:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id, artifact_path=file, dst_path=folder)
+            except (MlflowException, OSError):  # an older run without that plot
+                continue
+            found[file] = Path(path).read_bytes()
+    return str(version.version), found
 
 
 def run_name(model: str, data_window: dict[str, str]) -> str:
@@ -113,7 +155,8 @@ def log_segmenter(experiment_id: str, fit: SegmenterFit, features: pd.DataFrame,
         mlflow.log_dict({str(k): v for k, v in fit.cluster_names.items()}, "cluster_names.json")
         mlflow.log_table(fit.profiles.rename(index=fit.cluster_names).reset_index(),
                          "cluster_profiles.json")
-        mlflow.log_figure(profile_plot(fit), "cluster_profiles.png")
+        plots = {CLUSTER_PROFILES_PNG: png_bytes(profile_plot(fit))}
+        log_plots(plots)
         info = mlflow.sklearn.log_model(
             fit.pipeline, name="model", registered_model_name=SEGMENTER,
             signature=infer_signature(features, fit.labels), input_example=features.head(5),
@@ -125,7 +168,7 @@ def log_segmenter(experiment_id: str, fit: SegmenterFit, features: pd.DataFrame,
     for tag, value in (("cluster_names", {str(k): v for k, v in fit.cluster_names.items()}),
                        ("cluster_keys", {str(k): v for k, v in fit.cluster_keys.items()})):
         client.set_model_version_tag(SEGMENTER, version, tag, json.dumps(value, default=str))
-    return promote_if_passed(SEGMENTER, version, run.info.run_id, failures)
+    return promote_if_passed(SEGMENTER, version, run.info.run_id, failures, plots)
 
 
 @dataclass(frozen=True)
@@ -156,15 +199,18 @@ def champion_segmenter() -> ChampionSegmenter | None:
                              centroids)
 
 
-def promote_if_passed(name: str, version: str, run_id: str, failures: list[str]) -> Registered:
-    """Move `champion` to the version when its gate passed; otherwise tag why it was rejected."""
+def promote_if_passed(name: str, version: str, run_id: str, failures: list[str],
+                      plots: dict[str, bytes] | None = None) -> Registered:
+    """Move `champion` to the version when its gate passed; otherwise tag why it was rejected.
+    `plots`: those its run logged, handed on to the caller."""
     client = MlflowClient()
     if failures:
         client.set_model_version_tag(name, version, "rejected", "; ".join(failures))
     else:
         client.set_registered_model_alias(name, CHAMPION, version)
         client.set_model_version_tag(name, version, "promoted", "passed quality gate")
-    return Registered(name, version, run_id, not failures, failures, champion_version(name))
+    return Registered(name, version, run_id, not failures, failures, champion_version(name),
+                      plots or {})
 
 
 class LifetimeValuePyfunc(mlflow.pyfunc.PythonModel):
@@ -205,18 +251,19 @@ def log_lifetime_value(experiment_id: str, model: LifetimeValueModel, report: Ho
                            **{f"data.{key}": value for key, value in data_window.items()}})
         mlflow.log_metrics({**report.metrics, **model.params(), **(extra_metrics or {})})
         mlflow.log_table(report.by_frequency.reset_index(), "holdout_by_frequency.json")
-        mlflow.log_figure(holdout_plot(report), "holdout_predicted_vs_actual.png")
+        plots = {HOLDOUT_PNG: png_bytes(holdout_plot(report))}
         if not report.by_alive_decile.empty:
             mlflow.log_table(report.by_alive_decile.reset_index(),
                              "holdout_by_alive_decile.json")
-            mlflow.log_figure(alive_calibration_plot(report), "holdout_alive_calibration.png")
+            plots[ALIVE_CALIBRATION_PNG] = png_bytes(alive_calibration_plot(report))
+        log_plots(plots)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=pyfunc, registered_model_name=LIFETIME_VALUE,
             signature=infer_signature(example, pyfunc.predict(None, example)),
             input_example=example, pip_requirements=["scipy", "pandas", "numpy"],
         )
     return promote_if_passed(LIFETIME_VALUE, str(info.registered_model_version),
-                             run.info.run_id, failures)
+                             run.info.run_id, failures, plots)
 
 
 def load_champion(name: str):
@@ -296,10 +343,16 @@ def profile_plot(fit: SegmenterFit) -> plt.Figure:
                            "days_since_last_visit", "discount_share_of_spend",
                            "gift_season_session_share", "email_open_rate_lifetime")
                if c in profiles]
-    fig, axes = plt.subplots(2, (len(columns) + 1) // 2, figsize=(18, 7))
+    # the cluster names once per row of panels (shared y): 1300 x 600 px, 30 kB as a palette
+    # PNG for the sample store's 9 clusters (with the names beside every panel: 1800 x 700 px,
+    # 98 kB; 259 kB as RGBA)
+    fig, axes = plt.subplots(2, (len(columns) + 1) // 2, figsize=(13, 6), sharey=True,
+                             squeeze=False)
     for ax, column in zip(axes.flat, columns, strict=False):
         profiles[column].plot.barh(ax=ax, color="#4c72b0")
-        ax.set_title(column)
+        ax.set_title(column, fontsize=9)
+        ax.set_ylabel("")
+        ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(columns):]:
         ax.set_visible(False)
     fig.suptitle(f"customer_segmenter: {fit.k} clusters, silhouette "
@@ -420,7 +473,8 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
         mlflow.log_table(evaluation.reset_index(), "offline_evaluation.json")
         for name, table in (tables or {}).items():
             mlflow.log_table(table.reset_index(), f"{name}.json")
-        mlflow.log_figure(comparison_plot(evaluation, shipped), "model_vs_baselines.png")
+        plots = {MODEL_VS_BASELINES_PNG: png_bytes(comparison_plot(evaluation, shipped))}
+        log_plots(plots)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=pyfunc, registered_model_name=PRODUCT_RECOMMENDER,
             signature=ModelSignature(RECOMMENDER_INPUT,
@@ -429,7 +483,7 @@ def log_recommender(experiment_id: str, model, products: pd.Index, evaluation: p
             input_example=example,
             pip_requirements=["scipy", "pandas", "numpy", "scikit-learn"])
     return promote_if_passed(PRODUCT_RECOMMENDER, str(info.registered_model_version),
-                             run.info.run_id, failures)
+                             run.info.run_id, failures, plots)
 
 
 def comparison_plot(evaluation: pd.DataFrame, shipped: str) -> plt.Figure:

@@ -54,7 +54,7 @@ def test_a_failed_source_check_blocks_the_sync_now_and_later(tmp_path):
     # the sync launched on its own afterwards still refuses
     with pytest.raises(dg.Failure, match="marts/customer_rfm:great_expectations failed"):
         dg.materialize(assets, resources=resources, instance=instance,
-                       selection="key:activation/vip/file")
+                       selection="key:activation/vip_to_file")
     assert not (tmp_path / "out" / "vip.csv").exists()
 
     # once the check passes again, the sync runs and reports its counts
@@ -141,16 +141,16 @@ def test_a_refused_sync_refuses_only_its_audience_and_the_run_goes_on(tmp_path, 
     assert result.success  # nothing raised: the refusal is the vip x file sync's only
     metadata = {e.asset_key.to_user_string(): e.materialization.metadata
                 for e in result.get_asset_materialization_events()}
-    assert metadata["activation/vip/file"]["status"].value == "refused"
-    assert "would remove 70 of 100" in metadata["activation/vip/file"]["message"].value
-    assert metadata["activation/loyal/file"]["n_added"].value == 5
+    assert metadata["activation/vip_to_file"]["status"].value == "refused"
+    assert "would remove 70 of 100" in metadata["activation/vip_to_file"]["message"].value
+    assert metadata["activation/loyal_to_file"]["n_added"].value == 5
     assert "published/marts" in metadata and (tmp_path / "published.txt").exists()
     checks = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()
               if e.check_name == SYNCED_CHECK}
-    assert not checks["activation/vip/file"].passed
-    assert checks["activation/vip/file"].severity == dg.AssetCheckSeverity.ERROR
-    assert not checks["activation/vip/file"].blocking
-    assert checks["activation/loyal/file"].passed
+    assert not checks["activation/vip_to_file"].passed
+    assert checks["activation/vip_to_file"].severity == dg.AssetCheckSeverity.ERROR
+    assert not checks["activation/vip_to_file"].blocking
+    assert checks["activation/loyal_to_file"].passed
     with duckdb.connect(str(warehouse), read_only=True) as con:
         status, message = con.execute(
             "select status, message from activation.sync_runs where run_id = ? and "
@@ -169,6 +169,6 @@ def test_a_refused_sync_refuses_only_its_audience_and_the_run_goes_on(tmp_path, 
 
     # --force-removals lets the removal through
     forced = dg.materialize(assets, resources=resources, instance=instance, run_config={
-        "ops": {"activation__vip__file": {"config": {"force_removals": True}}}})
+        "ops": {"activation__vip_to_file": {"config": {"force_removals": True}}}})
     assert forced.success and len(pd.read_csv(tmp_path / "out" / "vip.csv")) == 30
     assert cli.strict_code(home, strict=True) == 0

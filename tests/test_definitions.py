@@ -26,7 +26,7 @@ def test_assets_and_groups(graph):
         "raw/products": "ingest", "staging/stg_shop__order_lines": "staging",
         "marts/customer_rfm": "marts", "marts/fct_orders": "marts",
         "marts/dim_customers": "marts", "ml/customer_clusters": "ml",
-        "activation/champions_newsletter/file": "activation",
+        "activation/champions_newsletter_to_file": "activation",
         "marts/audience_uplift": "activation", "published/marts": "publish",
         "published/personalization_cache": "publish",
     }
@@ -34,7 +34,7 @@ def test_assets_and_groups(graph):
 
 
 def test_one_lineage_from_landing_to_export(graph):
-    upstream = graph.get(_key("activation/at_risk_winback/file")).parent_keys
+    upstream = graph.get(_key("activation/at_risk_winback_to_file")).parent_keys
     seen, frontier = set(), set(upstream)
     while frontier:
         key = frontier.pop()
@@ -79,7 +79,7 @@ def test_daily_schedule_runs_by_default_and_covers_everything():
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     job = defs.resolve_job_def("refresh_all")
-    assert _key("activation/champions_newsletter/file") in job.asset_layer.executable_asset_keys
+    assert _key("activation/champions_newsletter_to_file") in job.asset_layer.executable_asset_keys
     assert _key("raw/orders") in job.asset_layer.executable_asset_keys
 
 
@@ -94,12 +94,20 @@ def test_one_asset_per_audience_and_destination_with_its_platform(monkeypatch):
     audiences = load_audiences(PROJECT_ROOT / "segments" / "audiences.demo.yml")
     assets = {a.key.to_user_string(): (a, t) for audience in audiences
               for t in audience.targets for a in [sync_asset(audience, t)]}
-    assert len(assets) == 10 and "activation/cart_abandoners/google" in assets
+    assert len(assets) == 10 and "activation/cart_abandoners_to_google" in assets
     for assets_def, target in assets.values():
         spec = next(iter(assets_def.specs))
         assert spec.group_name == "activation"
-        assert KINDS[target.type] in spec.kinds
+        assert spec.kinds == {KINDS[target.type]}  # the platform, shown on the node
         assert DESTINATION_RESOURCES[target.type][0] in assets_def.required_resource_keys
+    # the graph labels a node with its key's last part: the audience and the platform
+    assert {key.rsplit("/", 1)[1] for key in assets} >= {
+        "cart_abandoners_to_google", "at_risk_winback_to_meta", "champions_newsletter_to_file"}
+    google, _ = assets["activation/cart_abandoners_to_google"]
+    spec = next(iter(google.specs))
+    assert spec.kinds == {"google"} and spec.tags["audience"] == "cart_abandoners"
+    assert spec.description.startswith("Audience cart_abandoners (segment "
+                                       "rule_recent_cart_abandoners_high_value) synced to Google")
 
 
 def test_models_and_syncs_have_non_blocking_checks_and_run_accepts_force_removals(graph):
@@ -112,13 +120,13 @@ def test_models_and_syncs_have_non_blocking_checks_and_run_accepts_force_removal
               if key.name in ("champion", "synced")}
     assert {key.asset_key.to_user_string() for key in checks if key.name == "champion"} == {
         "ml/customer_clusters", "ml/customer_clv", "ml/customer_recommendations"}
-    assert _key("activation/champions_newsletter/file") in {
+    assert _key("activation/champions_newsletter_to_file") in {
         key.asset_key for key in checks if key.name == "synced"}
     assert not any(spec.blocking for spec in checks.values())
 
     job = defs.resolve_job_def("refresh_all")
     config = refresh_config(graph.get_all_asset_keys(), full_refresh=False, force_removals=True)
-    assert config["ops"]["activation__at_risk_winback__file"] == {
+    assert config["ops"]["activation__at_risk_winback_to_file"] == {
         "config": {"force_removals": True}}
     assert dg.validate_run_config(job, config)
 

@@ -287,6 +287,54 @@ def test_dbt_assets_carry_row_counts_and_column_schemas(home):
             f"http://127.0.0.1:5000/#/runs/{clusters['mlflow_run_id'].value}"
 
 
+def test_the_segment_mix_and_model_plots_are_pictures_in_the_materializations(home):
+    """The segment mix on marts/segment_summary is the picture of the mart's rows (drawn again
+    from them, the same PNG), also written to reports/; each trained model shows the plots its
+    MLflow run logged (the same bytes)."""
+    import dagster as dg
+    import mlflow
+
+    from core.plots import PNG_SIGNATURE, png_bytes
+    from segments.report import COLUMNS, segment_mix_figure
+    from tests.test_report_plots import decoded_png
+
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        def latest(key: list[str]) -> dict:
+            return instance.get_latest_materialization_event(
+                dg.AssetKey(key)).asset_materialization.metadata
+
+        summary = latest(["marts", "segment_summary"])
+        png = decoded_png(summary["segment_mix_plot"].value)
+        assert png.startswith(PNG_SIGNATURE) and 10_000 < len(png) < 150_000
+        assert Path(summary["segment_mix_plot_path"].value) == home / "reports" / "segment_mix.png"
+        assert (home / "reports" / "segment_mix.png").read_bytes() == png
+        rows = _query(home, f"select {', '.join(COLUMNS)}, as_of_date from marts.segment_summary")
+        assert png_bytes(segment_mix_figure(
+            rows, f"Segment mix as of {rows['as_of_date'].max():%Y-%m-%d}")) == png
+
+        mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+        try:
+            for key, plots in ((["ml", "customer_clusters"],
+                                {"cluster_profiles_plot": "cluster_profiles.png"}),
+                               (["ml", "customer_recommendations"],
+                                {"recommender_vs_baselines_plot": "model_vs_baselines.png"}),
+                               (["ml", "customer_clv"],
+                                {"clv_calibration_plot": "holdout_predicted_vs_actual.png"})):
+                metadata = latest(key)
+                if "trained_version" not in metadata:
+                    assert key == ["ml", "customer_clv"], key  # a store too young for CLV
+                    continue
+                for entry, artifact in plots.items():
+                    shown = decoded_png(metadata[entry].value)
+                    assert shown.startswith(PNG_SIGNATURE) and 5_000 < len(shown) < 150_000
+                    logged = mlflow.artifacts.download_artifacts(
+                        run_id=metadata["mlflow_run_id"].value, artifact_path=artifact,
+                        dst_path=str(home / "downloaded" / entry))
+                    assert Path(logged).read_bytes() == shown, entry  # drawn once
+        finally:
+            mlflow.set_tracking_uri(None)
+
+
 def test_second_run_changes_nothing(home):
     warehouse = home / "warehouse.duckdb"
     before = warehouse.stat().st_mtime_ns
@@ -463,6 +511,15 @@ def test_a_refresh_of_the_same_data_scores_with_the_champions_and_trains_nothing
         scored = _query(home, f"select distinct model_version from {table}")["model_version"]
         if model in champions:
             assert scored.tolist() == [str(champions[model])], table
+    # a run that trains nothing shows the champion's plot, read from its MLflow run
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        clusters = instance.get_latest_materialization_event(dg.AssetKey(
+            ["ml", "customer_clusters"])).asset_materialization.metadata
+    assert "trained_version" not in clusters
+    assert (f"(champion v{champions['customer_segmenter']}, from its MLflow run)"
+            in clusters["cluster_profiles_plot"].value)
 
 
 RESCORE_EVERYONE = """

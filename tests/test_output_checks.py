@@ -90,7 +90,7 @@ def synced(con) -> duckdb.DuckDBPyConnection:
 
 def _audience(con) -> dict:
     return _by_name(audience.audience_checks_for(
-        con, audience.dg.AssetKey(["activation", "winback", "meta"]), WINBACK, WINBACK.targets[0]))
+        con, audience.dg.AssetKey(["activation", "winback_to_meta"]), WINBACK, WINBACK.targets[0]))
 
 
 def test_audience_checks_pass_on_a_consistent_sync(synced):

@@ -3,12 +3,15 @@ gate stays registered with the reason, and the champion alias does not move."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from core.plots import PNG_SIGNATURE
 from ml import clv, registry
 from ml.evaluation import LIFETIME_VALUE_GATE, SEGMENTER_GATE
 from ml.features import PROFILE_COLUMNS, segmentation_features, segmentation_frame
@@ -106,6 +109,18 @@ def test_run_names_carry_the_data_window():
         "last_day": "2026-10-31"}) == "customer_lifetime_value 2025-11-01..2026-10-31"
     assert registry.run_name("customer_segmenter", {}) == "customer_segmenter"
 
+    # the cluster profiles drawn once: the PNG the run logged is the one handed back (for the
+    # asset's metadata), and a scoring run finds the champion's in its MLflow run
+    png = first.plots[registry.CLUSTER_PROFILES_PNG]
+    assert png.startswith(PNG_SIGNATURE) and 5_000 < len(png) < 150_000
+    logged = mlflow.artifacts.download_artifacts(run_id=first.run_id,
+                                                 artifact_path=registry.CLUSTER_PROFILES_PNG)
+    assert Path(logged).read_bytes() == png
+    assert registry.champion_plots(registry.SEGMENTER, [registry.CLUSTER_PROFILES_PNG,
+                                                        "missing.png"]) == (
+        first.version, {registry.CLUSTER_PROFILES_PNG: png})
+    assert second.plots[registry.CLUSTER_PROFILES_PNG] != png  # the rejected version's own
+
 
 def test_a_lifetime_value_model_that_forecasts_worse_than_the_baseline_is_rejected(tracking):
     tx = pd.DataFrame({"customer_id": np.repeat([f"C{i}" for i in range(40)], 3),
@@ -126,6 +141,10 @@ def test_a_lifetime_value_model_that_forecasts_worse_than_the_baseline_is_reject
     good = registry.log_lifetime_value(tracking, model, report, summary, 13.0, {},
                                        LIFETIME_VALUE_GATE)
     assert good.promoted
+    # drawn once, logged to MLflow and handed back for the asset's metadata; no P(alive)
+    # deciles in this report, so no calibration plot of them
+    assert set(good.plots) == {registry.HOLDOUT_PNG}
+    assert good.plots[registry.HOLDOUT_PNG].startswith(PNG_SIGNATURE)
     worse = clv.HoldoutReport({**report.metrics, "holdout_rmse_vs_baseline": 1.4},
                               report.by_frequency)
     rejected = registry.log_lifetime_value(tracking, model, worse, summary, 13.0, {},
@@ -163,6 +182,7 @@ def test_a_recommender_that_does_not_beat_the_baselines_is_rejected(tracking):
     assert first.promoted
     run = mlflow.get_run(first.run_id)
     assert run.data.metrics["ndcg_lift_ci95_low"] == pytest.approx(1.2)
+    assert first.plots[registry.MODEL_VS_BASELINES_PNG].startswith(PNG_SIGNATURE)
     worse = pd.DataFrame([[0.20, 0.7, 10], [0.25, 0.6, 10]], columns=columns,
                          index=["ours", "own then popular"])
     second = registry.log_recommender(tracking, model, data.products, worse, "ours", {},

@@ -27,8 +27,12 @@ from dagster_project.defs.activation.resources import DESTINATION_RESOURCES
 from dagster_project.defs.transform.checks import CHECKED_MARTS
 from dagster_project.resources import WarehouseResource
 
-KINDS = {"file": "csv", "webhook": "webhook", "hubspot": "hubspot", "klaviyo": "klaviyo",
-         "meta": "meta", "google": "googleads"}
+# the platform as the node's kind: Dagster 1.13 shows an icon for "file", "meta" and "google",
+# and the name as text for the others
+KINDS = {"file": "file", "webhook": "webhook", "hubspot": "hubspot", "klaviyo": "klaviyo",
+         "meta": "meta", "google": "google"}
+PLATFORMS = {"file": "a file", "webhook": "a webhook", "hubspot": "HubSpot",
+             "klaviyo": "Klaviyo", "meta": "Meta", "google": "Google"}
 SYNCED_CHECK = "synced"
 
 
@@ -100,6 +104,13 @@ def known_segments(con) -> set[str]:
     return known
 
 
+def sync_asset_key(audience: Audience, target: Target) -> dg.AssetKey:
+    """`activation/<audience>_to_<destination>`: the graph labels a node with its key's last
+    part, so it names the audience and the platform (`at_risk_winback_to_file`, not `file`).
+    The sync state (activation.*) is keyed by the audience and destination names, not by this."""
+    return dg.AssetKey(["activation", f"{audience.key}_to_{target.name.replace(':', '_')}"])
+
+
 def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(["marts", "segment_memberships"]),
             dg.AssetKey(["marts", "customer_contacts"])]
@@ -111,7 +122,8 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
         deps.append(dg.AssetKey(["ml", "customer_clv"]))
 
     resource_key = DESTINATION_RESOURCES[target.type][0]
-    key = ["activation", audience.key, target.name.replace(":", "_")]
+    key = sync_asset_key(audience, target)
+    platform = PLATFORMS.get(target.type, target.type)
 
     @dg.asset(
         key=key,
@@ -122,11 +134,11 @@ def sync_asset(audience: Audience, target: Target) -> dg.AssetsDefinition:
         required_resource_keys={resource_key, "warehouse"},
         deps=deps,
         group_name="activation",
-        kinds={KINDS[target.type], "duckdb"},
+        kinds={KINDS[target.type]},
         pool="duckdb",
-        description=(f"Audience {audience.key!r} (segment {audience.segment}) synced to "
-                     f"{target.name}; holdout {audience.holdout:.0%}. "
-                     + (audience.description or "")),
+        description=(f"Audience {audience.key} (segment {audience.segment}) synced to "
+                     f"{platform}" + (f" ({target.name})" if target.name != target.type else "")
+                     + f"; holdout {audience.holdout:.0%}. " + (audience.description or "")),
         tags={"audience": audience.key, "destination": target.type},
     )
     def _sync(context: dg.AssetExecutionContext, config: SyncConfig) -> dg.MaterializeResult:

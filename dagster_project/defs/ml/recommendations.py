@@ -6,7 +6,12 @@ import pandas as pd
 from pydantic import Field
 
 from core import preload
-from dagster_project.defs.ml.assets import champion_check, champion_check_spec, mlflow_run_url
+from dagster_project.defs.ml.assets import (
+    champion_check,
+    champion_check_spec,
+    mlflow_run_url,
+    plot_metadata,
+)
 from dagster_project.resources import MlflowResource, WarehouseResource
 
 RECOMMENDER_EXPERIMENT = "product_recommender"
@@ -100,6 +105,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         with_rules,
     )
     from ml.registry import (
+        MODEL_VS_BASELINES_PNG,
         PRODUCT_RECOMMENDER,
         champion_params,
         champion_tags,
@@ -109,6 +115,9 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
         tag_version,
     )
 
+    plots = {MODEL_VS_BASELINES_PNG: ("recommender_vs_baselines_plot",
+                                      ("NDCG@10 and hit rate@10 on the held-out weeks, the "
+                                      "shipped model (orange) beside the baselines"))}
     db = warehouse.warehouse
     # the order lines come into pandas only to train: a daily scoring run reads their span
     # and buyers here, and the cold start aggregates them in the warehouse (1M customers: 7M
@@ -260,7 +269,8 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
     if scored_by is None:
         # not even the baseline passed (e.g. no purchase in the held-out weeks): no
         # recommendations this refresh, the rest of the run carries on
-        yield from _without_recommendations(db, check, evaluation)
+        yield from _without_recommendations(db, check, evaluation,
+                                            plot_metadata(PRODUCT_RECOMMENDER, registered, plots))
         return
 
     # score every customer with history (orders, views, cart adds) with the champion
@@ -387,6 +397,7 @@ def product_recommendations(context: dg.AssetExecutionContext, config: Recommend
             "validation": dg.MetadataValue.md(
                 validation_table.drop(columns="customers").round(4).to_markdown()
                 if len(validation_table) else "(too little history to validate)")})
+    metadata.update(plot_metadata(PRODUCT_RECOMMENDER, registered, plots))
     yield dg.MaterializeResult(asset_key=key, check_results=[check], metadata=metadata)
     yield dg.MaterializeResult(asset_key=["ml", "item_similarities"], metadata={
         "rows": dg.MetadataValue.int(len(similar)),
@@ -558,8 +569,10 @@ def _count(db, table: str) -> int:
         return int(con.execute(f"select count(*) from {table}").fetchone()[0])
 
 
-def _without_recommendations(db, check: dg.AssetCheckResult, evaluation: pd.DataFrame | None):
-    """Empty recommendation tables and the failed `champion` check: the run goes on."""
+def _without_recommendations(db, check: dg.AssetCheckResult, evaluation: pd.DataFrame | None,
+                             plots: dict[str, dg.MetadataValue]):
+    """Empty recommendation tables and the failed `champion` check (with the `plots` of a
+    version this run trained and rejected): the run goes on."""
     for table, columns in EMPTY_TABLES.items():
         db.replace_table(table, pd.DataFrame(
             {name: pd.Series(dtype=dtype) for name, dtype in columns.items()}))
@@ -570,6 +583,7 @@ def _without_recommendations(db, check: dg.AssetCheckResult, evaluation: pd.Data
     if evaluation is not None:
         metadata["offline_evaluation"] = dg.MetadataValue.md(
             evaluation.drop(columns="customers").round(4).to_markdown())
+    metadata.update(plots)
     yield dg.MaterializeResult(asset_key=["ml", "customer_recommendations"],
                                check_results=[check], metadata=metadata)
     for other in ("item_similarities", "cart_complements"):

@@ -129,7 +129,7 @@ def build_events(args: list[str], context: dg.AssetExecutionContext,
                   manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
                   context=context, target_path=target, project=params.dbt_project)]
     try:  # row counts and column schemas (table_metadata.py); the run goes on without them
-        events = with_table_metadata(events, params.manifest, HOME.warehouse)
+        events = with_table_metadata(events, params.manifest, HOME.warehouse, HOME.reports)
     except Exception as exc:  # noqa: BLE001
         context.log.warning("no row counts or column schemas for this step's dbt models: %s", exc)
     yield from events
