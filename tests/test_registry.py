@@ -72,6 +72,18 @@ def test_a_worse_segmenter_is_registered_but_not_champion(tracking):
                                   good.centroids.round(6).sort_index(), check_names=False,
                                   check_index_type=False)
 
+    # the cluster profiles drawn once: the PNG the run logged is the one handed back (for the
+    # asset's metadata), and a scoring run finds the champion's in its MLflow run
+    png = first.plots[registry.CLUSTER_PROFILES_PNG]
+    assert png.startswith(PNG_SIGNATURE) and 5_000 < len(png) < 150_000
+    logged = mlflow.artifacts.download_artifacts(run_id=first.run_id,
+                                                 artifact_path=registry.CLUSTER_PROFILES_PNG)
+    assert Path(logged).read_bytes() == png
+    assert registry.champion_plots(registry.SEGMENTER, [registry.CLUSTER_PROFILES_PNG,
+                                                        "missing.png"]) == (
+        first.version, {registry.CLUSTER_PROFILES_PNG: png})
+    assert second.plots[registry.CLUSTER_PROFILES_PNG] != png  # the rejected version's own
+
 
 def test_a_segmenter_run_says_what_it_learned_from(tracking):
     """The MLflow run is named by the model and its data window, records the table it learned
@@ -108,18 +120,6 @@ def test_run_names_carry_the_data_window():
         "first_order": "2025-11-01", "calibration_end": "2026-08-01",
         "last_day": "2026-10-31"}) == "customer_lifetime_value 2025-11-01..2026-10-31"
     assert registry.run_name("customer_segmenter", {}) == "customer_segmenter"
-
-    # the cluster profiles drawn once: the PNG the run logged is the one handed back (for the
-    # asset's metadata), and a scoring run finds the champion's in its MLflow run
-    png = first.plots[registry.CLUSTER_PROFILES_PNG]
-    assert png.startswith(PNG_SIGNATURE) and 5_000 < len(png) < 150_000
-    logged = mlflow.artifacts.download_artifacts(run_id=first.run_id,
-                                                 artifact_path=registry.CLUSTER_PROFILES_PNG)
-    assert Path(logged).read_bytes() == png
-    assert registry.champion_plots(registry.SEGMENTER, [registry.CLUSTER_PROFILES_PNG,
-                                                        "missing.png"]) == (
-        first.version, {registry.CLUSTER_PROFILES_PNG: png})
-    assert second.plots[registry.CLUSTER_PROFILES_PNG] != png  # the rejected version's own
 
 
 def test_a_lifetime_value_model_that_forecasts_worse_than_the_baseline_is_rejected(tracking):

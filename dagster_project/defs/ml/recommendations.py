@@ -570,7 +570,7 @@ def _count(db, table: str) -> int:
 
 
 def _without_recommendations(db, check: dg.AssetCheckResult, evaluation: pd.DataFrame | None,
-                             plots: dict[str, dg.MetadataValue]):
+                             plots: dict[str, dg.MetadataValue] | None = None):
     """Empty recommendation tables and the failed `champion` check (with the `plots` of a
     version this run trained and rejected): the run goes on."""
     for table, columns in EMPTY_TABLES.items():
@@ -583,7 +583,7 @@ def _without_recommendations(db, check: dg.AssetCheckResult, evaluation: pd.Data
     if evaluation is not None:
         metadata["offline_evaluation"] = dg.MetadataValue.md(
             evaluation.drop(columns="customers").round(4).to_markdown())
-    metadata.update(plots)
+    metadata.update(plots or {})
     yield dg.MaterializeResult(asset_key=["ml", "customer_recommendations"],
                                check_results=[check], metadata=metadata)
     for other in ("item_similarities", "cart_complements"):
