@@ -143,3 +143,37 @@ def test_the_contracts_hold_and_the_built_columns_are_the_declared_ones(tmp_path
             declared = [(column, con.execute(f"select typeof(cast(null as {info['data_type']}))")
                          .fetchone()[0]) for column, info in node["columns"].items()]
             assert built_columns == declared, name
+
+
+def test_each_audience_and_the_published_copy_is_an_exposure_of_what_it_reads(manifest):
+    """models/exposures.yml has an exposure per audience of segments/audiences.yml, depending
+    on the dbt nodes its sync asset reads, and one for the published copy over every
+    published mart; dagster-dbt makes no asset of them."""
+    from activation.audiences import load_audiences
+    from core.settings import PROJECT_ROOT
+    from dagster_project.definitions import defs
+    from dagster_project.defs.activation.assets import sync_asset
+    from dagster_project.defs.transform.assets import dbt_models
+
+    exposures = {node["name"]: node for node in manifest["exposures"].values()}
+    dbt_ids = {("marts", name): f"model.segmenta.{name}" for name in _models(manifest)}
+    dbt_ids.update({(node["schema"], node["name"]): unique_id
+                    for unique_id, node in manifest["sources"].items()})
+    audiences = load_audiences(PROJECT_ROOT / "segments" / "audiences.yml")
+    for audience in audiences:
+        exposure = exposures[f"audience_{audience.key}"]
+        assert exposure["type"] == "application"
+        reads = set()
+        for target in audience.targets:
+            asset = sync_asset(audience, target)
+            reads |= {dbt_ids[tuple(key.path)] for key in asset.asset_deps[asset.key]}
+        assert set(exposure["depends_on"]["nodes"]) == reads, audience.key
+
+    published = exposures["published_marts"]["depends_on"]["nodes"]
+    assert {f"model.segmenta.{name}" for name in PUBLISHED} <= set(published)
+    assert set(exposures) == {"published_marts", *(f"audience_{a.key}" for a in audiences)}
+    # the dbt assets are the models, seeds and snapshots: no exposure among them
+    nodes = [node for node in manifest["nodes"].values()
+             if node["resource_type"] in ("model", "seed", "snapshot")]
+    assert len(dbt_models.keys) == len(nodes)
+    assert defs.resolve_asset_graph().get_all_asset_keys() >= dbt_models.keys
