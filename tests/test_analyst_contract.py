@@ -1,6 +1,6 @@
 """The published marts are a contract for analysts: every column declared with its type
 (enforced by dbt) and described, and every model's primary key recognised by dbt; the
-contracts hold on a store built empty (docs/models.md, "The analysts' contract")."""
+contracts hold on a store built empty (docs/analysts.md)."""
 
 from __future__ import annotations
 

@@ -230,7 +230,7 @@ def test_published_copy_has_marts_but_no_contact_details(home):
 
 def test_published_marts_have_the_columns_their_contracts_declare(home):
     """The analysts' copy of each dbt mart has exactly the declared, described columns, in
-    their order (docs/models.md, "The analysts' contract")."""
+    their order (docs/analysts.md)."""
     from dagster_project.defs.transform.project import dbt_project
     from tests.test_analyst_contract import PUBLISHED
 
