@@ -27,10 +27,42 @@ def test_assets_and_groups(graph):
         "marts/customer_rfm": "marts", "marts/fct_orders": "marts",
         "marts/dim_customers": "marts", "ml/customer_clusters": "ml",
         "activation/champions_newsletter_to_file": "activation",
-        "marts/audience_uplift": "activation", "published/marts": "publish",
+        "marts/audience_uplift": "activation", "marts/segment_fairness": "activation",
+        "marts/segment_memberships": "segments", "published/marts": "publish",
         "published/personalization_cache": "publish",
     }
     assert {k: groups.get(k) for k in expected} == expected
+
+
+# The groups in the order data flows through them (docs/architecture.md, "Data flow").
+GROUP_ORDER = ("ingest", "staging", "intermediate", "marts", "ml", "segments", "activation",
+               "publish")
+
+
+def test_groups_read_left_to_right_with_no_back_edge(graph):
+    """Every asset is in one of the documented groups, and every dependency goes from a group to
+    itself or to a later one: the group graph is the chain of GROUP_ORDER (no cycle, no edge
+    back), so the UI's graph of groups reads left to right."""
+    groups = {key: graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert set(groups.values()) == set(GROUP_ORDER)
+    back_edges = sorted(
+        f"{parent.to_user_string()} ({groups[parent]}) -> {key.to_user_string()} ({groups[key]})"
+        for key in groups for parent in graph.get(key).parent_keys
+        if GROUP_ORDER.index(groups[parent]) > GROUP_ORDER.index(groups[key]))
+    assert not back_edges, back_edges
+    # the segment marts are a group of their own, after the models they read
+    for path in ("marts/segment_memberships", "marts/segment_summary",
+                 "marts/segment_transitions", "snapshots/segment_memberships_snapshot",
+                 "intermediate/rule_segment_memberships",
+                 "staging/stg_segments__rule_segment_memberships"):
+        assert groups[_key(path)] == "segments", path
+    # the model outputs' staging views and the recommendations mart follow the models
+    for path in ("ml/customer_clusters", "marts/customer_product_recommendations",
+                 "staging/stg_ml__customer_clusters", "staging/stg_ml__customer_clv",
+                 "staging/stg_ml__customer_recommendations"):
+        assert groups[_key(path)] == "ml", path
+    # the fairness report reads the audiences as synced
+    assert groups[_key("marts/segment_fairness")] == "activation"
 
 
 def test_one_lineage_from_landing_to_export(graph):

@@ -244,6 +244,40 @@ def test_published_copy_has_marts_but_no_contact_details(home):
     assert "customer_contacts" not in tables
 
 
+def test_published_marts_have_the_columns_their_contracts_declare(home):
+    """The analysts' copy of each dbt mart has exactly the declared, described columns, in
+    their order (docs/analysts.md)."""
+    from dagster_project.defs.transform.project import dbt_project
+    from tests.test_analyst_contract import PUBLISHED
+
+    nodes = {node["name"]: node for node in json.loads(
+        Path(dbt_project().manifest_path).read_text())["nodes"].values()}
+    with duckdb.connect(str(home / "published" / "marts.duckdb"), read_only=True) as con:
+        for name in sorted(PUBLISHED):
+            columns = [row[0] for row in con.execute(
+                "select column_name from information_schema.columns where table_name = ? "
+                "order by ordinal_position", [name]).fetchall()]
+            assert columns == list(nodes[name]["columns"]), name
+
+
+def test_dbt_source_freshness_passes_on_the_built_store(home, tmp_path):
+    """`dbt source freshness` on a store just built: every raw feed was loaded within its
+    warn_after (models/staging/_staging__sources.yml), so all pass."""
+    from core.settings import DBT_PROJECT_DIR
+
+    dbt = Path(sys.executable).parent / "dbt"
+    done = subprocess.run(
+        [str(dbt), "source", "freshness", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(tmp_path / "target"),
+         "--log-path", str(tmp_path / "logs")],
+        env={**os.environ, "SEGMENTA_HOME": str(home)}, capture_output=True, text=True,
+        check=False, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    results = json.loads((tmp_path / "target" / "sources.json").read_text())["results"]
+    assert {r["unique_id"].split(".")[-1]: r["status"] for r in results} == {
+        feed: "pass" for feed in ("orders", "events", "customers", "products", "weather")}
+
+
 def test_dbt_assets_carry_row_counts_and_column_schemas(home):
     """Each dbt model's materialization in the run's Dagster instance carries its row count
     (tables; views have none) and its columns with DuckDB's types and the yml's descriptions."""

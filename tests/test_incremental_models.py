@@ -120,15 +120,20 @@ def dbt_process(home: Path, *args: str) -> subprocess.Popen:
 
 
 def prepare(home: Path) -> None:
-    """The inputs dbt reads besides the landing feeds: no model scores or rule segments yet."""
+    """The inputs dbt reads besides the landing feeds: no model scores or rule segments yet
+    (the model tables as the ml assets write them without a champion: the staging views name
+    every column)."""
+    from ml.clv import empty_scores
+    from ml.segmentation import empty_clusters
+
     with Warehouse(home / "warehouse.duckdb").connect() as con:
         con.execute("create schema if not exists ml")
         con.execute("create schema if not exists intermediate")
-        con.execute("create table if not exists ml.customer_clusters (customer_id varchar, "
-                    "cluster_key integer, cluster_name varchar)")
-        con.execute("create table if not exists ml.customer_clv (customer_id varchar, "
-                    "expected_value_90d double, n_repeat_purchases integer, "
-                    "probability_alive double, tenure_weeks double)")
+        for name, frame in (("customer_clusters", empty_clusters()),
+                            ("customer_clv", empty_scores())):
+            con.register("frame", frame)
+            con.execute(f"create table if not exists ml.{name} as select * from frame")
+            con.unregister("frame")
         con.execute("create table if not exists intermediate.rule_segment_memberships "
                     "(customer_id varchar, segment_key varchar, segment_name varchar, "
                     "segment_kind varchar)")

@@ -44,7 +44,9 @@ def _by_definition(report: pd.DataFrame) -> pd.DataFrame:
     deps=[dg.AssetKey(["marts", "segment_memberships"]),
           dg.AssetKey(["marts", "customer_fairness_groups"]),
           *(a.key for a in sync_assets)],
-    group_name="segments",
+    # after the syncs it reports on (audiences as sent), so in their group: in `segments` it
+    # would be an edge back from activation
+    group_name="activation",
     kinds={"duckdb", "python"},
     pool="duckdb",
 )

@@ -56,11 +56,13 @@ class SegmentaTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         # Seeds are reference inputs of the staging layer, the membership snapshot belongs with
-        # the segment marts; models group by their folder.
+        # the segment marts; models group by their folder (models/<group>/), so the groups
+        # follow the data: staging, intermediate, marts, ml (the staging views of the model
+        # outputs and the recommendations mart), segments (the segment marts).
         if dbt_resource_props["resource_type"] == "seed":
             return "staging"
         if dbt_resource_props["resource_type"] == "snapshot":
-            return "marts"
+            return "segments"
         return dbt_resource_props["fqn"][1]
 
 

@@ -7,7 +7,7 @@
 with
 
 recommendations as (
-    select * from {{ source('ml', 'customer_recommendations') }}
+    select * from {{ ref('stg_ml__customer_recommendations') }}
 ),
 
 products as (

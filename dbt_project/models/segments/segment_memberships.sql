@@ -9,11 +9,11 @@ rfm as (
 ),
 
 rules as (
-    select * from {{ source('segments', 'rule_segment_memberships') }}
+    select * from {{ ref('stg_segments__rule_segment_memberships') }}
 ),
 
 clusters as (
-    select * from {{ source('ml', 'customer_clusters') }}
+    select * from {{ ref('stg_ml__customer_clusters') }}
 ),
 
 lifetime_value as (
@@ -21,7 +21,7 @@ lifetime_value as (
         clv.*,
         percent_rank() over (order by clv.expected_value_90d) as predicted_value_rank,
         percent_rank() over (order by customers.net_revenue) as past_value_rank
-    from {{ source('ml', 'customer_clv') }} as clv
+    from {{ ref('stg_ml__customer_clv') }} as clv
     inner join {{ ref('dim_customers') }} as customers on clv.customer_id = customers.customer_id
 ),
 

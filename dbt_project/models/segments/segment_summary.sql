@@ -82,10 +82,13 @@ final as (
                 then round(per_segment.net_revenue / per_segment.n_orders, 2)
         end as avg_order_value,
         round(per_segment.n_orders * 1.0 / per_segment.n_customers, 3) as orders_per_customer,
-        per_segment.n_reachable_email,
-        per_segment.n_reachable_ads,
-        per_segment.n_customers - earlier_sizes.n_customers_day_before as change_vs_day_before,
-        per_segment.n_customers - earlier_sizes.n_customers_week_before as change_vs_week_before
+        -- the counts as BIGINT (a sum is a HUGEINT in DuckDB): the contract's types
+        cast(per_segment.n_reachable_email as bigint) as n_reachable_email,
+        cast(per_segment.n_reachable_ads as bigint) as n_reachable_ads,
+        cast(per_segment.n_customers - earlier_sizes.n_customers_day_before as bigint)
+            as change_vs_day_before,
+        cast(per_segment.n_customers - earlier_sizes.n_customers_week_before as bigint)
+            as change_vs_week_before
     from per_segment
     cross join totals
     left join earlier_sizes on per_segment.segment_key = earlier_sizes.segment_key

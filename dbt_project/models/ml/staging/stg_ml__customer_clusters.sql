@@ -1,0 +1,26 @@
+-- The champion segmenter's clusters as dbt reads them: the types cast here, so the segment
+-- marts' contracts do not depend on how pandas typed an empty table (no champion yet).
+
+with
+
+source as (
+    select * from {{ source('ml', 'customer_clusters') }}
+),
+
+renamed as (
+    select
+        ----------  ids
+        cast(customer_id as varchar) as customer_id,
+        cast(cluster_key as bigint) as cluster_key,
+
+        ----------  the cluster
+        cast(cluster_name as varchar) as cluster_name,
+
+        ----------  the model
+        cast(model_name as varchar) as model_name,
+        cast(model_version as varchar) as model_version,
+        cast(scored_at as timestamp) as scored_at
+    from source
+)
+
+select * from renamed
