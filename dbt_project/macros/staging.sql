@@ -5,26 +5,24 @@
     join kept a fraction of them).
 -#}
 {% macro shop_event_columns(raw_events) -%}
-        ----------  the JSON fields: each document parsed once for all its fields, which the
-        ----------  columns below take by position (a `->>` per field parsed it once per
-        ----------  field: at 1M customers 44 s against 20 s over 27M events). The two lists
-        ----------  are columns too: the staging view leaves them out.
-        json_extract_string(
-            {{ raw_events }}.properties,
-            ['$.product_id', '$.order_id', '$.query', '$.category', '$.price']
-        ) as _properties_fields,
-        json_extract_string(
-            {{ raw_events }}.context,
-            ['$.device.type', '$.os.name', '$.location.country', '$.location.city',
-                '$.campaign.name']
-        ) as _context_fields,
+        ----------  the JSON fields: on DuckDB each document parsed once for all its fields,
+        ----------  which the columns below take by position (macros/portable/json.sql). The
+        ----------  two lists are columns too: the staging view leaves them out.
+        {{ json_text_fields(
+            raw_events ~ '.properties',
+            ['product_id', 'order_id', 'query', 'category', 'price']
+        ) }} as _properties_fields,
+        {{ json_text_fields(
+            raw_events ~ '.context',
+            ['device.type', 'os.name', 'location.country', 'location.city', 'campaign.name']
+        ) }} as _context_fields,
 
         ----------  ids
         {{ raw_events }}.message_id as event_id,
         {{ raw_events }}.user_id as customer_id,
         {{ raw_events }}.anonymous_id,
-        _properties_fields[1] as product_id,
-        _properties_fields[2] as order_id,
+        {{ array_item('_properties_fields', 1) }} as product_id,
+        {{ array_item('_properties_fields', 2) }} as order_id,
 
         ----------  what happened
         {{ raw_events }}.type as event_type,
@@ -32,16 +30,16 @@
             {{ raw_events }}.event,
             case {{ raw_events }}.type when 'page' then 'Page Viewed' else 'Identify' end
         ) as event_name,
-        _properties_fields[3] as search_query,
-        _properties_fields[4] as product_category,
-        try_cast(_properties_fields[5] as decimal(18, 4)) as product_price,
+        {{ array_item('_properties_fields', 3) }} as search_query,
+        {{ array_item('_properties_fields', 4) }} as product_category,
+        try_cast({{ array_item('_properties_fields', 5) }} as decimal(18, 4)) as product_price,
 
         ----------  context
-        lower(_context_fields[1]) as device_type,
-        _context_fields[2] as os_name,
-        upper(_context_fields[3]) as country,
-        _context_fields[4] as city,
-        _context_fields[5] as campaign_name,
+        lower({{ array_item('_context_fields', 1) }}) as device_type,
+        {{ array_item('_context_fields', 2) }} as os_name,
+        upper({{ array_item('_context_fields', 3) }}) as country,
+        {{ array_item('_context_fields', 4) }} as city,
+        {{ array_item('_context_fields', 5) }} as campaign_name,
 
         ----------  timestamps
         {{ raw_events }}.timestamp as event_at,

@@ -12,11 +12,17 @@ with
 
 latest as (
     select customer_id, income_band
-    from {{ source('shop', 'customers') }}
-    qualify row_number() over (
-            partition by customer_id
-            order by updated_at desc, _partition_date desc, _source_line desc
-        ) = 1
+    from (
+        select
+            customer_id,
+            income_band,
+            row_number() over (
+                partition by customer_id
+                order by updated_at desc, _partition_date desc, _source_line desc
+            ) as _snapshot_rank
+        from {{ source('shop', 'customers') }}
+    ) as ranked
+    where _snapshot_rank = 1
 )
 
 -- (read against dim_customers, the model it warns on: dbt runs it in the step that builds it)

@@ -27,16 +27,24 @@ identifying_events as (
         {%- endif %}
 ),
 
+latest as (
+    -- the device's latest identifying event
+    select
+        *,
+        row_number() over (
+            partition by anonymous_id order by event_at desc, event_id desc
+        ) as _identify_rank
+    from identifying_events
+),
+
 final as (
     select
         anonymous_id,
         customer_id,
         event_at as identified_at,
         {{ latest_change_id() }} as change_id
-    from identifying_events
-    qualify row_number() over (
-            partition by anonymous_id order by event_at desc, event_id desc
-        ) = 1
+    from latest
+    where _identify_rank = 1
 )
 
 select * from final

@@ -44,11 +44,16 @@ main_device as (
         customer_id,
         device_type as main_device,
         os_name as main_os
-    from by_device
-    where device_type is not null
-    qualify row_number() over (
-            partition by customer_id order by n_events desc, device_type asc, os_name asc
-        ) = 1
+    from (
+        select
+            *,
+            row_number() over (
+                partition by customer_id order by n_events desc, device_type asc, os_name asc
+            ) as _device_rank
+        from by_device
+        where device_type is not null
+    ) as ranked
+    where _device_rank = 1
 ),
 
 totals as (

@@ -41,7 +41,8 @@ final as (
         rfm.m_score,
         rfm.rfm_cell,
         rfm.rfm_segment,
-        features.* exclude (customer_id),  -- noqa: RF02
+        -- every feature column (a new feature reaches the rule segments without an edit here)
+        {{ star_except(ref('customer_features'), 'features', ['customer_id']) }},
         -- today's and tomorrow's weather in the customer's city (the newest issue: a forecast
         -- until observed; empty where the store delivers none for the city)
         as_of.as_of_date as weather_today_date,

@@ -135,9 +135,10 @@ cart_features as (
                 and not cart_sessions.is_converted then 1
             else 0
         end) = 1 as has_open_cart,
-        avg(case when cart_sessions.session_date >= as_of.as_of_date - 90
-                then case when cart_sessions.is_converted then 0.0 else 1.0 end
-        end)
+        -- a DOUBLE on both engines (over 0.0/1.0 literals Spark averages a decimal(6,5))
+        avg(cast(case when cart_sessions.session_date >= as_of.as_of_date - 90
+                then case when cart_sessions.is_converted then 0 else 1 end
+        end as double))
             as cart_abandonment_rate_90d
     from cart_sessions
     cross join as_of
@@ -164,12 +165,20 @@ top_category as (
     select
         customer_id,
         product_category as top_category,
-        round(n_views * 1.0 / sum(n_views) over (partition by customer_id), 4)
-            as top_category_share
-    from category_views
-    qualify row_number() over (
-            partition by customer_id order by n_views desc, product_category asc
-        ) = 1
+        top_category_share
+    from (
+        select
+            customer_id,
+            product_category,
+            {{ round_double(
+                "cast(n_views as double) / sum(n_views) over (partition by customer_id)", 4
+            ) }} as top_category_share,
+            row_number() over (
+                partition by customer_id order by n_views desc, product_category asc
+            ) as _category_rank
+        from category_views
+    ) as ranked
+    where _category_rank = 1
 ),
 
 campaigns as (
@@ -202,7 +211,10 @@ spend_features as (
         orders.customer_id,
         case
             when sum(orders.gross_revenue) > 0
-                then round(sum(orders.discount_amount) / sum(orders.gross_revenue), 4)
+                then {{ round_double(
+                        'cast(sum(orders.discount_amount) as double) / sum(orders.gross_revenue)',
+                        4
+                    ) }}
         end as discount_share_of_spend
     from {{ orders }} as orders
     where orders.is_completed and orders.customer_id is not null
@@ -234,17 +246,17 @@ final as (
         cast(coalesce(lifetime_sessions.n_cart_adds_lifetime, 0) as bigint) as n_cart_adds_lifetime,
         case
             when lifetime_sessions.n_sessions_lifetime > 0
-                then round(
-                        lifetime_sessions.n_gift_season_sessions * 1.0
-                        / lifetime_sessions.n_sessions_lifetime, 4
-                    )
+                then {{ round_double(
+                        'cast(lifetime_sessions.n_gift_season_sessions as double)'
+                        ~ ' / lifetime_sessions.n_sessions_lifetime', 4
+                    ) }}
         end as gift_season_session_share,
         case
             when lifetime_campaigns.n_campaigns_lifetime > 0
-                then round(
-                        coalesce(lifetime_email.n_email_opens_lifetime, 0) * 1.0
-                        / lifetime_campaigns.n_campaigns_lifetime, 4
-                    )
+                then {{ round_double(
+                        'cast(coalesce(lifetime_email.n_email_opens_lifetime, 0) as double)'
+                        ~ ' / lifetime_campaigns.n_campaigns_lifetime', 4
+                    ) }}
         end as email_open_rate_lifetime,
         top_category.top_category,
         top_category.top_category_share,
@@ -252,17 +264,17 @@ final as (
         cast(coalesce(email_features.n_email_clicks_90d, 0) as bigint) as n_email_clicks_90d,
         case
             when campaigns.n_campaigns_90d > 0
-                then round(
-                        coalesce(email_features.n_email_opens_90d, 0) * 1.0
-                        / campaigns.n_campaigns_90d, 4
-                    )
+                then {{ round_double(
+                        'cast(coalesce(email_features.n_email_opens_90d, 0) as double)'
+                        ~ ' / campaigns.n_campaigns_90d', 4
+                    ) }}
         end as email_open_rate_90d,
         case
             when email_features.n_email_opens_90d > 0
-                then round(
-                        email_features.n_email_clicks_90d * 1.0
-                        / email_features.n_email_opens_90d, 4
-                    )
+                then {{ round_double(
+                        'cast(email_features.n_email_clicks_90d as double)'
+                        ~ ' / email_features.n_email_opens_90d', 4
+                    ) }}
         end as email_click_rate_90d,
         spend_features.discount_share_of_spend
     from customers

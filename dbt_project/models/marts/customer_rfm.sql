@@ -89,9 +89,9 @@ final as (
         scored.r_score,
         scored.f_score,
         scored.m_score,
-        cast((scored.r_score) as varchar)
-        || cast((scored.f_score) as varchar)
-        || cast((scored.m_score) as varchar) as rfm_cell,
+        cast((scored.r_score) as {{ dbt.type_string() }})
+        || cast((scored.f_score) as {{ dbt.type_string() }})
+        || cast((scored.m_score) as {{ dbt.type_string() }}) as rfm_cell,
         segment_names.rfm_segment
     from scored
     left join segment_names

@@ -136,11 +136,16 @@ final as (
         coalesce(order_metrics.net_revenue, 0) as net_revenue,
         case
             when order_metrics.n_orders > 0
-                then round(order_metrics.net_revenue / order_metrics.n_orders, 2)
+                then {{ round_double(
+                        'cast(order_metrics.net_revenue as double) / order_metrics.n_orders', 2
+                    ) }}
         end as avg_order_value,
         case
             when order_metrics.gross_revenue > 0
-                then round(order_metrics.returned_revenue / order_metrics.gross_revenue, 4)
+                then {{ round_double(
+                        'cast(order_metrics.returned_revenue as double)'
+                        ~ ' / order_metrics.gross_revenue', 4
+                    ) }}
         end as return_rate
 
     from known_ids

@@ -45,7 +45,9 @@ final as (
         coalesce(sales.n_units_returned, 0) as n_units_returned,
         case
             when sales.n_units_sold > 0
-                then round(sales.n_units_returned * 1.0 / sales.n_units_sold, 4)
+                then {{ round_double(
+                        'cast(sales.n_units_returned as double) / sales.n_units_sold', 4
+                    ) }}
         end as return_rate,
         coalesce(sales.gross_revenue, 0) as gross_revenue,
         sales.first_ordered_at,

@@ -93,7 +93,7 @@ unioned as (
     select
         customer_id,
         -- the cluster key survives retrains; the name may be refined
-        'ml_cluster_' || cast(cluster_key as varchar) as segment_key,
+        'ml_cluster_' || cast(cluster_key as {{ dbt.type_string() }}) as segment_key,
         cluster_name as segment_name,
         'ml' as segment_type
     from clusters

@@ -75,13 +75,19 @@ final as (
         per_segment.segment_type,
         per_segment.as_of_date,
         per_segment.n_customers,
-        round(per_segment.n_customers * 1.0 / totals.n_all_customers, 4) as share_of_customers,
+        {{ round_double(
+            'cast(per_segment.n_customers as double) / totals.n_all_customers', 4
+        ) }} as share_of_customers,
         round(per_segment.net_revenue, 2) as net_revenue,
         case
             when per_segment.n_orders > 0
-                then round(per_segment.net_revenue / per_segment.n_orders, 2)
+                then {{ round_double(
+                        'cast(per_segment.net_revenue as double) / per_segment.n_orders', 2
+                    ) }}
         end as avg_order_value,
-        round(per_segment.n_orders * 1.0 / per_segment.n_customers, 3) as orders_per_customer,
+        {{ round_double(
+            'cast(per_segment.n_orders as double) / per_segment.n_customers', 3
+        ) }} as orders_per_customer,
         -- the counts as BIGINT (a sum is a HUGEINT in DuckDB): the contract's types
         cast(per_segment.n_reachable_email as bigint) as n_reachable_email,
         cast(per_segment.n_reachable_ads as bigint) as n_reachable_ads,

@@ -7,11 +7,16 @@ source as (
 latest as (
     -- profile snapshots: the newest updated_at wins
     select *
-    from source
-    qualify row_number() over (
-            partition by customer_id
-            order by updated_at desc, _partition_date desc, _source_line desc
-        ) = 1
+    from (
+        select
+            *,
+            row_number() over (
+                partition by customer_id
+                order by updated_at desc, _partition_date desc, _source_line desc
+            ) as _snapshot_rank
+        from source
+    ) as ranked
+    where _snapshot_rank = 1
 ),
 
 renamed as (
@@ -36,9 +41,9 @@ renamed as (
         -- written ('Upper-Middle'); anything else is unknown here (tests/unknown_income_band)
         case
             when
-                regexp_replace(lower(trim(income_band)), '[ -]+', '_', 'g')
+                {{ regexp_replace_all('lower(trim(income_band))', "'[ -]+'", "'_'") }}
                 in ('low', 'lower_middle', 'middle', 'upper_middle', 'high')
-                then regexp_replace(lower(trim(income_band)), '[ -]+', '_', 'g')
+                then {{ regexp_replace_all('lower(trim(income_band))', "'[ -]+'", "'_'") }}
         end as income_band,
 
         ----------  consents and flags

@@ -19,7 +19,28 @@ renamed as (
 ),
 
 final as (
-    select * exclude (_properties_fields, _context_fields) from renamed
+    -- every column but the two JSON field lists
+    select
+        event_id,
+        customer_id,
+        anonymous_id,
+        product_id,
+        order_id,
+        event_type,
+        event_name,
+        search_query,
+        product_category,
+        product_price,
+        device_type,
+        os_name,
+        country,
+        city,
+        campaign_name,
+        event_at,
+        event_date,
+        landed_on,
+        loaded_at
+    from renamed
 )
 
 select * from final

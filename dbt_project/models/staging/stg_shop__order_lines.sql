@@ -10,7 +10,7 @@ source as (
 renamed as (
     select
         ----------  ids
-        order_id || '-' || cast(line_number as varchar) as order_line_id,
+        order_id || '-' || cast(line_number as {{ dbt.type_string() }}) as order_line_id,
         order_id,
         line_number,
         customer_id,

@@ -7,11 +7,16 @@ source as (
 latest as (
     -- catalogue snapshots: the newest updated_at wins
     select *
-    from source
-    qualify row_number() over (
-            partition by product_id
-            order by updated_at desc, _partition_date desc, _source_line desc
-        ) = 1
+    from (
+        select
+            *,
+            row_number() over (
+                partition by product_id
+                order by updated_at desc, _partition_date desc, _source_line desc
+            ) as _snapshot_rank
+        from source
+    ) as ranked
+    where _snapshot_rank = 1
 ),
 
 renamed as (

@@ -8,15 +8,20 @@ latest as (
     -- a city's day is forecast, forecast again, then observed: an observation wins over any
     -- forecast (also one issued later), then the newest issue
     select *
-    from source
-    qualify row_number() over (
-            partition by date, lower(trim(city)), upper(country)
-            order by
-                lower(kind) = 'observed' desc,
-                issued_at desc,
-                _partition_date desc,
-                _source_line desc
-        ) = 1
+    from (
+        select
+            *,
+            row_number() over (
+                partition by date, lower(trim(city)), upper(country)
+                order by
+                    lower(kind) = 'observed' desc,
+                    issued_at desc,
+                    _partition_date desc,
+                    _source_line desc
+            ) as _issue_rank
+        from source
+    ) as ranked
+    where _issue_rank = 1
 ),
 
 renamed as (

@@ -10,15 +10,15 @@ source as (
 renamed as (
     select
         ----------  ids
-        cast(customer_id as varchar) as customer_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         cast(cluster_key as bigint) as cluster_key,
 
         ----------  the cluster
-        cast(cluster_name as varchar) as cluster_name,
+        cast(cluster_name as {{ dbt.type_string() }}) as cluster_name,
 
         ----------  the model
-        cast(model_name as varchar) as model_name,
-        cast(model_version as varchar) as model_version,
+        cast(model_name as {{ dbt.type_string() }}) as model_name,
+        cast(model_version as {{ dbt.type_string() }}) as model_version,
         cast(scored_at as timestamp) as scored_at
     from source
 )

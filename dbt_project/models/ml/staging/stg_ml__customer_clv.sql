@@ -10,7 +10,7 @@ source as (
 renamed as (
     select
         ----------  ids
-        cast(customer_id as varchar) as customer_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
 
         ----------  the buyer's history (weeks)
         cast(as_of_date as date) as as_of_date,
@@ -26,8 +26,8 @@ renamed as (
         cast(expected_value_90d as double) as expected_value_90d,
 
         ----------  the model
-        cast(model_name as varchar) as model_name,
-        cast(model_version as varchar) as model_version,
+        cast(model_name as {{ dbt.type_string() }}) as model_name,
+        cast(model_version as {{ dbt.type_string() }}) as model_version,
         cast(scored_at as timestamp) as scored_at
     from source
 )

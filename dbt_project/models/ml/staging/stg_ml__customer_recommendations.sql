@@ -10,17 +10,17 @@ source as (
 renamed as (
     select
         ----------  ids
-        cast(customer_id as varchar) as customer_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         cast(rank as bigint) as rank,
-        cast(product_id as varchar) as product_id,
+        cast(product_id as {{ dbt.type_string() }}) as product_id,
 
         ----------  the recommendation
         cast(score as double) as score,
-        cast(reason as varchar) as reason,
+        cast(reason as {{ dbt.type_string() }}) as reason,
 
         ----------  the model
-        cast(model_name as varchar) as model_name,
-        cast(model_version as varchar) as model_version,
+        cast(model_name as {{ dbt.type_string() }}) as model_name,
+        cast(model_version as {{ dbt.type_string() }}) as model_version,
         cast(scored_at as timestamp) as scored_at
     from source
 )

@@ -10,12 +10,12 @@ source as (
 renamed as (
     select
         ----------  ids
-        cast(customer_id as varchar) as customer_id,
-        cast(segment_key as varchar) as segment_key,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(segment_key as {{ dbt.type_string() }}) as segment_key,
 
         ----------  the segment
-        cast(segment_name as varchar) as segment_name,
-        cast(segment_kind as varchar) as segment_kind
+        cast(segment_name as {{ dbt.type_string() }}) as segment_name,
+        cast(segment_kind as {{ dbt.type_string() }}) as segment_kind
     from source
 )
 
