@@ -57,9 +57,11 @@ summary: install  ## print segment sizes and where everything lives
 check: install dbt_project/target/manifest.json  ## validate the Dagster definitions (dg check defs)
 	$(VENV)/bin/dg check defs
 
-lint: install dbt_project/target/manifest.json  ## ruff on the Python code, sqlfluff (dbt templater) on the models
+lint: install dbt_project/target/manifest.json  ## ruff on the Python code, sqlfluff (dbt templater) on the models, the SQL portability lint
 	$(VENV)/bin/ruff check core ingest generator segments ml activation personalization \
 		dagster_project tests benchmarks
+	@# DuckDB-only SQL outside dbt_project/macros/portable/ (docs/portable-sql.md)
+	$(PY) -m core.sql_portability
 	@# the dbt templater opens a warehouse: an empty one, so every clone lints the same SQL
 	@# (a full build's branch of the incremental models, whatever the local warehouse holds)
 	lint_home=$$(mktemp -d) && SEGMENTA_HOME=$$lint_home $(VENV)/bin/sqlfluff lint dbt_project/models; \

@@ -16,12 +16,12 @@
         empty, with the same columns, for a run before the first load -#}
     create schema if not exists raw;
     create table if not exists raw.events_changes (
-        change_id bigint, anonymous_id varchar, user_id varchar, first_event_at timestamp,
+        change_id bigint, anonymous_id {{ dbt.type_string() }}, user_id {{ dbt.type_string() }}, first_event_at timestamp,
         changed_at timestamp
     );
     create schema if not exists audit;
     create table if not exists audit.erasure_requests (
-        customer_key varchar primary key, requested_at timestamp
+        customer_key {{ dbt.type_string() }} primary key, requested_at timestamp
     );
     create table if not exists audit.erasure_passes (
         change_id bigint primary key, from_change_id bigint, scrubbed boolean

@@ -19,7 +19,7 @@
 {#- on-run-start: the watermark table exists before any model reads it. -#}
 {% macro create_watermarks() -%}
     create table if not exists {{ watermarks_relation() }} (
-        model_name varchar primary key,
+        model_name {{ dbt.type_string() }} primary key,
         change_id bigint,
         recorded_at timestamp
     )
@@ -281,7 +281,7 @@
 
 {% macro create_activity_customers_changed() -%}
     create table if not exists {{ activity_customers_changed_relation() }} (
-        customer_id varchar, change_id bigint
+        customer_id {{ dbt.type_string() }}, change_id bigint
     )
 {%- endmacro %}
 

@@ -11,3 +11,16 @@
 {% macro duckdb__regexp_replace_all(text, pattern, replacement) -%}
     regexp_replace({{ text }}, {{ pattern }}, {{ replacement }}, 'g')
 {%- endmacro %}
+
+{#- Whether `text` begins with `prefix` (DuckDB: starts_with, Spark: startswith). -#}
+{% macro text_starts_with(text, prefix) -%}
+    {{ return(adapter.dispatch('text_starts_with', 'segmenta')(text, prefix)) }}
+{%- endmacro %}
+
+{% macro default__text_starts_with(text, prefix) -%}
+    startswith({{ text }}, {{ prefix }})
+{%- endmacro %}
+
+{% macro duckdb__text_starts_with(text, prefix) -%}
+    starts_with({{ text }}, {{ prefix }})
+{%- endmacro %}

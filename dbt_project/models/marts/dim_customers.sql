@@ -24,12 +24,12 @@ postal_income as (
     -- the income band of a customer's postal area: the longest matching prefix wins
     select
         customers.customer_id,
-        arg_max(areas.income_band, length(areas.postal_prefix)) as income_band
+        max_by(areas.income_band, length(areas.postal_prefix)) as income_band
     from customers
     inner join {{ ref('postal_area_income') }} as areas
         on
             upper(customers.country) = areas.country
-            and starts_with(upper(customers.postal_code), upper(areas.postal_prefix))
+            and {{ text_starts_with('upper(customers.postal_code)', 'upper(areas.postal_prefix)') }}
     group by customers.customer_id
 ),
 
@@ -64,7 +64,7 @@ order_metrics as (
         sum(case when is_completed then returned_revenue end) as returned_revenue,
         -- where the newest order went: the country of a customer without one on a profile
         -- (a store that exports only orders)
-        arg_max(shipping_country, ordered_at) filter (
+        max_by(shipping_country, ordered_at) filter (
             where shipping_country is not null and shipping_country <> ''
         ) as last_shipping_country
     from orders
