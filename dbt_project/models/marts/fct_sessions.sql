@@ -46,9 +46,9 @@ final as (
         max(case when event_name = 'Order Completed' then 1 else 0 end) = 1 as has_order,
         -- the session's device, OS and country are those of its first event that names them
         -- (as web analytics scope them); mode() kept a hash table per session and column
-        min_by(device_type, event_seq) as device_type,
-        min_by(os_name, event_seq) as os_name,
-        min_by(country, event_seq) as country,
+        {{ min_by_non_null('device_type', 'event_seq') }} as device_type,
+        {{ min_by_non_null('os_name', 'event_seq') }} as os_name,
+        {{ min_by_non_null('country', 'event_seq') }} as country,
         {{ latest_change_id() }} as change_id
     from events
     group by session_id
