@@ -8,7 +8,7 @@ keeps its number, and tokenizes them with sqlglot's DuckDB dialect:
 
 - token rules (every file): `qualify`, the `->`/`->>` JSON operators, `* exclude (...)`,
   `varchar`/`text` without a length, `::` casts, `[...]` lists and indexing, a `''''`-style
-  doubled quote inside a string;
+  doubled quote inside a string, `ignore nulls` inside a call's parentheses;
 - statement rules (models, snapshots, tests, rendered with stub Jinja and parsed): functions
   sqlglot spells differently in Spark SQL (a DuckDB name Spark lacks), `regexp_replace` with
   DuckDB's options argument, and anything sqlglot cannot write in Spark SQL at all.
@@ -52,6 +52,8 @@ JINJA_BLOCK = re.compile(
 )
 # the SQL a stub macro call renders: valid as a column, a table, a CTE body or a value list
 PLACEHOLDER = "(select 1)"
+# what a macro of macros/portable/ renders: an expression (it may take a window after it)
+PORTABLE_PLACEHOLDER = "portable_macro()"
 # dbt's cross-database type macros, as both engines spell the type
 DBT_TYPES = {
     "type_string": "string",
@@ -129,6 +131,19 @@ def token_findings(path: str, text: str) -> Iterator[Finding]:
                 f"the type {word} without a length",
                 "{{ dbt.type_string() }} (or `string` in a seed's column_types)",
             )
+        elif (
+            word == "nulls"
+            and previous is not None
+            and previous.text.lower() in ("ignore", "respect")
+            and following is not None
+            and following.token_type == TokenType.R_PAREN
+        ):
+            yield Finding(
+                path,
+                token.line,
+                f"{previous.text} nulls inside a function's parentheses",
+                "{{ last_value_ignoring_nulls(expression) }} (Spark takes it after them)",
+            )
         elif kind == TokenType.DCOLON:
             yield Finding(path, token.line, "the :: cast", "cast(x as type)")
         elif kind == TokenType.L_BRACKET:
@@ -178,10 +193,23 @@ class _Dbt:
         return lambda *args, **kwargs: PLACEHOLDER
 
 
-def render(text: str, incremental: bool) -> str:
+def _portable_macros(project_dir: Path) -> list[str]:
+    """The names of the macros in macros/portable/ (expressions: a call renders a function call)."""
+    names = []
+    for path in sorted((project_dir / PORTABLE_MACROS).glob("*.sql")):
+        names += re.findall(r"\{%-?\s*macro\s+(\w+)", path.read_text())
+    return [name for name in names if "__" not in name]
+
+
+def render(text: str, incremental: bool, project_dir: Path = DBT_PROJECT_DIR) -> str:
     """The statement with stub Jinja: refs and sources as names, macro calls as placeholders."""
     environment = jinja2.Environment(undefined=_Stub, extensions=["jinja2.ext.do"])
+    portable = {
+        name: (lambda *args, **kwargs: PORTABLE_PLACEHOLDER)
+        for name in _portable_macros(project_dir)
+    }
     context = {
+        **portable,
         "config": lambda *args, **kwargs: "",
         "ref": lambda *names, **kwargs: "ref__" + names[-1],
         "source": lambda source, table: f"{source}__{table}",
@@ -211,12 +239,14 @@ def _function_name(node: exp.Func, dialect: str) -> str:
     return node.sql(dialect=dialect).split("(", 1)[0].strip().lower()
 
 
-def statement_findings(path: str, text: str) -> Iterator[Finding]:
+def statement_findings(
+    path: str, text: str, project_dir: Path = DBT_PROJECT_DIR
+) -> Iterator[Finding]:
     """What sqlglot finds in the rendered statement: both branches of is_incremental()."""
     seen: set[tuple[str, str]] = set()
     for incremental in (False, True):
         try:
-            sql = render(text, incremental)
+            sql = render(text, incremental, project_dir)
         except jinja2.TemplateError as error:
             yield Finding(
                 path,
@@ -309,7 +339,7 @@ def lint(paths: Iterable[Path], project_dir: Path = DBT_PROJECT_DIR) -> list[Fin
         text = path.read_text()
         findings.update(token_findings(shown, text))
         if relative.parts and relative.parts[0] in STATEMENT_FOLDERS:
-            findings.update(statement_findings(shown, text))
+            findings.update(statement_findings(shown, text, project_dir))
     return sorted(findings)
 
 

@@ -50,6 +50,11 @@ def test_the_portable_macros_are_left_out():
         ("        sku,\n", "        sku,\n        raw_json ->> '$.colour' as colour,\n", "->>"),
         ("    select * from renamed", "    select * exclude (sku) from renamed", "exclude"),
         ("        category,\n", "        cast(category as varchar) as category,\n", "varchar"),
+        (
+            "        brand,\n",
+            "        brand,\n        last_value(brand ignore nulls) over (order by sku) as b,\n",
+            "ignore nulls",
+        ),
     ],
 )
 def test_duckdb_only_sql_in_a_model_fails(tmp_path, old, new, construct):

@@ -85,9 +85,9 @@ sessionized as (
         -- windows share one sort of the events (a third, per session, cost a third more).
         case
             when not is_email_event
-                then visitor_id || '-' || last_value(
-                        case when is_session_start then event_id end ignore nulls
-                    ) over (
+                then visitor_id || '-' || {{ last_value_ignoring_nulls(
+                        'case when is_session_start then event_id end'
+                    ) }} over (
                         partition by visitor_id, is_email_event
                         order by event_at, event_id rows unbounded preceding
                     )
@@ -95,9 +95,9 @@ sessionized as (
         -- when the session started: an incremental run's restart point, found in one pass
         case
             when not is_email_event
-                then last_value(
-                        case when is_session_start then event_at end ignore nulls
-                    ) over (
+                then {{ last_value_ignoring_nulls(
+                        'case when is_session_start then event_at end'
+                    ) }} over (
                         partition by visitor_id, is_email_event
                         order by event_at, event_id rows unbounded preceding
                     )
