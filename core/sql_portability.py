@@ -8,10 +8,11 @@ keeps its number, and tokenizes them with sqlglot's DuckDB dialect:
 
 - token rules (every file): `qualify`, the `->`/`->>` JSON operators, `* exclude (...)`,
   `varchar`/`text` without a length, `::` casts, `[...]` lists and indexing, a `''''`-style
-  doubled quote inside a string, `ignore nulls` inside a call's parentheses;
-- statement rules (models, snapshots, tests, rendered with stub Jinja and parsed): functions
-  sqlglot spells differently in Spark SQL (a DuckDB name Spark lacks), `regexp_replace` with
-  DuckDB's options argument, and anything sqlglot cannot write in Spark SQL at all.
+  doubled quote inside a string, `ignore nulls` inside a call's parentheses, DuckDB structs,
+  and a function sqlglot spells otherwise in Spark SQL (a DuckDB name Spark lacks);
+- statement rules (models, snapshots, tests, rendered with stub Jinja and parsed):
+  `regexp_replace` with DuckDB's options argument, and anything sqlglot cannot write in Spark
+  SQL at all.
 
     python -m core.sql_portability [PATH ...]   # default: the whole dbt project
 """
@@ -50,6 +51,8 @@ JINJA_BLOCK = re.compile(
     r"""|\{\{(?:[^}'"]|'[^']*'|"[^"]*"|\}(?!\}))*\}\}""",
     re.DOTALL,
 )
+# what a Jinja expression reads as in the token rules
+JINJA_VALUE = "jinja_value"
 # the SQL a stub macro call renders: valid as a column, a table, a CTE body or a value list
 PLACEHOLDER = "(select 1)"
 # what a macro of macros/portable/ renders: an expression (it may take a window after it)
@@ -77,9 +80,44 @@ class Finding:
         return f"{self.path}:{self.line}: {self.construct} is DuckDB-only: {self.instead}"
 
 
+def _blank(match: re.Match[str]) -> str:
+    block = match.group(0)
+    newlines = "\n" * block.count("\n")
+    # an expression stands for a value (a column, a type, a relation); tags and comments vanish
+    if block.startswith("{{"):
+        return JINJA_VALUE + newlines
+    return re.sub(r"[^\n]", " ", block)
+
+
 def blank_jinja(text: str) -> str:
-    """The source with every Jinja tag, expression and comment replaced by spaces (newlines kept)."""
-    return JINJA_BLOCK.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    """The source with each Jinja expression as one name, tags and comments as blanks; the
+    newlines kept, so a line of SQL keeps its number."""
+    return JINJA_BLOCK.sub(_blank, text)
+
+
+def _closing(tokens: list[Token], opening: int) -> int | None:
+    """The index of the parenthesis closing the one at `opening`."""
+    depth = 0
+    for index in range(opening, len(tokens)):
+        if tokens[index].token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tokens[index].token_type == TokenType.R_PAREN:
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _spark_spelling(call: str) -> str | None:
+    """The name sqlglot gives a DuckDB function call in Spark SQL (None: not a known function)."""
+    try:
+        node = sqlglot.parse_one(call, read="duckdb")
+    except SqlglotError:
+        return None
+    if not isinstance(node, exp.Func) or isinstance(node, exp.Anonymous):
+        return None
+    name = node.sql(dialect="spark").split("(", 1)[0].strip().lower()
+    return name if name.isidentifier() else None
 
 
 def _tokens(sql: str) -> list[Token]:
@@ -143,6 +181,28 @@ def token_findings(path: str, text: str) -> Iterator[Finding]:
                 token.line,
                 f"{previous.text} nulls inside a function's parentheses",
                 "{{ last_value_ignoring_nulls(expression) }} (Spark takes it after them)",
+            )
+        elif kind == TokenType.COLON_EQ or word == "struct_pack" or kind == TokenType.L_BRACE:
+            yield Finding(
+                path,
+                token.line,
+                "a DuckDB struct (struct_pack, :=, {...})",
+                "{{ struct_of({'field': 'expression', ...}) }}",
+            )
+        elif (
+            kind == TokenType.VAR
+            and following is not None
+            and following.token_type == TokenType.L_PAREN
+            and (closing := _closing(tokens, index + 1)) is not None
+            and (spark := _spark_spelling(sql[token.start : tokens[closing].end + 1]))
+            and spark != word
+        ):
+            yield Finding(
+                path,
+                token.line,
+                f"the function {word}",
+                f"Spark calls it {spark}: a name both engines know, or a dispatched macro in "
+                "macros/portable/",
             )
         elif kind == TokenType.DCOLON:
             yield Finding(path, token.line, "the :: cast", "cast(x as type)")
@@ -235,10 +295,6 @@ def _line_of(name: str, text: str) -> int | None:
     return None
 
 
-def _function_name(node: exp.Func, dialect: str) -> str:
-    return node.sql(dialect=dialect).split("(", 1)[0].strip().lower()
-
-
 def statement_findings(
     path: str, text: str, project_dir: Path = DBT_PROJECT_DIR
 ) -> Iterator[Finding]:
@@ -280,27 +336,6 @@ def statement_findings(
                             _line_of("regexp_replace", text) or 1,
                             "regexp_replace with DuckDB's options ('g')",
                             "{{ regexp_replace_all(text, pattern, replacement) }}",
-                        )
-                elif isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
-                    duckdb_name = _function_name(node, "duckdb")
-                    spark_name = _function_name(node, "spark")
-                    if not (
-                        duckdb_name.isidentifier()
-                        and spark_name.isidentifier()
-                        and duckdb_name != spark_name
-                        and (duckdb_name, spark_name) not in seen
-                    ):
-                        continue
-                    seen.add((duckdb_name, spark_name))
-                    # sqlglot writes DuckDB's name for an alias both engines know (max_by)
-                    line = _line_of(duckdb_name, text)
-                    if line is not None:
-                        yield Finding(
-                            path,
-                            line,
-                            f"the function {duckdb_name}",
-                            f"Spark calls it {spark_name}: a dispatched macro in "
-                            "macros/portable/ (or a name both engines know)",
                         )
             try:
                 statement.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)

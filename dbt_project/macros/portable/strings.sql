@@ -24,3 +24,16 @@
 {% macro duckdb__text_starts_with(text, prefix) -%}
     starts_with({{ text }}, {{ prefix }})
 {%- endmacro %}
+
+{#- The SHA-256 digest of `text` as 64 lowercase hex digits (DuckDB: sha256, Spark: sha2). -#}
+{% macro sha256_hex(text) -%}
+    {{ return(adapter.dispatch('sha256_hex', 'segmenta')(text)) }}
+{%- endmacro %}
+
+{% macro default__sha256_hex(text) -%}
+    sha2({{ text }}, 256)
+{%- endmacro %}
+
+{% macro duckdb__sha256_hex(text) -%}
+    sha256({{ text }})
+{%- endmacro %}

@@ -16,7 +16,7 @@ events as (
     select
         events.*,
         -- the events' order within a session, as one sortable value
-        struct_pack(at := events.event_at, id := events.event_id) as event_seq
+        {{ struct_of({'at': 'events.event_at', 'id': 'events.event_id'}) }} as event_seq
     from {{ ref('int_events_sessionized') }} as events
     {%- if is_incremental() %}
         inner join {{ session_restarts_relation() }} as restarts
