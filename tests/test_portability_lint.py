@@ -82,3 +82,30 @@ def test_the_command_fails_and_names_the_file(tmp_path, capsys):
     assert sql_portability.main([str(copy)]) == 1
     out = capsys.readouterr().out
     assert "stg_shop__products.sql:" in out and "exclude" in out and "star_except" in out
+
+
+def test_a_duckdb_function_in_a_macro_fails_but_not_in_the_portable_macros(tmp_path):
+    project = tmp_path / "dbt_project"
+    (project / "macros" / "portable").mkdir(parents=True)
+    body = "{%% macro digest(column) -%%}\n    %s\n{%%- endmacro %%}\n"
+    (project / "macros" / "keys.sql").write_text(body % "left(sha256({{ column }}), 20)")
+    (project / "macros" / "portable" / "keys.sql").write_text(body % "sha256({{ column }})")
+
+    findings = sql_portability.lint(sql_portability.project_files(project), project_dir=project)
+
+    assert [(f.path, f.line, f.construct) for f in findings] == [
+        (str(Path("dbt_project") / "macros" / "keys.sql"), 2, "the function sha256")
+    ]
+    assert "sha2" in findings[0].instead
+
+
+def test_regexp_replace_with_duckdb_options_fails(tmp_path):
+    project, copy = _copy_of_model(
+        tmp_path,
+        lambda text: text.replace(
+            "        brand,\n", "        regexp_replace(brand, ' +', ' ', 'g') as brand,\n", 1
+        ),
+    )
+    findings = sql_portability.lint([copy], project_dir=project)
+    assert [f.construct for f in findings] == ["regexp_replace with DuckDB's options ('g')"]
+    assert findings[0].line == _line_of(copy.read_text(), "regexp_replace")
