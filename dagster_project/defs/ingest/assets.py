@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from core import preload
+from core.settings import ENGINE
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import ExpectationsResource, HomeResource, WarehouseResource
 from ingest import landing, quality
@@ -114,6 +115,25 @@ def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
     }
 
 
+def _copy_to_spark(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                   home: HomeResource, feed: str, days: list[dt.date] | None,
+                   erased: bool) -> None:
+    """SEGMENTA_ENGINE=spark: the days just loaded (a snapshot feed: all of it) replace theirs in
+    Spark's raw.<feed> and quarantine.<feed> (core/spark_raw.py). An erasure scrubs order lines
+    and events of any day: those feeds are copied whole then."""
+    from core import spark_raw
+    from core.spark import session
+
+    scratch = home.home.spark / "scratch"
+    with warehouse.warehouse.connect(read_only=True) as con:
+        written = (spark_raw.copy_days(con, session(), feed, days, scratch) if days is not None
+                   else spark_raw.copy_feed(con, session(), feed, scratch))
+        for other in ("orders", "events") if erased else ():
+            spark_raw.copy_feed(con, session(), other, scratch)
+    context.log.info(f"{feed} on Spark: {written} rows written"
+                     + (" (orders and events copied again: erasures)" if erased else ""))
+
+
 def _feed_asset(feed: str) -> dg.AssetsDefinition:
     """raw.<feed>: daily partitions (single-run backfills) for orders and events, with their
     change log (raw.<feed>_changes, what each load touched: the incremental models follow it);
@@ -157,6 +177,9 @@ def _feed_asset(feed: str) -> dg.AssetsDefinition:
                 if dropped:
                     context.log.info(f"{dropped} rows of erased customers dropped from "
                                      "audience files")
+        if ENGINE == "spark":
+            _copy_to_spark(context, warehouse, home, feed, days,
+                           erased=feed == "customers" and bool(report.erased_customers))
         context.log.info(f"{feed}: {report.totals}"
                          + (f" over {len(days)} day(s)" if days is not None else "")
                          + (f" ({len(report.resumed)} of them loaded as they are by an earlier, "
