@@ -58,17 +58,19 @@ def copy_days(con: duckdb.DuckDBPyConnection, spark: SparkSession, feed: str,
 
 
 def copy_feed(con: duckdb.DuckDBPyConnection, spark: SparkSession, feed: str,
-              scratch: Path) -> dict[str, int]:
+              scratch: Path, only: Iterable[dt.date] | None = None) -> dict[str, int]:
     """Every day of raw.<feed> and quarantine.<feed>: those in DuckDB written, the partitions
-    only Spark still holds dropped (a snapshot feed, reloaded whole or in part)."""
+    only Spark still holds dropped (a snapshot feed, reloaded whole or in part). `only`: write
+    just these days of DuckDB's (a snapshot feed's new and changed days), and still drop the
+    partitions of days DuckDB no longer has."""
     written: dict[str, int] = {}
     for table in tables(feed):
         if not _in_duckdb(con, table):
             continue
         days = {day for (day,) in con.execute(f"select distinct {PARTITION} from {table}")
                 .fetchall()}
-        if spark.catalog.tableExists(table):
-            days |= set(spark_days(spark, table))
+        held = set(spark_days(spark, table)) if spark.catalog.tableExists(table) else set()
+        days = (set(only) if only is not None else days) | (held - days)
         written[table] = _copy_table_days(con, spark, table, sorted(days), scratch)
     return written
 

@@ -143,8 +143,35 @@ for path in (HOME.landing / "orders" / f"dt={other.isoformat()}").iterdir():
 load([other])
 third = state()
 types = {f.name: f.dataType.simpleString() for f in spark.table("raw.orders").schema.fields}
+
+# through the Dagster asset: a snapshot feed's days, then one of them withdrawn
+import dagster as dg
+from dagster_project.defs.ingest.assets import raw_products
+from dagster_project.resources import ExpectationsResource, HomeResource, WarehouseResource
+from ingest.quality import SUITES_DIR
+resources = {"home": HomeResource(root=str(HOME.root)),
+             "expectations": ExpectationsResource(suites_dir=str(SUITES_DIR)),
+             "warehouse": WarehouseResource(path=str(HOME.warehouse))}
+products = "product_id,sku,name,category,subcategory,brand,price,currency,is_active,updated_at"
+for number, when in enumerate((day, other)):
+    folder = HOME.landing / "products" / f"dt={when.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "products.csv").write_text(products + "\\n" + "\\n".join(
+        f"P{number}{i},S{i},Product {i},shoes,boots,B,{10 + i},EUR,true,{when}T06:00:00Z"
+        for i in range(50)) + "\\n")
+def product_days():
+    assert dg.materialize([raw_products], resources=resources).success
+    return [[r[0], r[1]] for r in spark.sql(
+        "select cast(_partition_date as string), count(*) from raw.products group by 1 "
+        "order by 1").collect()]
+products_both = product_days()
+products_again = product_days()  # nothing changed: nothing doubled
+for path in (HOME.landing / "products" / f"dt={other.isoformat()}").iterdir():
+    path.unlink()
+products_withdrawn = product_days()
 print(json.dumps({"seconds": seconds, "first": first, "second": second, "third": third,
-                  "written": [first_written, second_written], "types": types}))
+                  "written": [first_written, second_written], "types": types,
+                  "products": [products_both, products_again, products_withdrawn]}))
 """
 
 
@@ -194,3 +221,11 @@ def test_landing_day_on_spark_is_replaced_not_doubled(spark_run: dict) -> None:
     assert types["ordered_at"] == "timestamp" and types["_partition_date"] == "date"
     assert types["line_number"] == "int" and "_key_hash" not in types
     assert list(types)[-1] == "_partition_date"
+
+
+@needs_spark
+def test_ingestion_asset_keeps_a_snapshot_feed_in_step_on_spark(spark_run: dict) -> None:
+    """raw_products with SEGMENTA_ENGINE=spark: two landing days, the same again (nothing
+    doubled), then one withdrawn (its partition dropped)."""
+    both = [["2026-05-01", 50], ["2026-05-02", 50]]
+    assert spark_run["products"] == [both, both, [["2026-05-01", 50]]]
