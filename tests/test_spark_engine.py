@@ -169,9 +169,19 @@ products_again = product_days()  # nothing changed: nothing doubled
 for path in (HOME.landing / "products" / f"dt={other.isoformat()}").iterdir():
     path.unlink()
 products_withdrawn = product_days()
+# dbt in this process (as the dbt steps run it) on the same session: the raw tables above
+from core.settings import DBT_PROJECT_DIR
+from dagster_project.defs.transform.inprocess import _invoke
+shown = _invoke(["show", "--inline", "select count(*) as n from raw.orders",
+                 "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                 "--target-path", str(HOME.root / "dbt_target"),
+                 "--log-path", str(HOME.root / "dbt_target")])
+dbt = {"success": shown.success,
+       "rows": [list(map(int, row)) for row in shown.result.results[0].agate_table.rows]}
 print(json.dumps({"seconds": seconds, "first": first, "second": second, "third": third,
                   "written": [first_written, second_written], "types": types,
-                  "products": [products_both, products_again, products_withdrawn]}))
+                  "products": [products_both, products_again, products_withdrawn],
+                  "dbt": dbt}))
 """
 
 
@@ -229,3 +239,12 @@ def test_ingestion_asset_keeps_a_snapshot_feed_in_step_on_spark(spark_run: dict)
     doubled), then one withdrawn (its partition dropped)."""
     both = [["2026-05-01", 50], ["2026-05-02", 50]]
     assert spark_run["products"] == [both, both, [["2026-05-01", 50]]]
+
+
+@needs_spark
+def test_dbt_in_process_builds_on_the_processs_session(spark_run: dict) -> None:
+    """A dbt invocation in the step's process (inprocess._invoke) on the spark target reads the
+    raw tables the ingestion wrote, through the session core/spark.py started."""
+    # two order lines are left after the re-delivery and the withdrawal above: dbt saw the
+    # tables in the home's metastore (Derby takes one process: a second session could not)
+    assert spark_run["dbt"] == {"success": True, "rows": [[2]]}
