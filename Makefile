@@ -8,7 +8,12 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune -o -type f -print)
 
-.PHONY: help install run test test-fast ui mlflow serve generate summary check lint docs clean
+# SEGMENTA_ENGINE=spark: the venv also holds pyspark and dbt-spark (requirements-spark.lock, the
+# main lock plus the `spark` extra); the embedded default does not download them (345 MB)
+ENGINE_LOCK := $(if $(filter spark,$(SEGMENTA_ENGINE)),requirements-spark.lock,requirements.lock)
+INSTALLED := $(VENV)/.installed$(if $(filter spark,$(SEGMENTA_ENGINE)),-spark)
+
+.PHONY: help install install-spark run test test-fast ui mlflow serve generate summary check lint docs clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,16 +21,21 @@ help:  ## list the commands
 # --compile-bytecode writes every module's .pyc at install. Where PYTHONDONTWRITEBYTECODE is set
 # (as on CI), each Python process would otherwise compile mlflow, dagster and pandas from source
 # again: `import mlflow` takes 7.4 s instead of 2.8 s, and every step and test pays it.
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(INSTALLED): pyproject.toml $(ENGINE_LOCK)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
-	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) $(ENGINE_LOCK)
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	@# the other lock's stamp no longer tells what the venv holds
+	rm -f $(VENV)/.installed $(VENV)/.installed-spark
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv and install the pinned dependencies
+install: $(INSTALLED)  ## create .venv and install the pinned dependencies (SEGMENTA_ENGINE=spark: with pyspark)
 
-dbt_project/target/manifest.json: $(VENV)/.installed $(DBT_SOURCES)
+install-spark:  ## the pinned dependencies and the Spark engine's (pyspark, dbt-spark; needs Java 17)
+	$(MAKE) install SEGMENTA_ENGINE=spark
+
+dbt_project/target/manifest.json: $(INSTALLED) $(DBT_SOURCES)
 	cd dbt_project && ../$(VENV)/bin/dbt parse --quiet --profiles-dir .
 
 run: install dbt_project/target/manifest.json  ## generate sample data if absent, materialize everything, print a summary (DEMO=1: also sync to local platform emulators)

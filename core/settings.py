@@ -17,6 +17,11 @@ DAGSTER_YAML_TEMPLATE = PROJECT_ROOT / "dagster_project" / "dagster.yaml.templat
 
 FEEDS = ("orders", "events", "customers", "products", "weather")
 
+# The engines the dbt project builds on (SEGMENTA_ENGINE): each is an output of
+# dbt_project/profiles.yml of the same name, which the profile's `target` follows.
+ENGINES = ("duckdb", "spark")
+ENGINE_ENV = "SEGMENTA_ENGINE"
+
 
 @dataclass(frozen=True)
 class Home:
@@ -52,6 +57,13 @@ class Home:
     def reports(self) -> Path:
         """Pictures of the latest refresh (`segment_mix.png`), also shown in the Dagster UI."""
         return self.root / "reports"
+
+    @property
+    def spark(self) -> Path:
+        """The local Spark engine's files (SEGMENTA_ENGINE=spark, core/spark.py): its warehouse
+        (`spark/warehouse/`, unless SEGMENTA_SPARK_WAREHOUSE names another), its Derby
+        metastore (`spark/metastore_db/`) and Derby's log."""
+        return self.root / "spark"
 
     @property
     def dagster_home(self) -> Path:
@@ -93,6 +105,23 @@ class Home:
         return self
 
 
+class UnknownEngineError(ValueError):
+    """SEGMENTA_ENGINE names no engine Segmenta builds on."""
+
+
+def resolve_engine() -> str:
+    """SEGMENTA_ENGINE (`duckdb`, the default, or `spark`), checked and exported in lower case
+    for dbt's profile, whose `target` is this name."""
+    raw = os.environ.get(ENGINE_ENV, "").strip()
+    engine = raw.lower() or ENGINES[0]
+    if engine not in ENGINES:
+        raise UnknownEngineError(
+            f"{ENGINE_ENV}={raw!r} is not an engine Segmenta builds on: use "
+            f"{' or '.join(ENGINES)} (unset means {ENGINES[0]}; README.md, \"Engine\")")
+    os.environ[ENGINE_ENV] = engine
+    return engine
+
+
 def resolve_home() -> Home:
     """Read SEGMENTA_HOME (default `data/` at the repo root) as an absolute path and export it."""
     raw = os.environ.get("SEGMENTA_HOME") or str(PROJECT_ROOT / "data")
@@ -106,3 +135,4 @@ def resolve_home() -> Home:
 
 
 HOME = resolve_home()
+ENGINE = resolve_engine()

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from core import preload
+from core.settings import ENGINE
 from dagster_project.partitions import daily_partitions
 from dagster_project.resources import ExpectationsResource, HomeResource, WarehouseResource
 from ingest import landing, quality
@@ -114,6 +115,37 @@ def _metadata(report: landing.LoadReport) -> dict[str, dg.MetadataValue]:
     }
 
 
+def _copy_to_spark(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                   home: HomeResource, report: landing.LoadReport,
+                   days: list[dt.date] | None) -> None:
+    """SEGMENTA_ENGINE=spark: what the load changed replaces its days in Spark's raw.<feed> and
+    quarantine.<feed> (core/spark_raw.py): the days of a daily feed's load, the new, changed and
+    removed days of a snapshot feed. A feed Spark does not have yet (a home that switched
+    engines), a snapshot feed reloaded whole, and a customers load that erased someone (it
+    scrubs profiles, order lines and events of any day) are copied whole."""
+    from core import spark_raw
+    from core.spark import session
+
+    feed, spark, scratch = report.feed, session(), home.home.spark / "scratch"
+    erased = feed == "customers" and bool(report.erased_customers)
+    whole = {other for other in ("orders", "events") if erased}
+    if (not spark.catalog.tableExists(f"raw.{feed}") or erased
+            or (days is None and os.environ.get(landing.RELOAD_SNAPSHOTS_ENV) == "1")):
+        whole.add(feed)
+    with warehouse.warehouse.connect(read_only=True) as con:
+        if feed in whole:
+            written = spark_raw.copy_feed(con, spark, feed, scratch)
+        elif days is not None:
+            written = spark_raw.copy_days(con, spark, feed, days, scratch)
+        else:
+            written = spark_raw.copy_feed(con, spark, feed, scratch, only=[
+                dt.date.fromisoformat(day) for day in report.read])
+        for other in sorted(whole - {feed}):
+            spark_raw.copy_feed(con, spark, other, scratch)
+    context.log.info(f"{feed} on Spark: {written} rows written"
+                     + (f" ({', '.join(sorted(whole))} copied whole)" if whole else ""))
+
+
 def _feed_asset(feed: str) -> dg.AssetsDefinition:
     """raw.<feed>: daily partitions (single-run backfills) for orders and events, with their
     change log (raw.<feed>_changes, what each load touched: the incremental models follow it);
@@ -157,6 +189,8 @@ def _feed_asset(feed: str) -> dg.AssetsDefinition:
                 if dropped:
                     context.log.info(f"{dropped} rows of erased customers dropped from "
                                      "audience files")
+        if ENGINE == "spark":
+            _copy_to_spark(context, warehouse, home, report, days)
         context.log.info(f"{feed}: {report.totals}"
                          + (f" over {len(days)} day(s)" if days is not None else "")
                          + (f" ({len(report.resumed)} of them loaded as they are by an earlier, "

@@ -30,12 +30,13 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator
 
 from core import preload
-from core.settings import DBT_PROJECT_DIR, HOME
+from core.settings import DBT_PROJECT_DIR, ENGINE, HOME
 from dagster_project.defs.transform.table_metadata import with_table_metadata
 
 # What a parse depends on besides the project's files: the profile (it names the home's
 # warehouse) and the environment variables the project reads.
-PARSE_ENV = ("SEGMENTA_HOME", "SEGMENTA_RFM_LOOKBACK_DAYS", "SEGMENTA_DUCKDB_MEMORY_LIMIT")
+PARSE_ENV = ("SEGMENTA_HOME", "SEGMENTA_ENGINE", "SEGMENTA_RFM_LOOKBACK_DAYS",
+             "SEGMENTA_DUCKDB_MEMORY_LIMIT")
 RESULT_EVENTS = {"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult"}
 
 _COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # dbt's terminal colours
@@ -54,6 +55,12 @@ def _invoke(argv: list[str], manifest: Any = None, callbacks: list | None = None
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
+    if ENGINE == "spark" and argv[0] != "parse":
+        # dbt-spark's session mode takes the process's session (getOrCreate): start it here,
+        # with the home's metastore and warehouse (core/spark.py), before dbt asks for one
+        from core.spark import session
+
+        session()
     try:
         return dbtRunner(manifest=manifest, callbacks=callbacks or []).invoke(argv)
     finally:
@@ -128,10 +135,16 @@ def build_events(args: list[str], context: dg.AssetExecutionContext,
                   raw_event=raw, event_history_metadata={}).to_default_asset_events(
                   manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
                   context=context, target_path=target, project=params.dbt_project)]
-    try:  # row counts and column schemas (table_metadata.py); the run goes on without them
-        events = with_table_metadata(events, params.manifest, HOME.warehouse, HOME.reports)
-    except Exception as exc:  # noqa: BLE001
-        context.log.warning("no row counts or column schemas for this step's dbt models: %s", exc)
+    if ENGINE != "duckdb":
+        # table_metadata.py reads the DuckDB file, which on another engine holds no dbt model
+        # (or an earlier DuckDB build's: wrong counts)
+        context.log.info("no row counts or column schemas for dbt models on %s yet", ENGINE)
+    else:
+        try:  # row counts and column schemas (table_metadata.py); the run goes on without them
+            events = with_table_metadata(events, params.manifest, HOME.warehouse, HOME.reports)
+        except Exception as exc:  # noqa: BLE001
+            context.log.warning("no row counts or column schemas for this step's dbt models: %s",
+                                exc)
     yield from events
     if not done.success:
         cause = "\n".join(errors) or str(done.exception or "see the step's log")
