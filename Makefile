@@ -13,7 +13,7 @@ DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -path
 ENGINE_LOCK := $(if $(filter spark,$(SEGMENTA_ENGINE)),requirements-spark.lock,requirements.lock)
 INSTALLED := $(VENV)/.installed$(if $(filter spark,$(SEGMENTA_ENGINE)),-spark)
 
-.PHONY: help install install-spark run test test-fast ui mlflow serve generate summary check lint docs clean
+.PHONY: help install install-spark run test test-spark test-fast ui mlflow serve generate summary check lint docs clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,11 @@ run: install dbt_project/target/manifest.json  ## generate sample data if absent
 
 test: install dbt_project/target/manifest.json  ## run the test suite (unit, integration, end-to-end)
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+
+test-spark:  ## the Spark engine's tests (pyspark in local mode, one JVM; needs Java 17); CI runs them after `make test`
+	$(MAKE) install-spark
+	$(MAKE) dbt_project/target/manifest.json SEGMENTA_ENGINE=spark
+	$(PY) -m pytest -p no:xdist tests/test_spark_engine.py
 
 test-fast: install dbt_project/target/manifest.json  ## the tests without the end-to-end run
 	$(PY) -m pytest -m "not e2e"
