@@ -47,20 +47,44 @@ def memory_limit() -> str:
 
 
 class Warehouse:
-    """A DuckDB file. Every connection is closed on exit, also when the body raises."""
+    """A DuckDB file. Every connection is closed on exit, also when the body raises.
 
-    def __init__(self, path: Path | str) -> None:
+    On the Spark engine (`engine="spark"`, SEGMENTA_ENGINE's default) the file keeps raw,
+    quarantine, activation and audit, and the tables dbt and the models build live in Spark:
+    connections are `core.spark_bridge.BridgedConnection`s, which fetch the engine tables a
+    statement names and write back the ones it wrote when the body ends without an error."""
+
+    def __init__(self, path: Path | str, engine: str | None = None) -> None:
         self.path = Path(path)
+        if engine is None:
+            from core.settings import ENGINE as engine
+        self.engine = engine
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._open(read_only)
+        spark_read_only = read_only and self.engine == "spark"
+        # read-only on Spark: a connection to memory (the engine tables' copies go there) with
+        # the file attached read-only under its usual name
+        con = duckdb.connect() if spark_read_only else self._open(read_only)
         try:
+            if spark_read_only:
+                con.execute(f"attach '{self.path}' as {self.path.stem} (read_only)")
+                con.execute(f"use {self.path.stem}")
             con.execute("set TimeZone = 'UTC'")
             con.execute(f"set memory_limit = '{memory_limit()}'")
-            yield con
+            if self.engine == "spark":
+                from core import spark
+                from core.spark_bridge import BridgedConnection
+
+                bridged = BridgedConnection(con, spark.session(),
+                                            self.path.parent / "spark" / "scratch",
+                                            "memory" if spark_read_only else "engine")
+                yield bridged  # type: ignore[misc]
+                bridged.flush()
+            else:
+                yield con
         finally:
             con.close()
 
@@ -142,6 +166,8 @@ class Warehouse:
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
+    if hasattr(con, "table_exists"):  # an engine table on Spark (core/spark_bridge.py)
+        return con.table_exists(qualified_name)
     schema, name = qualified_name.split(".")
     return bool(con.execute("select count(*) from information_schema.tables "
                             "where table_schema = ? and table_name = ?", [schema, name]

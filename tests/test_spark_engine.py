@@ -178,10 +178,51 @@ shown = _invoke(["show", "--inline", "select count(*) as n from raw.orders",
                  "--log-path", str(HOME.root / "dbt_target")])
 dbt = {"success": shown.success,
        "rows": [list(map(int, row)) for row in shown.result.results[0].agate_table.rows]}
+# the Python steps' SQL on engine tables (core/spark_bridge.py)
+import pandas as pd
+spark.sql("create database if not exists marts")
+spark.sql("drop table if exists marts.bridge_people")
+spark.sql("create table marts.bridge_people using parquet as "
+          "select 'C1' as customer_id, 3 as n, timestamp'2026-01-01 10:00:00' as seen_at, "
+          "'x' as unused union all "
+          "select 'C2', 4, timestamp'2026-01-02 10:00:00', 'y'")
+warehouse = Warehouse(HOME.warehouse)
+bridge = {}
+with warehouse.connect() as con:
+    bridge["read"] = con.execute(
+        "select customer_id, n from marts.bridge_people where seen_at > ? order by 1",
+        ["2026-01-01 12:00:00"]).fetchall()
+    bridge["fetched_columns"] = [r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_catalog = 'engine' "
+        "and table_name = 'bridge_people' order by ordinal_position").fetchall()]
+warehouse.replace_table("ml.bridge_scores", pd.DataFrame({"customer_id": ["C1", "C2"],
+                                                          "score": [0.1, 0.2]}))
+warehouse.replace_rows("ml.bridge_scores", pd.DataFrame({"customer_id": ["C3"], "score": [0.3]}),
+                       keep=pd.DataFrame({"customer_id": ["C1"]}))
+bridge["after_replace_rows"] = [list(r) for r in spark.sql(
+    "select customer_id, score from ml.bridge_scores order by 1").collect()]
+try:
+    with warehouse.connect() as con:
+        con.execute("create or replace table ml.bridge_scores as select 'lost' as customer_id")
+        con.execute("create or replace table ml.bridge_half as select 1 as a")
+        raise RuntimeError("the step fails")
+except RuntimeError:
+    pass
+bridge["after_failure"] = [[r[0], spark.catalog.tableExists(r[1])] for r in [
+    [spark.table("ml.bridge_scores").count(), "ml.bridge_half"]]]
+with warehouse.connect() as con:
+    con.execute("create schema if not exists activation")
+    con.execute("create or replace table activation.bridge_join as select p.customer_id, "
+                "s.score from marts.bridge_people as p join ml.bridge_scores as s using "
+                "(customer_id)")
+    bridge["file_table"] = con.execute(
+        "select * from activation.bridge_join order by 1").fetchall()
+    con.execute("drop table if exists ml.bridge_scores")
+bridge["dropped"] = not spark.catalog.tableExists("ml.bridge_scores")
 print(json.dumps({"seconds": seconds, "first": first, "second": second, "third": third,
                   "written": [first_written, second_written], "types": types,
                   "products": [products_both, products_again, products_withdrawn],
-                  "dbt": dbt}))
+                  "dbt": dbt, "bridge": bridge}, default=str))
 """
 
 
@@ -248,3 +289,17 @@ def test_dbt_in_process_builds_on_the_processs_session(spark_run: dict) -> None:
     # two order lines are left after the re-delivery and the withdrawal above: dbt saw the
     # tables in the home's metastore (Derby takes one process: a second session could not)
     assert spark_run["dbt"] == {"success": True, "rows": [[2]]}
+
+
+@needs_spark
+def test_python_steps_read_and_write_engine_tables_through_the_bridge(spark_run: dict) -> None:
+    """Warehouse.connect() on Spark (core/spark_bridge.py): a statement fetches only the
+    columns it names of an engine table; writes reach Spark when the step ends, not when it
+    fails; replace_rows keeps the rows it is told to keep; the file's tables join Spark's."""
+    bridge = spark_run["bridge"]
+    assert bridge["read"] == [["C2", 4]]
+    assert bridge["fetched_columns"] == ["customer_id", "n", "seen_at"]  # not `unused`
+    assert bridge["after_replace_rows"] == [["C1", 0.1], ["C3", 0.3]]
+    assert bridge["after_failure"] == [[2, False]]  # as before the failed step, nothing new
+    assert bridge["file_table"] == [["C1", 0.1]]
+    assert bridge["dropped"] is True
