@@ -135,16 +135,11 @@ def build_events(args: list[str], context: dg.AssetExecutionContext,
                   raw_event=raw, event_history_metadata={}).to_default_asset_events(
                   manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
                   context=context, target_path=target, project=params.dbt_project)]
-    if ENGINE != "duckdb":
-        # table_metadata.py reads the DuckDB file, which on another engine holds no dbt model
-        # (or an earlier DuckDB build's: wrong counts)
-        context.log.info("no row counts or column schemas for dbt models on %s yet", ENGINE)
-    else:
-        try:  # row counts and column schemas (table_metadata.py); the run goes on without them
-            events = with_table_metadata(events, params.manifest, HOME.warehouse, HOME.reports)
-        except Exception as exc:  # noqa: BLE001
-            context.log.warning("no row counts or column schemas for this step's dbt models: %s",
-                                exc)
+    try:  # row counts and column schemas (table_metadata.py); the run goes on without them
+        events = with_table_metadata(events, params.manifest, HOME.warehouse, HOME.reports)
+    except Exception as exc:  # noqa: BLE001
+        context.log.warning("no row counts or column schemas for this step's dbt models: %s",
+                            exc)
     yield from events
     if not done.success:
         cause = "\n".join(errors) or str(done.exception or "see the step's log")

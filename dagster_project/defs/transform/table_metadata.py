@@ -59,7 +59,15 @@ def table_metadata(warehouse: Path, nodes: Iterable[Mapping[str, Any]],
     if not nodes:
         return {}
     wanted = {relation_of(node): node for node in nodes}
-    with Warehouse(warehouse).connect(read_only=False) as con:
+    store = Warehouse(warehouse)
+    if store.engine == "spark":
+        columns, tables, counts = _spark_catalog(set(wanted))
+        with store.connect(read_only=True) as con:  # the bridge reads the previews' rows
+            previews = {relation: preview_markdown(con, relation)
+                        for relation in tables if relation in PREVIEWS}
+            mix = _segment_mix_rows(con) if SEGMENT_SUMMARY in tables else None
+        return _metadata(wanted, columns, counts, previews, mix, reports)
+    with store.connect(read_only=False) as con:
         columns = con.execute(
             "select table_schema, table_name, column_name, data_type from information_schema.columns"
             " where table_catalog = current_database()"
@@ -80,6 +88,29 @@ def table_metadata(warehouse: Path, nodes: Iterable[Mapping[str, Any]],
                     for relation in tables if relation in PREVIEWS}
         mix = _segment_mix_rows(con) if SEGMENT_SUMMARY in tables else None
         counts.update(_count_views(con, set(wanted) - tables))  # last: it may interrupt
+    return _metadata(wanted, columns, counts, previews, mix, reports)
+
+
+def _spark_catalog(wanted: set[tuple[str, str]]) -> tuple[list, set, dict]:
+    """On the Spark engine: the columns of the `wanted` relations that exist, the tables among
+    them, and the tables' row counts (views are not counted: counting one runs its query)."""
+    from core.spark import session
+
+    spark = session()
+    columns, tables, counts = [], set(), {}
+    for schema, name in sorted(wanted):
+        if not spark.catalog.tableExists(f"{schema}.{name}"):
+            continue
+        for column in spark.catalog.listColumns(f"{schema}.{name}"):
+            columns.append((schema, name, column.name, column.dataType))
+        if spark.catalog.getTable(f"{schema}.{name}").tableType != "VIEW":
+            tables.add((schema, name))
+            counts[(schema, name)] = spark.table(f"{schema}.{name}").count()
+    return columns, tables, counts
+
+
+def _metadata(wanted: Mapping[tuple[str, str], Mapping[str, Any]], columns: list, counts: dict,
+              previews: dict, mix: Any, reports: Path | None) -> dict[str, dict[str, Any]]:
     by_relation: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for schema, name, column, data_type in columns:
         by_relation.setdefault((schema, name), []).append((column, data_type))
