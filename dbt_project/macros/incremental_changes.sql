@@ -16,16 +16,6 @@
 {%- endmacro %}
 
 
-{#- on-run-start: the watermark table exists before any model reads it. -#}
-{% macro create_watermarks() -%}
-    create table if not exists {{ watermarks_relation() }} (
-        model_name {{ dbt.type_string() }} primary key,
-        change_id bigint,
-        recorded_at timestamp
-    )
-{%- endmacro %}
-
-
 {#- The newest entry of either change log (0 when nothing was ever loaded). -#}
 {% macro latest_change_id() -%}
     (select coalesce(max(change_id), 0) from (

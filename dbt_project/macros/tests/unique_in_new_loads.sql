@@ -51,10 +51,17 @@ having count(*) > 1
 
 
 {#- SQL selecting the landing days of `feed` loaded since `consumer` (an incremental model) last
-    ran, as `unique_in_new_loads` explains; none before its first run or without a record of the
-    loads (then every day is new). Read when the test is compiled, just before it runs. -#}
+    ran, as `unique_in_new_loads` explains; none before its first run, without a record of the
+    loads, or without watermarks (on Spark every model is rebuilt whole and keeps none:
+    macros/portable/incremental.sql), when every day is new. Read when the test is compiled,
+    just before it runs. -#}
 {% macro new_load_days(database, feed, consumer) %}
     {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set marks_schema, marks_table = (watermarks_relation() | trim).split('.') -%}
+    {%- if adapter.get_relation(database=database, schema=marks_schema,
+                                identifier=marks_table) is none -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set loads = adapter.get_relation(database=database, schema='raw',

@@ -1,9 +1,10 @@
 {{ config(
-    materialized='incremental',
+    materialized=incremental_on_duckdb(),
     incremental_strategy='append',
-    pre_hook=["{{ record_sessionize_restarts() }}",
-              "{{ delete_sessionized_from_restart_points() }}"],
-    post_hook=["{{ record_watermark() }}", "{{ drop_sessionize_restarts() }}"],
+    pre_hook=incremental_hooks(["{{ record_sessionize_restarts() }}",
+                                "{{ delete_sessionized_from_restart_points() }}"]),
+    post_hook=incremental_hooks(["{{ record_watermark() }}",
+                                 "{{ drop_sessionize_restarts() }}"]),
 ) }}
 -- depends_on: {{ source('shop', 'events_changes') }}
 -- depends_on: {{ source('shop', 'events') }}

@@ -1,9 +1,10 @@
 {{ config(
-    materialized='incremental',
+    materialized=incremental_on_duckdb(),
     incremental_strategy='append',
-    pre_hook=["{{ create_activity_customers_changed() }}",
-              "{{ delete_rows_of('customer_id', customers_resummed()) }}"],
-    post_hook=["{{ record_watermark() }}", "{{ prune_activity_customers_changed() }}"],
+    pre_hook=incremental_hooks(["{{ create_activity_customers_changed() }}",
+                                "{{ delete_rows_of('customer_id', customers_resummed()) }}"]),
+    post_hook=incremental_hooks(["{{ record_watermark() }}",
+                                 "{{ prune_activity_customers_changed() }}"]),
 ) }}
 
 -- Each identified customer's events over all history: main device and OS, events, first and

@@ -40,14 +40,16 @@ per_customer as (
     select
         purchases.customer_id,
         max(as_of.as_of_date) as as_of_date,
-        {{ dbt.datediff('max(purchases.order_date)', 'max(as_of.as_of_date)', 'day') }}
-            as recency_days,
+        -- the casts give both engines DuckDB's types (Spark's datediff is an int, its sum of a
+        -- decimal(p, s) a decimal(p + 10, s): docs/portable-sql.md)
+        cast({{ dbt.datediff('max(purchases.order_date)', 'max(as_of.as_of_date)', 'day') }}
+            as bigint) as recency_days,
         count(distinct purchases.order_id) filter (
             where purchases.order_date >= as_of.as_of_date - {{ var('rfm_lookback_days') }}
         ) as frequency,
-        coalesce(round(sum(purchases.net_revenue) filter (
+        cast(coalesce(round(sum(purchases.net_revenue) filter (
             where purchases.order_date >= as_of.as_of_date - {{ var('rfm_lookback_days') }}
-        ), 2), 0) as monetary
+        ), 2), 0) as decimal(38, 2)) as monetary
     from purchases
     cross join as_of
     group by purchases.customer_id

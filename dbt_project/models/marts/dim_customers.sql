@@ -3,8 +3,11 @@ with
 customers as (
     select
         *,
-        -- completed years of age today
-        floor({{ dbt.datediff('birth_date', 'current_date', 'day') }} / 365.25) as age_years
+        -- completed years of age today, a double (DuckDB divides by the decimal 365.25 as
+        -- doubles, Spark keeps a decimal; Spark's floor gives a bigint)
+        cast(floor(
+            cast({{ dbt.datediff('birth_date', 'current_date', 'day') }} as double) / 365.25
+        ) as double) as age_years
     from {{ ref('stg_shop__customers') }}
 ),
 
@@ -59,7 +62,8 @@ order_metrics as (
         max(case when is_completed then ordered_at end) as last_order_at,
         count(*) filter (where is_completed) as n_orders,
         count(*) as n_orders_placed,
-        sum(net_revenue) as net_revenue,
+        -- decimal(38, 2) on both engines (Spark's sum of a decimal(18, 2) is a decimal(28, 2))
+        cast(sum(net_revenue) as decimal(38, 2)) as net_revenue,
         sum(case when is_completed then gross_revenue end) as gross_revenue,
         sum(case when is_completed then returned_revenue end) as returned_revenue,
         -- where the newest order went: the country of a customer without one on a profile

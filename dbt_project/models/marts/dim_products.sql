@@ -15,7 +15,9 @@ sales as (
         count(distinct customer_id) as n_buyers,
         cast(sum(greatest(quantity, 0)) as bigint) as n_units_sold,
         cast(sum(greatest(-quantity, 0)) as bigint) as n_units_returned,
-        round(sum(case when quantity > 0 then line_amount else 0 end), 2) as gross_revenue,
+        -- decimal(38, 2) on both engines (Spark's sum of a decimal(18, 4) is a decimal(28, 4))
+        cast(round(sum(case when quantity > 0 then line_amount else 0 end), 2) as decimal(38, 2))
+            as gross_revenue,
         min(ordered_at) as first_ordered_at,
         max(ordered_at) as last_ordered_at
     from order_items

@@ -1,8 +1,8 @@
 {{ config(
-    materialized='incremental',
+    materialized=incremental_on_duckdb(),
     incremental_strategy='append',
-    pre_hook="{{ delete_rows_of('order_id', changed_orders()) }}",
-    post_hook="{{ record_watermark() }}",
+    pre_hook=incremental_hooks("{{ delete_rows_of('order_id', changed_orders()) }}"),
+    post_hook=incremental_hooks("{{ record_watermark() }}"),
 ) }}
 -- depends_on: {{ source('shop', 'orders_changes') }}
 

@@ -1,9 +1,10 @@
 {{ config(
-    materialized='incremental',
+    materialized=incremental_on_duckdb(),
     incremental_strategy='append',
-    pre_hook=["{{ record_session_restarts() }}", "{{ delete_sessions_from_restart_points() }}"],
-    post_hook=["{{ record_watermark() }}",
-               "drop table if exists {{ session_restarts_relation() }}"],
+    pre_hook=incremental_hooks(["{{ record_session_restarts() }}",
+                                "{{ delete_sessions_from_restart_points() }}"]),
+    post_hook=incremental_hooks(["{{ record_watermark() }}",
+                                 "drop table if exists {{ session_restarts_relation() }}"]),
 ) }}
 -- depends_on: {{ source('shop', 'events_changes') }}
 
