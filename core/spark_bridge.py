@@ -21,6 +21,7 @@ Statements that name no engine table run on the file unchanged.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import uuid
@@ -35,6 +36,8 @@ from sqlglot import exp
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+log = logging.getLogger(__name__)
+
 # the schemas dbt (and the ml steps) build on the engine; the rest stay in the DuckDB file
 ENGINE_SCHEMAS = ("staging", "intermediate", "marts", "snapshots", "ml")
 CATALOG = "engine"
@@ -43,6 +46,50 @@ _MENTIONS = re.compile(r"\b(" + "|".join(ENGINE_SCHEMAS) + r")\s*\.|create\s+sch
 _WRITES = (exp.Create, exp.Insert, exp.Delete, exp.Update, exp.Drop)
 _KEEPS_ROWS = (exp.Insert, exp.Delete, exp.Update)
 ALL = None  # every column of a table
+# an engine table named where sqlglot cannot parse the statement (`?::date`, say)
+_TABLE_NAME = re.compile(r"(?<![\w.\"])(" + "|".join(ENGINE_SCHEMAS) + r")\.(\w+)\b",
+                         re.IGNORECASE)
+
+_WRITE_TARGET = re.compile(
+    r"\s*(create\s+(or\s+replace\s+)?((temp|temporary)\s+)?table(\s+if\s+not\s+exists)?|"
+    r"insert\s+(or\s+replace\s+)?into|delete\s+from|update|drop\s+table(\s+if\s+exists)?)"
+    r"\s+(?P<name>[\w.\"]+)", re.IGNORECASE)
+_THIS_DATABASE = re.compile(r"\b(table_catalog|database_name)\s*=\s*current_database\(\)",
+                            re.IGNORECASE)
+# `?::double`: a parameter cast the DuckDB way, which sqlglot does not parse
+_PARAMETER_CAST = re.compile(r"\?::(\w+)")
+
+# The engine tables and their columns as empty Arrow tables, read from Spark's catalog once
+# per process and again after anything changed them (a dbt invocation, a bridge's flush).
+_catalog: dict[tuple[str, str], pa.Schema] | None = None
+
+
+def invalidate() -> None:
+    """Forget the engine catalog read before: dbt or a step changed tables since."""
+    global _catalog
+    _catalog = None
+
+
+def _engine_catalog(spark: SparkSession) -> dict[tuple[str, str], pa.Schema]:
+    global _catalog
+    if _catalog is None:
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        found = {}
+        for schema in ENGINE_SCHEMAS:
+            if not spark.catalog.databaseExists(schema):
+                continue
+            for table in spark.catalog.listTables(schema):
+                if table.isTemporary:
+                    continue
+                try:
+                    found[(schema, table.name.lower())] = _naive(to_arrow_schema(
+                        spark.table(f"{schema}.{table.name}").schema))
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%s.%s is not readable on Spark: %s", schema, table.name,
+                                str(exc).splitlines()[0])
+        _catalog = found
+    return _catalog
 
 
 class BridgedConnection:
@@ -51,8 +98,9 @@ class BridgedConnection:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, spark: SparkSession, scratch: Path,
                  catalog: str = CATALOG):
-        """`catalog`: where the engine tables' copies go, attached here in memory unless the
-        connection is to memory already (`memory`, with the file attached read-only)."""
+        """`catalog`: where the engine tables' copies go: attached here in memory under that
+        name and a suffix of its own, unless the connection is to memory already (`memory`,
+        with the file attached read-only)."""
         self._con = con
         self._catalog = catalog
         self._spark = spark
@@ -61,7 +109,28 @@ class BridgedConnection:
         self._written: set[tuple[str, str]] = set()
         self._dropped: set[tuple[str, str]] = set()
         if catalog != "memory":
-            con.execute(f"attach ':memory:' as {catalog}")
+            # connections to one file in one process share its attachments: a name of its own
+            self._catalog = f"{catalog}_{uuid.uuid4().hex[:12]}"
+            con.execute(f"attach ':memory:' as {self._catalog}")
+        self._stub_tables()
+
+    def close(self) -> None:
+        """Drop the in-memory copies (the file's connection is closed by its owner)."""
+        if self._catalog != "memory":
+            self._con.execute(f"detach {self._catalog}")
+
+    def _stub_tables(self) -> None:
+        """Every engine table, empty, in the in-memory catalog: information_schema lists them
+        with their columns (the steps ask it whether a table exists); a statement that reads
+        one fetches its rows first."""
+        for (schema, name), arrow_schema in _engine_catalog(self._spark).items():
+            self._ensure_schema(schema)
+            self._con.register("_engine_stub", arrow_schema.empty_table())
+            try:
+                self._con.execute(f"create or replace table {self._catalog}.{schema}.{name} "
+                                  "as select * from _engine_stub")
+            finally:
+                self._con.unregister("_engine_stub")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._con, name)
@@ -85,10 +154,33 @@ class BridgedConnection:
         return bool(self._spark.catalog.tableExists(qualified_name))
 
     def _route(self, sql: str) -> str:
+        # the warehouse's own tables, asked of information_schema or duckdb_tables(): the
+        # file's and the engine's
+        sql = _THIS_DATABASE.sub(lambda m: f"{m.group(1)} in (current_database(), "
+                                           f"'{self._catalog}')", sql)
         if not _MENTIONS.search(sql):
             return sql
-        statements = [tree for tree in sqlglot.parse(sql, read="duckdb") if tree is not None]
+        sql = _PARAMETER_CAST.sub(r"cast(? as \1)", sql)
+        try:
+            statements = [tree for tree in sqlglot.parse(sql, read="duckdb") if tree]
+        except sqlglot.errors.ParseError:
+            return self._rewrite_unparsed(sql)
         return ";\n".join(self._rewrite(tree) for tree in statements)
+
+    def _rewrite_unparsed(self, sql: str) -> str:
+        """A statement sqlglot cannot parse: its engine tables fetched whole, by name. It may
+        write a temp or file table, not an engine table."""
+        target = _WRITE_TARGET.match(sql)
+        if target and _TABLE_NAME.fullmatch(target.group("name")):
+            raise ValueError("core/spark_bridge.py cannot parse a statement that writes an "
+                             f"engine table; write it as sqlglot parses DuckDB SQL: {sql[:200]}")
+
+        def point(match: re.Match) -> str:
+            key = (match.group(1).lower(), match.group(2).lower())
+            self._load(key, ALL)
+            return f"{self._catalog}.{key[0]}.{key[1]}"
+
+        return _TABLE_NAME.sub(point, sql)
 
     def _rewrite(self, tree: exp.Expression) -> str:
         target = _written_table(tree)
@@ -160,6 +252,7 @@ class BridgedConnection:
             self._spark.sql(f"create database if not exists {key[0]}")
             if key in self._dropped:
                 self._spark.sql(f"drop table if exists {name}")
+                invalidate()
                 continue
             self._scratch.mkdir(parents=True, exist_ok=True)
             path = self._scratch / f"{name}.{uuid.uuid4().hex}.parquet"
@@ -168,6 +261,7 @@ class BridgedConnection:
                 rows = self._spark.read.parquet(str(path))
                 rows.write.mode("overwrite").format("parquet").saveAsTable(name)
                 written[name] = self._spark.table(name).count()
+                invalidate()
             finally:
                 if path.is_dir():
                     shutil.rmtree(path)
@@ -200,6 +294,10 @@ def _to_arrow(frame: Any) -> pa.Table:
     schema = to_arrow_schema(frame.schema)
     batches = frame._collect_as_arrow()
     table = pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
-    fields = [pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type)
-              and f.type.tz else f for f in table.schema]
-    return table.cast(pa.schema(fields))
+    return table.cast(_naive(table.schema))
+
+
+def _naive(schema: pa.Schema) -> pa.Schema:
+    """Spark's timestamps (UTC instants) as DuckDB's TIMESTAMP: naive, in UTC."""
+    return pa.schema([pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(
+        f.type) and f.type.tz else f for f in schema])

@@ -81,8 +81,11 @@ class Warehouse:
                 bridged = BridgedConnection(con, spark.session(),
                                             self.path.parent / "spark" / "scratch",
                                             "memory" if spark_read_only else "engine")
-                yield bridged  # type: ignore[misc]
-                bridged.flush()
+                try:
+                    yield bridged  # type: ignore[misc]
+                    bridged.flush()
+                finally:
+                    bridged.close()
             else:
                 yield con
         finally:

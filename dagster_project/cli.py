@@ -442,11 +442,11 @@ def summary(home: Home) -> str:
         segments = con.execute("""
             select rfm_segment, count(*) as customers, round(sum(monetary)) as revenue,
                    max(as_of_date)
-            from marts.customer_rfm group by 1 order by 2 desc
+            from marts.customer_rfm group by 1 order by 2 desc, 1
         """).fetchall() if "marts.customer_rfm" in existing else []
         clusters = con.execute("""
             select cluster_name, count(*), any_value(model_version)
-            from ml.customer_clusters group by 1 order by 2 desc
+            from ml.customer_clusters group by 1 order by 2 desc, 1
         """).fetchall() if "ml.customer_clusters" in existing else []
         clv = con.execute("""
             select count(*), any_value(model_version), sum(expected_value_90d),
@@ -459,7 +459,7 @@ def summary(home: Home) -> str:
         """).fetchone() if "ml.customer_recommendations" in existing else None
         rules = con.execute("""
             select segment_name, n_customers, n_reachable_email, n_reachable_ads
-            from marts.segment_summary where segment_type = 'rule' order by 2 desc
+            from marts.segment_summary where segment_type = 'rule' order by 2 desc, 1
         """).fetchall() if "marts.segment_summary" in existing else []
         syncs = _latest_syncs(con) if "activation.sync_runs" in existing else []
         uplift = (demo_campaign.uplift_lines(con) if "marts.audience_uplift" in existing

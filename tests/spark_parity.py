@@ -152,7 +152,7 @@ def _normal(value: Any) -> Any:
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None) if value.tzinfo is None else \
-            value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value.astimezone(dt.UTC).replace(tzinfo=None)
     if isinstance(value, (list, tuple)):
         return tuple(_normal(item) for item in value)
     if isinstance(value, dict):

@@ -193,7 +193,7 @@ with warehouse.connect() as con:
         "select customer_id, n from marts.bridge_people where seen_at > ? order by 1",
         ["2026-01-01 12:00:00"]).fetchall()
     bridge["fetched_columns"] = [r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_catalog = 'engine' "
+        "select column_name from information_schema.columns where table_catalog like 'engine_%' "
         "and table_name = 'bridge_people' order by ordinal_position").fetchall()]
 warehouse.replace_table("ml.bridge_scores", pd.DataFrame({"customer_id": ["C1", "C2"],
                                                           "score": [0.1, 0.2]}))

@@ -68,6 +68,10 @@ def _invoke(argv: list[str], manifest: Any = None, callbacks: list | None = None
             if DuckDBConnectionManager._ENV is not None:
                 DuckDBConnectionManager._ENV.close()
                 DuckDBConnectionManager._ENV = None
+        if ENGINE == "spark" and argv[0] != "parse":
+            from core.spark_bridge import invalidate
+
+            invalidate()  # the Python steps' view of Spark's tables (core/spark_bridge.py)
 
 
 def parsed_manifest(project_dir: Path, common: list[str]) -> Any:
