@@ -146,19 +146,22 @@ class Interactions:
             events = events[events["event_name"].isin(list(event_weights))]
         has_events = events is not None and len(events) > 0
         customer_ids, product_ids = _ids(lines[customer]), _ids(lines[product])
-        # one hashing pass per id column: factorize numbers the ids in order of first
-        # appearance, as unique() lists them (unique() then get_indexer hashed every id twice)
+        # one hashing pass per id column; the ids numbered in sorted order, so a model and its
+        # ties (equal scores rank by product id) do not depend on the order the rows came in
+        # (DuckDB and Spark return them in different orders)
         if has_events:
             event_customers, event_products = _ids(events[customer]), _ids(events[product])
             all_rows, customers = pd.factorize(pd.concat(
-                [customer_ids, event_customers], ignore_index=True), use_na_sentinel=False)
+                [customer_ids, event_customers], ignore_index=True), sort=True,
+                use_na_sentinel=False)
             all_cols, products = pd.factorize(pd.concat(
-                [product_ids, event_products], ignore_index=True), use_na_sentinel=False)
+                [product_ids, event_products], ignore_index=True), sort=True,
+                use_na_sentinel=False)
             rows, event_rows = all_rows[:len(lines)], all_rows[len(lines):]
             cols, event_cols = all_cols[:len(lines)], all_cols[len(lines):]
         else:
-            rows, customers = pd.factorize(customer_ids, use_na_sentinel=False)
-            cols, products = pd.factorize(product_ids, use_na_sentinel=False)
+            rows, customers = pd.factorize(customer_ids, sort=True, use_na_sentinel=False)
+            cols, products = pd.factorize(product_ids, sort=True, use_na_sentinel=False)
         customers, products = pd.Index(customers, name=customer), pd.Index(products, name=product)
         values = lines[weight].to_numpy(float) if weight else np.ones(len(lines))
         shape = (len(customers), len(products))
