@@ -166,7 +166,7 @@ def _normal(value: Any) -> Any:
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None) if value.tzinfo is None else \
-            value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value.astimezone(dt.UTC).replace(tzinfo=None)
     if isinstance(value, (list, tuple)):
         return tuple(_normal(item) for item in value)
     if isinstance(value, dict):
@@ -305,8 +305,8 @@ def history_steps(con: duckdb.DuckDBPyConnection) -> list[tuple[str, list[str]]]
         ("a member leaves a rule segment (hard_deletes invalidate: its row closes)",
          [f"delete from {RULES} where {member}"]),
         ("a rule segment is renamed (check_cols: each member's row closes, a new one opens)",
-         [f"update {RULES} set segment_name = segment_name || ' (renamed)' "
-          f"where segment_key = {_quoted(renamed)}"]),
+         [(f"update {RULES} set segment_name = segment_name || ' (renamed)' "
+           f"where segment_key = {_quoted(renamed)}")]),
         ("a customer joins (a row is inserted)",
          [f"insert into {RULES} values ({_quoted(joiner)}, {_quoted(key)}, {row})"]),
         ("the member comes back (a new open row beside the closed one)",
