@@ -47,7 +47,7 @@ test: install dbt_project/target/manifest.json  ## run the test suite (unit, int
 test-spark:  ## the Spark engine's tests (pyspark in local mode, one JVM; needs Java 17); CI runs them after `make test`
 	$(MAKE) install-spark
 	$(MAKE) dbt_project/target/manifest.json SEGMENTA_ENGINE=spark
-	$(PY) -m pytest -p no:xdist tests/test_spark_engine.py
+	$(PY) -m pytest -p no:xdist tests/test_spark_engine.py tests/test_spark_parity.py
 
 test-fast: install dbt_project/target/manifest.json  ## the tests without the end-to-end run
 	$(PY) -m pytest -m "not e2e"
