@@ -44,7 +44,7 @@ run: install dbt_project/target/manifest.json  ## generate sample data if absent
 test: install dbt_project/target/manifest.json  ## run the test suite (unit, integration, end-to-end)
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
-test-spark:  ## the Spark engine's tests (pyspark in local mode, one JVM; needs Java 17); CI runs them after `make test`
+test-spark:  ## the Spark engine's tests and the dbt parity lane (pyspark in local mode; needs Java 17); CI runs them after `make test`
 	$(MAKE) install-spark
 	$(MAKE) dbt_project/target/manifest.json SEGMENTA_ENGINE=spark
 	$(PY) -m pytest -p no:xdist tests/test_spark_engine.py tests/test_spark_parity.py

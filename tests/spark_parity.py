@@ -1,24 +1,31 @@
 """The dbt project on Spark against the same project on DuckDB (issue #20's parity lane).
 
-    SEGMENTA_HOME=/tmp/spark-home SEGMENTA_ENGINE=spark \\
-        .venv/bin/python -m tests.spark_parity /path/to/duckdb-home/warehouse.duckdb [--runs 2]
+    SEGMENTA_HOME=/path/to/home SEGMENTA_ENGINE=spark \\
+        .venv/bin/python -m tests.spark_parity [WAREHOUSE] [--runs 2] [--history] [--json F]
 
-Takes a DuckDB warehouse that a normal run built (`segmenta run`: raw, the model outputs, every
-dbt model, the snapshot) and, in this process's Spark home:
+Takes a DuckDB warehouse that a normal run built (`segmenta run` on the default engine: raw,
+the model outputs, every dbt model, the snapshot; by default the home's own warehouse.duckdb)
+and, in this process's Spark home:
 
 1. copies dbt's inputs from it (`copy_inputs`): the landing feeds' raw and quarantine tables
    as ingestion writes them on Spark (`core.spark_raw.copy_feed`), and every other table the
-   dbt project declares as a source (the change logs and load records in raw, the ml assets'
-   outputs, the rule segment memberships) as a plain Parquet table;
+   dbt project declares as a source (the change logs, the ml assets' outputs, the rule segment
+   memberships) as a plain Parquet table;
 2. runs `dbt build` on the spark target in this process (`build`), as the Dagster steps do
    (dagster_project/defs/transform/inprocess.py), `runs` times (the second run is the
-   snapshot's first incremental one);
+   snapshot's first on an existing history);
 3. compares every model, seed and snapshot table with DuckDB's, column by column (`compare`):
-   the same columns in the same order, the same rows (ordered by the whole row), floats to a
-   relative 1e-9, the snapshot's timestamps and their hash (dbt_scd_id) left out.
+   the same columns in the same order and types, the same rows (ordered by the whole row),
+   floats to a relative 1e-9, the snapshot's timestamps and their hash (dbt_scd_id) left out
+   (whether a row is open is compared);
+4. with `--history`, the snapshot's scenario (`history_steps`: a member leaves, a segment is
+   renamed, a customer joins, the member comes back, nothing changes) run on both engines, the
+   histories compared after each step, then the recovery from what a killed Spark snapshot run
+   leaves (`snapshot_recovery`). DuckDB's side is built through the profile's duckdb output on
+   the home's warehouse.duckdb, which the scenario changes.
 
-Prints one line per table and exits 1 on any difference or failed dbt node. One process at a
-time holds the Spark home (its Derby metastore); the DuckDB file is opened read-only.
+Prints one line per table and step and exits 1 on any difference or failing dbt node. One
+process at a time holds the Spark home (its Derby metastore).
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ if TYPE_CHECKING:
 # with the moment each engine ran; whether a row is open (dbt_valid_to null) is compared
 SNAPSHOT_TIMES = ("dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to")
 REL_TOL = 1e-9
+DUCKDB_TO_SPARK = {"varchar": "string", "integer": "int", "bigint": "bigint", "double": "double",
+                   "float": "float", "boolean": "boolean", "date": "date",
+                   "timestamp": "timestamp", "hugeint": "decimal(38,0)", "smallint": "smallint",
+                   "tinyint": "tinyint"}
 
 
 def manifest_nodes(manifest_path: Path) -> tuple[list[dict], list[dict]]:
@@ -117,15 +128,18 @@ class BuildResult:
     messages: dict[str, str] = field(default_factory=dict)  # unique_id -> message of a failure
 
 
-def build(args: tuple[str, ...] = ()) -> BuildResult:
-    """`dbt build` of the project on this process's engine, in this process (the Spark session
-    started first, as the Dagster steps start it)."""
+def build(args: tuple[str, ...] = (), target: str | None = None,
+          command: str = "build") -> BuildResult:
+    """`dbt build` (or `command`) of the project in this process, on this process's engine or
+    the profile's output `target` (`duckdb`: the home's warehouse.duckdb); the Spark session is
+    started first, as the Dagster steps start it."""
     from dagster_project.defs.transform.inprocess import _invoke
 
-    target = HOME.root / "dbt_target"
-    argv = ["build", *args, "--project-dir", str(DBT_PROJECT_DIR),
-            "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target),
-            "--log-path", str(target)]
+    # one folder per output: dbt's partial parse holds for one
+    folder = HOME.root / ("dbt_target" if target is None else f"dbt_target_{target}")
+    argv = [command, *args, "--project-dir", str(DBT_PROJECT_DIR),
+            "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(folder),
+            "--log-path", str(folder), *(["--target", target] if target else [])]
     started = time.monotonic()
     done = _invoke(argv)
     seconds = time.monotonic() - started
@@ -198,13 +212,24 @@ def _spark_rows(spark: SparkSession, table: str) -> tuple[list[str], list[str], 
     return names, types, [tuple(row) for row in frame.collect()]
 
 
+def spark_type(duckdb_type: str) -> str:
+    """A DuckDB column type as Spark names the same type."""
+    kind = duckdb_type.lower().replace(" ", "")
+    if kind.endswith("[]"):
+        return f"array<{spark_type(kind[:-2])}>"
+    return DUCKDB_TO_SPARK.get(kind, kind)
+
+
 def compare_table(con: duckdb.DuckDBPyConnection, spark: SparkSession, table: str,
                   snapshot: bool = False) -> TableComparison:
     described = con.execute(f"describe {table}").fetchall()
     duck_names = [row[0] for row in described]
+    duck_types = {row[0].lower(): spark_type(row[1]) for row in described}
     duck_rows = con.execute(f"select * from {table}").fetchall()
-    spark_names, _, spark_rows = _spark_rows(spark, table)
-    problems = []
+    spark_names, spark_types, spark_rows = _spark_rows(spark, table)
+    problems = [f"{name}: type {duck_types[name.lower()]} on DuckDB, {kind} on Spark"
+                for name, kind in zip(spark_names, spark_types, strict=True)
+                if name.lower() in duck_types and duck_types[name.lower()] != kind]
     if [n.lower() for n in duck_names] != [n.lower() for n in spark_names]:
         problems.append(f"columns differ: duckdb {duck_names} spark {spark_names}")
         common = [n for n in duck_names if n.lower() in {s.lower() for s in spark_names}]
@@ -253,11 +278,239 @@ def compare(con: duckdb.DuckDBPyConnection, spark: SparkSession,
     return results
 
 
+SNAPSHOT = "snapshots.segment_memberships_snapshot"
+RULES = "intermediate.rule_segment_memberships"
+# the memberships and the snapshot, without their tests (the builds above ran them)
+SNAPSHOT_SELECTION = ("--select", "segment_memberships", "segment_memberships_snapshot",
+                      "--exclude-resource-type", "test", "unit_test")
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def history_steps(con: duckdb.DuckDBPyConnection) -> list[tuple[str, list[str]]]:
+    """The snapshot's scenario: (what happens, the DuckDB statements that make it happen in the
+    rule segment memberships). Each step is followed by a run of segment_memberships and the
+    snapshot on both engines."""
+    customer, key, name, kind = con.execute(
+        f"select customer_id, segment_key, segment_name, segment_kind from {RULES} "
+        "order by segment_key, customer_id limit 1").fetchone()
+    renamed = con.execute(f"select min(segment_key) from {RULES} where segment_key <> ?",
+                          [key]).fetchone()[0]
+    joiner = con.execute(
+        "select min(customer_id) from marts.dim_customers where customer_id not in "
+        f"(select customer_id from {RULES} where segment_key = ?)", [key]).fetchone()[0]
+    member = f"customer_id = {_quoted(customer)} and segment_key = {_quoted(key)}"
+    row = f"{_quoted(name)}, {_quoted(kind)}"
+    return [
+        ("a member leaves a rule segment (hard_deletes invalidate: its row closes)",
+         [f"delete from {RULES} where {member}"]),
+        ("a rule segment is renamed (check_cols: each member's row closes, a new one opens)",
+         [(f"update {RULES} set segment_name = segment_name || ' (renamed)' "
+           f"where segment_key = {_quoted(renamed)}")]),
+        ("a customer joins (a row is inserted)",
+         [f"insert into {RULES} values ({_quoted(joiner)}, {_quoted(key)}, {row})"]),
+        ("the member comes back (a new open row beside the closed one)",
+         [f"insert into {RULES} values ({_quoted(customer)}, {_quoted(key)}, {row})"]),
+        ("nothing changes (no row closes or opens)", []),
+    ]
+
+
+def _history_invariants(spark: SparkSession) -> list[str]:
+    """What any snapshot history holds: one open row per key, the current members open."""
+    problems = []
+    doubled = spark.sql(f"select customer_id, segment_key from {SNAPSHOT} "
+                        "where dbt_valid_to is null group by 1, 2 having count(*) > 1").count()
+    if doubled:
+        problems.append(f"{doubled} keys with more than one open row")
+    missing = spark.sql(
+        "select customer_id, segment_key, segment_name from marts.segment_memberships "
+        f"except select customer_id, segment_key, segment_name from {SNAPSHOT} "
+        "where dbt_valid_to is null").count()
+    if missing:
+        problems.append(f"{missing} current memberships without an open row")
+    backwards = spark.sql(f"select * from {SNAPSHOT} where dbt_valid_to < dbt_valid_from").count()
+    if backwards:
+        problems.append(f"{backwards} rows closed before they opened")
+    return problems
+
+
+def snapshot_history(warehouse: Path, spark: SparkSession,
+                     scratch: Path) -> list[dict[str, Any]]:
+    """The scenario of `history_steps` on both engines (DuckDB through the profile's duckdb
+    output, on `warehouse`, the home's), each step's history compared; returns one record
+    per step."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        steps = history_steps(con)
+    records = []
+    for label, statements in steps:
+        started = time.monotonic()
+        with duckdb.connect(str(warehouse)) as con:
+            for statement in statements:
+                con.execute(statement)
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            copy_table(con, spark, RULES, scratch)
+        built = {engine: build(SNAPSHOT_SELECTION, target=target)
+                 for engine, target in (("duckdb", "duckdb"), ("spark", None))}
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            tables = [compare_table(con, spark, "marts.segment_memberships"),
+                      compare_table(con, spark, SNAPSHOT, snapshot=True)]
+            rows = con.execute(f"select count(*), count(*) filter (where dbt_valid_to is null) "
+                               f"from {SNAPSHOT}").fetchone()
+        records.append({
+            "step": label,
+            "built": {engine: result.success for engine, result in built.items()},
+            "messages": {engine: result.messages for engine, result in built.items()
+                         if result.messages},
+            "tables": [vars(outcome) for outcome in tables],
+            "history_rows": rows[0], "open_rows": rows[1],
+            "invariants": _history_invariants(spark),
+            "seconds": round(time.monotonic() - started, 1),
+        })
+    return records
+
+
+def _snapshot_rows(spark: SparkSession) -> list[tuple]:
+    return sorted((tuple(row) for row in spark.table(SNAPSHOT).collect()), key=_sort_key)
+
+
+def snapshot_recovery(spark: SparkSession) -> list[dict[str, Any]]:
+    """What a killed snapshot run on Spark may leave (macros/portable/snapshot.sql), set up by
+    hand, then a plain run: it must recover and leave the history as it was (no member changed
+    meanwhile, so the run changes no row). Last, an unfinished first build: a fresh history."""
+    new, old, view = (f"{SNAPSHOT}__dbt_new", f"{SNAPSHOT}__dbt_old", f"{SNAPSHOT}__dbt_tmp")
+    cases = [
+        ("an unfinished __dbt_new beside the history",
+         [f"create table {new} using parquet as select * from {SNAPSHOT} limit 3"]),
+        ("killed between the two renames (__dbt_old and a complete __dbt_new)",
+         [f"create table {new} using parquet as select * from {SNAPSHOT}",
+          f"alter table {SNAPSHOT} rename to {old}"]),
+        ("the history renamed to __dbt_old, no __dbt_new",
+         [f"alter table {SNAPSHOT} rename to {old}"]),
+        ("killed before the old history was dropped (__dbt_old beside the new one)",
+         [f"create table {old} using parquet as select * from {SNAPSHOT} limit 5"]),
+        ("a leftover history view", [f"create view {view} as select * from {SNAPSHOT}"]),
+    ]
+    records = []
+    for label, statements in cases:
+        expected = _snapshot_rows(spark)
+        for statement in statements:
+            spark.sql(statement)
+        result = build(("--select", "segment_memberships_snapshot"), command="snapshot")
+        problems = [] if result.success else [f"the run failed: {result.messages}"]
+        if spark.catalog.tableExists(SNAPSHOT):
+            if _snapshot_rows(spark) != expected:
+                problems.append("the history changed")
+        else:
+            problems.append("no history table")
+        problems += [f"{name} left" for name in (new, old, view) if spark.catalog.tableExists(name)]
+        records.append({"case": label, "problems": problems})
+    # a first build killed while __dbt_new was filled: no history to keep, a fresh one
+    spark.sql(f"drop table {SNAPSHOT}")
+    spark.sql(f"create table {new} using parquet as select * from marts.segment_memberships")
+    result = build(("--select", "segment_memberships_snapshot"), command="snapshot")
+    problems = [] if result.success else [f"the run failed: {result.messages}"]
+    if not problems:
+        problems += _history_invariants(spark)
+        closed = spark.sql(f"select * from {SNAPSHOT} where dbt_valid_to is not null").count()
+        if closed:
+            problems.append(f"{closed} closed rows in a first build")
+    problems += [f"{name} left" for name in (new, old, view) if spark.catalog.tableExists(name)]
+    records.append({"case": "an unfinished first build (__dbt_new, no history)",
+                    "problems": problems})
+    return records
+
+
+def _print_tables(outcomes: list[TableComparison]) -> None:
+    for outcome in outcomes:
+        state = "matched" if outcome.matched else "DIFFERS"
+        print(f"  {state:8} {outcome.table}: duckdb {outcome.duckdb_rows:,} rows, "
+              f"spark {outcome.spark_rows:,}")
+        for problem in outcome.problems:
+            print(f"           {problem}")
+
+
+def run(warehouse: Path, runs: int = 2, copy: bool = True, history: bool = False) -> dict:
+    """The whole lane in this process (SEGMENTA_ENGINE=spark): copy, `runs` builds each
+    compared, then with `history` the snapshot's scenario and recovery (they write to
+    `warehouse`, which must then be the home's, for the profile's duckdb output). Returns the
+    report (see `main`), with "ok" true when everything matched and passed."""
+    from core import spark as engine
+    from dagster_project.defs.transform.inprocess import _invoke
+
+    if history and warehouse.resolve() != HOME.warehouse.resolve():
+        raise ValueError(f"the snapshot scenario builds DuckDB's side in {HOME.warehouse}")
+    target = HOME.root / "dbt_target"
+    parsed = _invoke(["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
+                      str(DBT_PROJECT_DIR), "--target-path", str(target), "--log-path",
+                      str(target)])
+    if not parsed.success:
+        raise RuntimeError(f"dbt parse failed: {parsed.exception}")
+    sources, relations = manifest_nodes(target / "manifest.json")
+    spark = engine.session()
+    scratch = HOME.spark / "scratch"
+    report: dict[str, Any] = {"builds": [], "history": [], "recovery": []}
+    ok = True
+    if copy:
+        started = time.monotonic()
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            copied = copy_inputs(con, spark, sources, scratch)
+        report["copied"] = copied
+        report["copy_seconds"] = round(time.monotonic() - started, 1)
+        print(f"copied {len(copied)} tables in {time.monotonic() - started:.1f} s: "
+              + ", ".join(f"{t} {n:,}" for t, n in sorted(copied.items())))
+    for number in range(1, runs + 1):
+        result = build()
+        failing = {k: v for k, v in result.statuses.items()
+                   if v not in ("success", "pass", "no-op", "warn")}
+        print(f"dbt build {number}: {'ok' if result.success else 'FAILED'} in "
+              f"{result.seconds:.1f} s, {len(result.statuses)} nodes, {len(failing)} failing")
+        for unique_id, message in result.messages.items():
+            if unique_id in failing or unique_id == "dbt":
+                print(f"  {unique_id} [{result.statuses.get(unique_id)}]: {message[:600]}")
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            outcomes = compare(con, spark, relations)
+        _print_tables(outcomes)
+        ok &= result.success and not failing and all(o.matched for o in outcomes)
+        report["builds"].append({
+            "success": result.success, "seconds": round(result.seconds, 1),
+            "nodes": len(result.statuses), "failing": failing,
+            "statuses": sorted(set(result.statuses.values())),
+            "tables": [vars(outcome) for outcome in outcomes]})
+    if history:
+        for record in snapshot_history(warehouse, spark, scratch):
+            matched = all(not table["problems"] for table in record["tables"])
+            good = all(record["built"].values()) and matched and not record["invariants"]
+            print(f"history: {'ok' if good else 'FAILED'} ({record['seconds']} s) {record['step']}: "
+                  f"{record['history_rows']} rows, {record['open_rows']} open"
+                  + "".join(f"; {table['table']} {'; '.join(table['problems'])}"
+                            for table in record["tables"] if table["problems"])
+                  + "".join(f"; {problem}" for problem in record["invariants"])
+                  + (f"; {record['messages']}" if not all(record["built"].values()) else ""))
+            ok &= good
+            report["history"].append(record)
+        started = time.monotonic()
+        for record in snapshot_recovery(spark):
+            print(f"recovery: {'ok' if not record['problems'] else 'FAILED'} {record['case']}"
+                  + "".join(f"; {problem}" for problem in record["problems"]))
+            ok &= not record["problems"]
+            report["recovery"].append(record)
+        print(f"recovery: {time.monotonic() - started:.1f} s")
+    report["ok"] = bool(ok)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("duckdb", type=Path, help="the DuckDB warehouse built by a normal run")
+    parser.add_argument("duckdb", type=Path, nargs="?",
+                        help="the DuckDB warehouse built by a normal run (default: the home's)")
     parser.add_argument("--runs", type=int, default=2, help="dbt builds on Spark (default 2)")
     parser.add_argument("--no-copy", action="store_true", help="keep Spark's inputs as they are")
+    parser.add_argument("--history", action="store_true",
+                        help="then the snapshot's scenario on both engines and its recovery on "
+                             "Spark (changes the home's warehouse.duckdb)")
+    parser.add_argument("--json", type=Path, help="write the report here")
     options = parser.parse_args(argv)
     from core.settings import ENGINE
 
@@ -265,41 +518,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("set SEGMENTA_ENGINE=spark")
     os.environ["TZ"] = "UTC"  # Spark hands timestamps to Python in the process's zone
     time.tzset()
-    from core import spark as engine
-    from dagster_project.defs.transform.inprocess import _invoke
-
-    target = HOME.root / "dbt_target"
-    parsed = _invoke(["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
-                      str(DBT_PROJECT_DIR), "--target-path", str(target), "--log-path",
-                      str(target)])
-    if not parsed.success:
-        raise SystemExit(f"dbt parse failed: {parsed.exception}")
-    sources, relations = manifest_nodes(target / "manifest.json")
-    spark = engine.session()
-    failed = False
-    with duckdb.connect(str(options.duckdb), read_only=True) as con:
-        if not options.no_copy:
-            started = time.monotonic()
-            copied = copy_inputs(con, spark, sources, HOME.spark / "scratch")
-            print(f"copied {len(copied)} tables in {time.monotonic() - started:.1f} s: "
-                  + ", ".join(f"{t} {n:,}" for t, n in sorted(copied.items())))
-        for run in range(1, options.runs + 1):
-            result = build()
-            bad = {k: v for k, v in result.statuses.items() if v not in ("success", "pass")}
-            print(f"dbt build {run}: {'ok' if result.success else 'FAILED'} in "
-                  f"{result.seconds:.1f} s, {len(result.statuses)} nodes, "
-                  f"{len(bad)} not passing")
-            for unique_id, message in result.messages.items():
-                print(f"  {unique_id} [{result.statuses.get(unique_id)}]: {message[:400]}")
-            failed |= not result.success
-            for outcome in compare(con, spark, relations):
-                state = "matched" if outcome.matched else "DIFFERS"
-                print(f"  {state:8} {outcome.table}: duckdb {outcome.duckdb_rows:,} rows, "
-                      f"spark {outcome.spark_rows:,}")
-                for problem in outcome.problems:
-                    print(f"           {problem}")
-                failed |= not outcome.matched
-    return 1 if failed else 0
+    report = run(options.duckdb or HOME.warehouse, runs=options.runs,
+                 copy=not options.no_copy, history=options.history)
+    if options.json:
+        options.json.write_text(json.dumps(report, indent=1, default=str))
+    return 0 if report["ok"] else 1
 
 
 if __name__ == "__main__":

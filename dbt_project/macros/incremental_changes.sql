@@ -9,6 +9,11 @@
     every row derived from an entity logged after it, and recomputes those entities from all
     their history. A full build computes every entity with the same SQL. A failed or killed run
     commits nothing, and the next run processes the same entries again.
+
+    This is DuckDB's refresh. On Spark (plain Parquet tables: no DELETE) each of these models is
+    a table rebuilt whole on every run, with none of the hooks; the on-run hooks that create the
+    watermark table and scrub the change log are dispatched by engine
+    (macros/portable/incremental.sql).
 -#}
 
 {% macro watermarks_relation() -%}

@@ -21,7 +21,8 @@
 {% materialization snapshot, adapter='spark' %}
     {%- set file_format = config.get('file_format') or 'parquet' -%}
     {%- if file_format in ['delta', 'iceberg', 'hudi'] -%}
-        {{ return(dbt_spark.materialization_snapshot_spark()) }}
+        {#- dbt-spark's, in the `dbt` namespace with the other adapters' macros -#}
+        {{ return(dbt.materialization_snapshot_spark()) }}
     {%- endif -%}
 
     {%- set target_table = model.get('alias', model.get('name')) -%}
@@ -77,7 +78,7 @@
             {{ adapter.quote(column.name) }} {{ column.data_type }}{{ ',' if not loop.last }}
             {%- endfor %}
         )
-        {{ file_format_clause() }}
+        using {{ file_format }}
     {%- endcall %}
     {% call statement('main') -%}
         insert into {{ new_relation }}

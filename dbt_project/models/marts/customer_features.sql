@@ -54,8 +54,10 @@ lifetime_sessions as (
             else 0
         end) as n_gift_season_sessions,
         -- a bigint on both engines (Spark's datediff is an int)
-        cast({{ dbt.datediff("max(fct_sessions.session_date)", "max(as_of.as_of_date)", "day") }}
-            as bigint) as days_since_last_visit
+        cast(
+            {{ dbt.datediff("max(fct_sessions.session_date)", "max(as_of.as_of_date)", "day") }}
+            as bigint
+        ) as days_since_last_visit
     from {{ ref('fct_sessions') }} as fct_sessions
     cross join as_of
     where fct_sessions.customer_id is not null and fct_sessions.session_date < as_of.as_of_date

@@ -42,8 +42,10 @@ per_customer as (
         max(as_of.as_of_date) as as_of_date,
         -- the casts give both engines DuckDB's types (Spark's datediff is an int, its sum of a
         -- decimal(p, s) a decimal(p + 10, s): docs/portable-sql.md)
-        cast({{ dbt.datediff('max(purchases.order_date)', 'max(as_of.as_of_date)', 'day') }}
-            as bigint) as recency_days,
+        cast(
+            {{ dbt.datediff('max(purchases.order_date)', 'max(as_of.as_of_date)', 'day') }}
+            as bigint
+        ) as recency_days,
         count(distinct purchases.order_id) filter (
             where purchases.order_date >= as_of.as_of_date - {{ var('rfm_lookback_days') }}
         ) as frequency,
