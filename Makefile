@@ -13,7 +13,7 @@ DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -path
 ENGINE_LOCK := $(if $(filter spark,$(SEGMENTA_ENGINE)),requirements-spark.lock,requirements.lock)
 INSTALLED := $(VENV)/.installed$(if $(filter spark,$(SEGMENTA_ENGINE)),-spark)
 
-.PHONY: help install install-spark run test test-spark test-fast ui mlflow serve generate summary check lint docs clean
+.PHONY: help install install-spark run test test-spark test-spark-run test-fast ui mlflow serve generate summary check lint docs clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,11 @@ test-spark:  ## the Spark engine's tests and the dbt parity lane (pyspark in loc
 	$(MAKE) install-spark
 	$(MAKE) dbt_project/target/manifest.json SEGMENTA_ENGINE=spark
 	$(PY) -m pytest -p no:xdist tests/test_spark_engine.py tests/test_spark_parity.py
+
+test-spark-run:  ## segmenta run on Spark and on DuckDB from the same landing files, every table and the summary compared (8+ minutes; not in CI)
+	$(MAKE) install-spark
+	$(MAKE) dbt_project/target/manifest.json SEGMENTA_ENGINE=spark
+	$(PY) -m pytest -p no:xdist tests/test_spark_pipeline.py
 
 test-fast: install dbt_project/target/manifest.json  ## the tests without the end-to-end run
 	$(PY) -m pytest -m "not e2e"

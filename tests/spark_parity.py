@@ -55,6 +55,10 @@ if TYPE_CHECKING:
 # with the moment each engine ran; whether a row is open (dbt_valid_to null) is compared
 SNAPSHOT_TIMES = ("dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to")
 REL_TOL = 1e-9
+# the change-log entry that last wrote a row: a full build stamps every row with the newest on
+# both engines; after an incremental refresh DuckDB's untouched rows keep their older stamp
+# while Spark, which rebuilds these models whole, stamps them anew (docs/scale-out.md)
+CHANGE_STAMP = "change_id"
 DUCKDB_TO_SPARK = {"varchar": "string", "integer": "int", "bigint": "bigint", "double": "double",
                    "float": "float", "boolean": "boolean", "date": "date",
                    "timestamp": "timestamp", "hugeint": "decimal(38,0)", "smallint": "smallint",
@@ -221,7 +225,9 @@ def spark_type(duckdb_type: str) -> str:
 
 
 def compare_table(con: duckdb.DuckDBPyConnection, spark: SparkSession, table: str,
-                  snapshot: bool = False) -> TableComparison:
+                  snapshot: bool = False, stamps: bool = True) -> TableComparison:
+    """`stamps`: compare the change-log stamp (CHANGE_STAMP) too: equal after a full build,
+    not after DuckDB's incremental refresh (see CHANGE_STAMP)."""
     described = con.execute(f"describe {table}").fetchall()
     duck_names = [row[0] for row in described]
     duck_types = {row[0].lower(): spark_type(row[1]) for row in described}
@@ -237,7 +243,8 @@ def compare_table(con: duckdb.DuckDBPyConnection, spark: SparkSession, table: st
         common = duck_names
     left_at = [duck_names.index(n) for n in common]
     right_at = [[s.lower() for s in spark_names].index(n.lower()) for n in common]
-    kept = [i for i, name in enumerate(common) if not (snapshot and name in SNAPSHOT_TIMES)]
+    kept = [i for i, name in enumerate(common) if not (snapshot and name in SNAPSHOT_TIMES)
+            and (stamps or name.lower() != CHANGE_STAMP)]
 
     def rows(raw: list[tuple], at: list[int]) -> list[tuple]:
         out = []
@@ -265,7 +272,7 @@ def compare_table(con: duckdb.DuckDBPyConnection, spark: SparkSession, table: st
 
 
 def compare(con: duckdb.DuckDBPyConnection, spark: SparkSession,
-            relations: list[dict]) -> list[TableComparison]:
+            relations: list[dict], stamps: bool = True) -> list[TableComparison]:
     """Every model, seed and snapshot of the project, DuckDB's against Spark's."""
     results = []
     for node in sorted(relations, key=lambda n: (n["schema"], n["alias"])):
@@ -274,7 +281,8 @@ def compare(con: duckdb.DuckDBPyConnection, spark: SparkSession,
             results.append(TableComparison(table, -1, -1, ["missing on Spark"]))
             continue
         results.append(compare_table(con, spark, table,
-                                     snapshot=node["resource_type"] == "snapshot"))
+                                     snapshot=node["resource_type"] == "snapshot",
+                                     stamps=stamps))
     return results
 
 
@@ -431,14 +439,18 @@ def _print_tables(outcomes: list[TableComparison]) -> None:
             print(f"           {problem}")
 
 
-def run(warehouse: Path, runs: int = 2, copy: bool = True, history: bool = False) -> dict:
-    """The whole lane in this process (SEGMENTA_ENGINE=spark): copy, `runs` builds each
-    compared, then with `history` the snapshot's scenario and recovery (they write to
-    `warehouse`, which must then be the home's, for the profile's duckdb output). Returns the
-    report (see `main`), with "ok" true when everything matched and passed."""
+def run(warehouses: list[Path], runs: int = 2, copy: bool = True,
+        history: bool = False) -> dict:
+    """The whole lane in this process (SEGMENTA_ENGINE=spark), for each of `warehouses` in turn
+    (e.g. a full build, then the same home after an incremental refresh): copy its inputs,
+    `runs` builds each compared with it; then with `history` the snapshot's scenario and
+    recovery (they write to the last warehouse, which must then be the home's, for the
+    profile's duckdb output). Returns the report (see `main`), with "ok" true when everything
+    matched and passed."""
     from core import spark as engine
     from dagster_project.defs.transform.inprocess import _invoke
 
+    warehouse = warehouses[-1]
     if history and warehouse.resolve() != HOME.warehouse.resolve():
         raise ValueError(f"the snapshot scenario builds DuckDB's side in {HOME.warehouse}")
     target = HOME.root / "dbt_target"
@@ -452,32 +464,34 @@ def run(warehouse: Path, runs: int = 2, copy: bool = True, history: bool = False
     scratch = HOME.spark / "scratch"
     report: dict[str, Any] = {"builds": [], "history": [], "recovery": []}
     ok = True
-    if copy:
-        started = time.monotonic()
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            copied = copy_inputs(con, spark, sources, scratch)
-        report["copied"] = copied
-        report["copy_seconds"] = round(time.monotonic() - started, 1)
-        print(f"copied {len(copied)} tables in {time.monotonic() - started:.1f} s: "
-              + ", ".join(f"{t} {n:,}" for t, n in sorted(copied.items())))
-    for number in range(1, runs + 1):
-        result = build()
-        failing = {k: v for k, v in result.statuses.items()
-                   if v not in ("success", "pass", "no-op", "warn")}
-        print(f"dbt build {number}: {'ok' if result.success else 'FAILED'} in "
-              f"{result.seconds:.1f} s, {len(result.statuses)} nodes, {len(failing)} failing")
-        for unique_id, message in result.messages.items():
-            if unique_id in failing or unique_id == "dbt":
-                print(f"  {unique_id} [{result.statuses.get(unique_id)}]: {message[:600]}")
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            outcomes = compare(con, spark, relations)
-        _print_tables(outcomes)
-        ok &= result.success and not failing and all(o.matched for o in outcomes)
-        report["builds"].append({
-            "success": result.success, "seconds": round(result.seconds, 1),
-            "nodes": len(result.statuses), "failing": failing,
-            "statuses": sorted(set(result.statuses.values())),
-            "tables": [vars(outcome) for outcome in outcomes]})
+    for warehouse in warehouses:
+        if copy:
+            started = time.monotonic()
+            with duckdb.connect(str(warehouse), read_only=True) as con:
+                copied = copy_inputs(con, spark, sources, scratch)
+            report["copied"] = copied
+            report["copy_seconds"] = round(time.monotonic() - started, 1)
+            print(f"copied {len(copied)} tables in {time.monotonic() - started:.1f} s: "
+                  + ", ".join(f"{t} {n:,}" for t, n in sorted(copied.items())))
+        for number in range(1, runs + 1):
+            result = build()
+            failing = {k: v for k, v in result.statuses.items()
+                       if v not in ("success", "pass", "no-op", "warn")}
+            print(f"dbt build {number}: {'ok' if result.success else 'FAILED'} in "
+                  f"{result.seconds:.1f} s, {len(result.statuses)} nodes, {len(failing)} failing")
+            for unique_id, message in result.messages.items():
+                if unique_id in failing or unique_id == "dbt":
+                    print(f"  {unique_id} [{result.statuses.get(unique_id)}]: {message[:600]}")
+            with duckdb.connect(str(warehouse), read_only=True) as con:
+                outcomes = compare(con, spark, relations, stamps=warehouse == warehouses[0])
+            _print_tables(outcomes)
+            ok &= result.success and not failing and all(o.matched for o in outcomes)
+            report["builds"].append({
+                "warehouse": str(warehouse),
+                "success": result.success, "seconds": round(result.seconds, 1),
+                "nodes": len(result.statuses), "failing": failing,
+                "statuses": sorted(set(result.statuses.values())),
+                "tables": [vars(outcome) for outcome in outcomes]})
     if history:
         for record in snapshot_history(warehouse, spark, scratch):
             matched = all(not table["problems"] for table in record["tables"])
@@ -503,8 +517,9 @@ def run(warehouse: Path, runs: int = 2, copy: bool = True, history: bool = False
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("duckdb", type=Path, nargs="?",
-                        help="the DuckDB warehouse built by a normal run (default: the home's)")
+    parser.add_argument("duckdb", type=Path, nargs="*",
+                        help="DuckDB warehouses built by normal runs, compared in turn (default: "
+                             "the home's)")
     parser.add_argument("--runs", type=int, default=2, help="dbt builds on Spark (default 2)")
     parser.add_argument("--no-copy", action="store_true", help="keep Spark's inputs as they are")
     parser.add_argument("--history", action="store_true",
@@ -518,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("set SEGMENTA_ENGINE=spark")
     os.environ["TZ"] = "UTC"  # Spark hands timestamps to Python in the process's zone
     time.tzset()
-    report = run(options.duckdb or HOME.warehouse, runs=options.runs,
+    report = run(options.duckdb or [HOME.warehouse], runs=options.runs,
                  copy=not options.no_copy, history=options.history)
     if options.json:
         options.json.write_text(json.dumps(report, indent=1, default=str))

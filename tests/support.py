@@ -24,6 +24,34 @@ def segmenta(home: Path, *args: str, env_vars: dict[str, str] | None = None,
     return done
 
 
+def hold_back_a_day(home: Path, aside: Path) -> tuple[str, str]:
+    """Move the newest day of orders and events out of `home`'s landing zone into `aside`;
+    returns (that day's folder, an earlier day's folder) for `deliver_late_and_again`."""
+    landing = home / "landing"
+    days = sorted(path.name for path in (landing / "orders").iterdir())
+    held_back, redelivered = days[-1], days[len(days) // 2]
+    for feed in ("orders", "events"):
+        (aside / feed).mkdir(parents=True, exist_ok=True)
+        (landing / feed / held_back).rename(aside / feed / held_back)
+    return held_back, redelivered
+
+
+def deliver_late_and_again(home: Path, aside: Path, held_back: str, redelivered: str) -> None:
+    """The held-back day arrives (an incremental day) and an earlier day of orders comes again
+    (a re-delivery) with its last line gone and its first line's quantity one more."""
+    import shutil
+
+    landing = home / "landing"
+    for feed in ("orders", "events"):
+        shutil.copytree(aside / feed / held_back, landing / feed / held_back)
+    orders = landing / "orders" / redelivered / "orders.csv"
+    header, *rows = orders.read_text().splitlines()
+    quantity = header.split(",").index("quantity")
+    first = rows[0].split(",")
+    first[quantity] = str(int(first[quantity]) + 1)
+    orders.write_text("\n".join([header, ",".join(first), *rows[1:-1]]) + "\n")
+
+
 def request_erasure(home: Path, customer_id: str, day: str = "2099-01-01") -> Path:
     """A profile snapshot asking to erase `customer_id`, in the customers feed of `day`."""
     folder = home / "landing" / "customers" / f"dt={day}"

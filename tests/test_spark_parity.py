@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,22 +17,33 @@ from pathlib import Path
 import pytest
 
 from core.settings import PROJECT_ROOT
-from tests.support import segmenta
+from tests.support import deliver_late_and_again, hold_back_a_day, segmenta
 from tests.test_spark_engine import needs_spark
 
 
 @needs_spark
 def test_dbt_on_spark_builds_what_duckdb_builds(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    """A full build, then an incremental day and a re-delivery: after each, every table of
+    Spark's build equals DuckDB's."""
+    home, aside = tmp_path / "home", tmp_path / "held_back"
     duckdb_engine = {"SEGMENTA_ENGINE": "duckdb"}
-    segmenta(home, "generate", "--customers", "200", "--days", "60", env_vars=duckdb_engine)
+    segmenta(home, "generate", "--customers", "300", "--days", "30", "--seed", "3",
+             env_vars=duckdb_engine)
+    held_back, redelivered = hold_back_a_day(home, aside)
+    segmenta(home, "run", env_vars=duckdb_engine)
+    # the copy keeps the file's name: dbt's views name their tables by catalog, `warehouse`
+    first = tmp_path / "full_build" / "warehouse.duckdb"
+    first.parent.mkdir()
+    shutil.copyfile(home / "warehouse.duckdb", first)
+    deliver_late_and_again(home, aside, held_back, redelivered)
     segmenta(home, "run", env_vars=duckdb_engine)
 
     report_path = tmp_path / "parity.json"
     env = {**os.environ, "SEGMENTA_HOME": str(home), "SEGMENTA_ENGINE": "spark"}
     env.pop("DAGSTER_HOME", None)
     done = subprocess.run(
-        [sys.executable, "-m", "tests.spark_parity", "--history", "--json", str(report_path)],
+        [sys.executable, "-m", "tests.spark_parity", str(first), str(home / "warehouse.duckdb"),
+         "--runs", "1", "--history", "--json", str(report_path)],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False, timeout=1200)
     lines = [line for line in done.stdout.splitlines()
              if not line.startswith("  matched")]  # the differences and the failures
@@ -39,8 +51,10 @@ def test_dbt_on_spark_builds_what_duckdb_builds(tmp_path: Path) -> None:
     report = json.loads(report_path.read_text())
     assert report["ok"] and done.returncode == 0, "\n".join(lines)[-6000:]
 
-    # two complete builds, every table compared (models, seeds, the snapshot), the same
-    assert len(report["builds"]) == 2
+    # two builds (the full one, then after the refresh), every table compared (models,
+    # seeds, the snapshot), the same
+    assert [build["warehouse"] for build in report["builds"]] == [
+        str(first), str(home / "warehouse.duckdb")]
     for build in report["builds"]:
         assert build["success"] and not build["failing"]
         tables = {table["table"]: table for table in build["tables"]}
@@ -49,6 +63,10 @@ def test_dbt_on_spark_builds_what_duckdb_builds(tmp_path: Path) -> None:
                 "snapshots.segment_memberships_snapshot"} <= set(tables)
         assert all(not table["problems"] for table in tables.values())
         assert tables["marts.fct_orders"]["spark_rows"] > 0
+    # the refresh changed what was built: one more day of orders, one line fewer re-delivered
+    before, after = ({t["table"]: t for t in build["tables"]} for build in report["builds"])
+    assert after["marts.fct_order_items"]["spark_rows"] != \
+        before["marts.fct_order_items"]["spark_rows"]
     # the seeds' quote and empty values: "Can't Lose Them" loaded, empty cities NULL
     seeds = {table["table"]: table for table in report["builds"][0]["tables"]}
     assert seeds["staging.rfm_segments"]["spark_rows"] == 25
