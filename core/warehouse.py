@@ -301,7 +301,10 @@ def _current_catalog(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def _change_stamp(con: duckdb.DuckDBPyConnection, qualified: str) -> tuple[int, int] | None:
-    """(rows, newest change_id) of a table whose rows carry a `change_id`, else None."""
+    """(rows, newest change_id) of a table whose rows carry a `change_id`, else None (always
+    on the Spark engine, which rebuilds those tables whole and stamps no change: copied whole)."""
+    if hasattr(con, "table_exists"):  # core/spark_bridge.py
+        return None
     catalog, schema, name = ([None, *qualified.split(".")] if qualified.count(".") == 1
                              else qualified.split("."))
     has_stamp = con.execute(
