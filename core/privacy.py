@@ -225,12 +225,50 @@ def _quarantine_hits(con: duckdb.DuckDBPyConnection, table: str, day_filter: str
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """The warehouse file's tables and their columns. On the Spark engine the engine's tables
+    (snapshots, ml) are scrubbed after the load commits, by `scrub_engine_tables`: one DuckDB
+    transaction writes one database."""
     columns: dict[str, set[str]] = {}
     for schema, table, column in con.execute(
             "select table_schema, table_name, column_name from information_schema.columns "
-            "where table_catalog = current_database()").fetchall():
+            "where table_catalog = (select current_database())").fetchall():
         columns.setdefault(f"{schema}.{table}", set()).add(column)
     return columns
+
+
+def scrub_engine_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """On the Spark engine (a `core.spark_bridge` connection), after a load that applied
+    erasures: every customer of `audit.erasure_requests` kept only under the key in the segment
+    history (`snapshots.*`) and deleted from the model outputs (`ml.*`), as `apply_erasures`
+    does in the DuckDB file. Matched by the key, so it also finds those whose id the load
+    already replaced in raw. Returns the rows changed per table; tables without any are not
+    rewritten."""
+    from core.spark_bridge import ENGINE_SCHEMAS
+
+    if not con.execute("select count(*) from information_schema.tables where table_schema = "
+                       "'audit' and table_name = 'erasure_requests'").fetchone()[0]:
+        return {}
+    found = con.execute(
+        "select table_schema, table_name from information_schema.columns where "
+        "column_name = 'customer_id' and table_schema in ('snapshots', ?) "
+        "and table_catalog <> (select current_database())",
+        [PURGED_SCHEMAS[0]]).fetchall()
+    keys = "(select customer_key from audit.erasure_requests)"
+    changed: dict[str, int] = {}
+    for schema, name in sorted(set(found)):
+        table = f"{schema}.{name}"
+        assert schema in ENGINE_SCHEMAS
+        hits = con.execute(f"select count(*) from {table} where "
+                           f"{pseudonym_sql('customer_id')} in {keys}").fetchone()[0]
+        if not hits:
+            continue
+        if schema == "snapshots":
+            con.execute(f"update {table} set customer_id = {pseudonym_sql('customer_id')} "
+                        f"where {pseudonym_sql('customer_id')} in {keys}")
+        else:
+            con.execute(f"delete from {table} where {pseudonym_sql('customer_id')} in {keys}")
+        changed[table] = hits
+    return changed
 
 
 def apply_erasures(con: duckdb.DuckDBPyConnection, feed: str | None = None,

@@ -219,6 +219,23 @@ with warehouse.connect() as con:
         "select * from activation.bridge_join order by 1").fetchall()
     con.execute("drop table if exists ml.bridge_scores")
 bridge["dropped"] = not spark.catalog.tableExists("ml.bridge_scores")
+# an erasure reaches the segment history and the model outputs on Spark (core/privacy.py)
+from core.privacy import customer_key, ensure_audit, scrub_engine_tables
+spark.sql("create database if not exists snapshots")
+spark.sql("create table snapshots.bridge_history using parquet as select 'C1' as customer_id, "
+          "'s1' as segment_key union all select 'C2', 's1'")
+spark.sql("create table ml.bridge_outputs using parquet as select 'C1' as customer_id, "
+          "1.0 as score union all select 'C2', 2.0")
+with warehouse.connect() as con:
+    ensure_audit(con)
+    con.execute("insert into audit.erasure_requests values (?, current_timestamp)",
+                [customer_key("C1")])
+    bridge["scrubbed"] = scrub_engine_tables(con)
+with warehouse.connect() as con:
+    bridge["scrubbed_again"] = scrub_engine_tables(con)
+bridge["history"] = sorted(r[0] for r in spark.table("snapshots.bridge_history").collect())
+bridge["outputs"] = sorted(r[0] for r in spark.table("ml.bridge_outputs").collect())
+bridge["key"] = customer_key("C1")
 print(json.dumps({"seconds": seconds, "first": first, "second": second, "third": third,
                   "written": [first_written, second_written], "types": types,
                   "products": [products_both, products_again, products_withdrawn],
@@ -303,3 +320,14 @@ def test_python_steps_read_and_write_engine_tables_through_the_bridge(spark_run:
     assert bridge["after_failure"] == [[2, False]]  # as before the failed step, nothing new
     assert bridge["file_table"] == [["C1", 0.1]]
     assert bridge["dropped"] is True
+
+
+@needs_spark
+def test_an_erasure_reaches_the_history_and_model_outputs_on_spark(spark_run: dict) -> None:
+    """scrub_engine_tables: the erased customer is kept under the key in snapshots.* and
+    deleted from ml.*; a second pass finds nothing (and rewrites nothing)."""
+    bridge = spark_run["bridge"]
+    assert bridge["scrubbed"] == {"ml.bridge_outputs": 1, "snapshots.bridge_history": 1}
+    assert bridge["scrubbed_again"] == {}
+    assert bridge["history"] == sorted(["C2", bridge["key"]])
+    assert bridge["outputs"] == ["C2"]

@@ -144,6 +144,13 @@ def _copy_to_spark(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             spark_raw.copy_feed(con, spark, other, scratch)
     context.log.info(f"{feed} on Spark: {written} rows written"
                      + (f" ({', '.join(sorted(whole))} copied whole)" if whole else ""))
+    if erased:  # the segment history and model outputs on Spark (core/privacy.py)
+        from core.privacy import scrub_engine_tables
+
+        with warehouse.warehouse.connect() as con:
+            scrubbed = scrub_engine_tables(con)
+        context.log.info(f"erasures on Spark: {sum(scrubbed.values())} rows of "
+                         f"{len(scrubbed)} engine tables scrubbed")
 
 
 def _feed_asset(feed: str) -> dg.AssetsDefinition:
