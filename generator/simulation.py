@@ -166,7 +166,8 @@ def _sessions(world: World, day: dt.date, customer: np.ndarray, n_anonymous: int
     order = np.lexsort((seq, session))
     session, seq, kind, product = session[order], seq[order], kind[order], product[order]
     gaps = rng.integers(5, 140, len(session))
-    first = np.r_[True, session[1:] != session[:-1]]
+    # seconds since each visit's start (a day of a small store may have no visit at all)
+    first = np.r_[True, session[1:] != session[:-1]] if len(session) else np.zeros(0, bool)
     elapsed = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first] - gaps[first],
                                           np.diff(np.r_[np.flatnonzero(first), len(session)]))
     timestamp = start[session] + elapsed.astype("timedelta64[s]")

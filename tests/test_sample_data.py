@@ -131,3 +131,12 @@ def test_injected_defects_land_in_quarantine_with_their_reasons(tmp_path):
     reasons = landing.load_days(warehouse, tmp_path / "landing", "orders", days).reasons
     reasons += landing.load_days(warehouse, tmp_path / "landing", "events", days).reasons
     assert dict(reasons) == manifest["defects"]
+
+
+def test_a_small_store_over_a_long_stretch_has_days_without_visits(tmp_path):
+    """150 customers over 90 days: some days have no visit at all (the simulation crashed on
+    such a day: an IndexError in generator/simulation.py)."""
+    manifest = generator.generate(tmp_path / "landing", tmp_path / "generator", customers=150,
+                                  days=90, end_date=END, seed=7, progress=False)
+    assert len(manifest["rows"]["events"]) == 90
+    assert sum(manifest["rows"]["orders"].values()) > 0
