@@ -63,6 +63,7 @@ def test_dbt_on_spark_builds_what_duckdb_builds(tmp_path: Path) -> None:
                 "snapshots.segment_memberships_snapshot"} <= set(tables)
         assert all(not table["problems"] for table in tables.values())
         assert tables["marts.fct_orders"]["spark_rows"] > 0
+    assert "pass" in report["builds"][0]["statuses"]  # the data tests ran on Spark, and passed
     # the refresh changed what was built: one more day of orders, one line fewer re-delivered
     before, after = ({t["table"]: t for t in build["tables"]} for build in report["builds"])
     assert after["marts.fct_order_items"]["spark_rows"] != \
