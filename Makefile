@@ -49,7 +49,7 @@ test-spark:  ## the Spark engine's tests and the dbt parity lane (pyspark in loc
 	$(MAKE) dbt_project/target/manifest.json SEGMENTA_ENGINE=spark
 	$(PY) -m pytest -p no:xdist tests/test_spark_engine.py tests/test_spark_parity.py
 
-test-spark-run:  ## segmenta run on Spark and on DuckDB from the same landing files, every table and the summary compared (8+ minutes; not in CI)
+test-spark-run:  ## segmenta run on Spark and on DuckDB from the same landing files, every table and the summary compared (about 6 minutes; not in CI)
 	$(MAKE) install-spark
 	$(MAKE) dbt_project/target/manifest.json SEGMENTA_ENGINE=spark
 	$(PY) -m pytest -p no:xdist tests/test_spark_pipeline.py

@@ -1,6 +1,6 @@
 """`segmenta run` on both engines: the same landing files through the whole pipeline (ingestion,
 dbt, the models, the rule segments, the syncs, publishing) on DuckDB and on Spark give the same
-tables, column by column, and the same summary (issue #20). Eight minutes and more on 2 cores:
+tables, column by column, and the same summary (issue #20). 342 s on 2 cores (2026-12-06):
 `make test-spark-run` runs it, CI does not (its parity lane, tests/test_spark_parity.py, checks
 the dbt project on both engines in four).
 
@@ -181,7 +181,9 @@ def lane(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_a_full_build_matches_column_by_column(lane: dict) -> None:
     tables = lane["tables"][0]
     assert {t.split(".")[0] for t in tables} == set(SCHEMAS)
-    assert len(tables) > 40
+    assert {"marts.customer_360", "marts.segment_summary", "ml.customer_clusters",
+            "ml.customer_recommendations", "snapshots.segment_memberships_snapshot",
+            "marts.segment_fairness", "intermediate.rule_segment_memberships"} <= set(tables)
     assert lane["problems"][0] == []
 
 
